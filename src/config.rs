@@ -1,0 +1,414 @@
+//! Settings: one typed struct with defaults that run as shipped, read from `tidings.toml` and
+//! overridden key by key by `TIDINGS_<SECTION>_<KEY>` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Every configuration key, its type, and its environment variable (derived from the key).
+/// The README's configuration table is checked against this list by a test.
+pub const KEYS: &[(&str, Kind)] = &[
+    ("server.bind", Kind::Str),
+    ("site.title", Kind::Str),
+    ("site.description", Kind::Str),
+    ("site.language", Kind::Str),
+    ("site.author", Kind::Str),
+    ("site.base_url", Kind::Str),
+    ("database.path", Kind::Str),
+    ("catalog.load_sample", Kind::Bool),
+    ("catalog.sample_path", Kind::Str),
+    ("feeds.items", Kind::Int),
+    ("feeds.max_age", Kind::Int),
+    ("feeds.mirror_dir", Kind::Str),
+    ("feeds.websub_hub", Kind::Str),
+    ("admin.token", Kind::Str),
+];
+
+/// The type of a configuration value, so an environment variable can be read as the right TOML value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+    Bool,
+}
+
+/// The environment variable that overrides `key`: `feeds.max_age` → `TIDINGS_FEEDS_MAX_AGE`.
+pub fn env_name(key: &str) -> String {
+    format!("TIDINGS_{}", key.replace('.', "_").to_uppercase())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{env}: {message}")]
+    Env { env: String, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// The whole configuration, as the daemon and the CLI use it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub site: SiteConfig,
+    pub database: DatabaseConfig,
+    pub catalog: CatalogConfig,
+    pub feeds: FeedsConfig,
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on; port 0 picks a free port.
+    pub bind: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    pub title: String,
+    pub description: String,
+    pub language: String,
+    pub author: String,
+    /// Absolute URL every link in feeds and emails starts with (no trailing slash once loaded).
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Load the sample catalog when the daemon starts with an empty catalog.
+    pub load_sample: bool,
+    /// JSON file with the sample articles; the copy built into the binary is used when it is missing.
+    pub sample_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedsConfig {
+    /// How many of the newest articles each feed carries.
+    pub items: usize,
+    /// `Cache-Control: max-age` of feed responses, in seconds.
+    pub max_age: u64,
+    /// Folder the static mirror of every feed is written to.
+    pub mirror_dir: PathBuf,
+    /// WebSub hub to link from every feed and to notify when a feed changes.
+    pub websub_hub: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token for `/api`; unset means the API is closed (503).
+    pub token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            site: SiteConfig::default(),
+            database: DatabaseConfig::default(),
+            catalog: CatalogConfig::default(),
+            feeds: FeedsConfig::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        SiteConfig {
+            title: "Future Tech Blog".into(),
+            description: "Articles on AI, open science and machine learning.".into(),
+            language: "en".into(),
+            author: "Future Tech Blog".into(),
+            base_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            path: PathBuf::from("data/tidings.db"),
+        }
+    }
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            load_sample: true,
+            sample_path: PathBuf::from("data/sample-articles.json"),
+        }
+    }
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        FeedsConfig {
+            items: 50,
+            max_age: 300,
+            mirror_dir: PathBuf::from("feeds"),
+            websub_hub: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (must exist), else `./tidings.toml` if present, else the defaults; then applies
+    /// `TIDINGS_*` environment variables and checks every value.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (source, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+            ),
+            None => {
+                let default = Path::new("tidings.toml");
+                match std::fs::read_to_string(default) {
+                    Ok(t) => ("tidings.toml".to_string(), t),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        ("built-in defaults".to_string(), String::new())
+                    }
+                    Err(source) => {
+                        return Err(ConfigError::Read {
+                            path: default.to_path_buf(),
+                            source,
+                        })
+                    }
+                }
+            }
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: source.clone(),
+            message: e.to_string(),
+        })?;
+        for (key, kind) in KEYS {
+            let name = env_name(key);
+            if let Some(raw) = env(&name) {
+                let value = env_value(&raw, *kind).map_err(|message| ConfigError::Env {
+                    env: name.clone(),
+                    message,
+                })?;
+                set_path(&mut table, key, value);
+            }
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Invalid {
+                    key: e.path().to_string(),
+                    message: format!("{} (in {source})", e.inner().message()),
+                }
+            })?;
+        config.checked()
+    }
+
+    fn checked(mut self) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_string(),
+            message,
+        };
+        self.bind_addr()
+            .map_err(|m| invalid("server.bind", m.to_string()))?;
+        let base = Url::parse(&self.site.base_url).map_err(|e| {
+            invalid(
+                "site.base_url",
+                format!("'{}' is not an absolute URL: {e}", self.site.base_url),
+            )
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid(
+                "site.base_url",
+                "must start with http:// or https://".into(),
+            ));
+        }
+        self.site.base_url = self.site.base_url.trim_end_matches('/').to_string();
+        if self.site.title.trim().is_empty() {
+            return Err(invalid("site.title", "must not be empty".into()));
+        }
+        if !(1..=1000).contains(&self.feeds.items) {
+            return Err(invalid(
+                "feeds.items",
+                format!("{} is out of range 1..=1000", self.feeds.items),
+            ));
+        }
+        if let Some(hub) = &self.feeds.websub_hub {
+            if hub.is_empty() {
+                self.feeds.websub_hub = None;
+            } else if Url::parse(hub).is_err() {
+                return Err(invalid(
+                    "feeds.websub_hub",
+                    format!("'{hub}' is not an absolute URL"),
+                ));
+            }
+        }
+        if let Some(token) = &self.admin.token {
+            if token.is_empty() {
+                self.admin.token = None;
+            } else if token.len() < 16 {
+                return Err(invalid(
+                    "admin.token",
+                    "must be at least 16 characters (try: openssl rand -hex 32)".into(),
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, String> {
+        self.server.bind.parse().map_err(|_| {
+            format!(
+                "'{}' is not an address like 127.0.0.1:8080",
+                self.server.bind
+            )
+        })
+    }
+
+    /// An absolute URL on the site for `path` (which starts with `/`).
+    pub fn site_url(&self, path: &str) -> String {
+        format!("{}{}", self.site.base_url, path)
+    }
+}
+
+fn env_value(raw: &str, kind: Kind) -> Result<toml::Value, String> {
+    match kind {
+        Kind::Str => Ok(toml::Value::String(raw.to_string())),
+        Kind::Int => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("'{raw}' is not a whole number")),
+        Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "0" | "false" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("'{raw}' is not true or false")),
+        },
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let leaf = parts.pop().unwrap_or(key);
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        match entry {
+            toml::Value::Table(t) => current = t,
+            _ => return,
+        }
+    }
+    current.insert(leaf.to_string(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tidings.toml");
+        std::fs::write(&path, toml).expect("write");
+        Config::load_with_env(Some(&path), |name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_run_as_shipped() {
+        let c = load("", &[]).expect("defaults load");
+        assert_eq!(c.server.bind, "127.0.0.1:8080");
+        assert_eq!(c.database.path, PathBuf::from("data/tidings.db"));
+        assert_eq!(c.site.base_url, "http://127.0.0.1:8080");
+        assert_eq!(c.feeds.items, 50);
+        assert_eq!(c.feeds.max_age, 300);
+        assert!(c.admin.token.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_file_key_by_key() {
+        let c = load(
+            "[server]\nbind = \"127.0.0.1:9000\"\n[feeds]\nitems = 10\n",
+            &[
+                ("TIDINGS_SERVER_BIND", "127.0.0.1:0"),
+                ("TIDINGS_FEEDS_MAX_AGE", "60"),
+                ("TIDINGS_ADMIN_TOKEN", "0123456789abcdef0123"),
+                ("TIDINGS_SITE_BASE_URL", "https://blog.example/"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(c.server.bind, "127.0.0.1:0");
+        assert_eq!(c.feeds.items, 10);
+        assert_eq!(c.feeds.max_age, 60);
+        assert_eq!(c.admin.token.as_deref(), Some("0123456789abcdef0123"));
+        assert_eq!(c.site.base_url, "https://blog.example");
+    }
+
+    #[test]
+    fn env_names_follow_the_key_path() {
+        assert_eq!(env_name("mail.dkim.selector"), "TIDINGS_MAIL_DKIM_SELECTOR");
+        assert_eq!(env_name("server.bind"), "TIDINGS_SERVER_BIND");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = load("[feeds]\nitems = 0\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("feeds.items"), "{e}");
+        let e = load("[feeds]\nitemz = 3\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("itemz"), "{e}");
+        let e = load("", &[("TIDINGS_FEEDS_ITEMS", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("TIDINGS_FEEDS_ITEMS"), "{e}");
+        let e = load("[site]\nbase_url = \"not a url\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("site.base_url"), "{e}");
+        let e = load("", &[("TIDINGS_ADMIN_TOKEN", "short")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("admin.token"), "{e}");
+    }
+}

@@ -1,0 +1,82 @@
+//! `tidings serve`: opens the catalog, renders every feed, serves HTTP, and on SIGTERM/SIGINT
+//! stops accepting, finishes in-flight requests and exits 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{sample, Catalog};
+use crate::config::Config;
+use crate::feeds::cache::FeedCache;
+use crate::feeds::publisher::Publisher;
+use crate::web::{self, AppState};
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let addr = config
+        .bind_addr()
+        .map_err(|e| anyhow::anyhow!("config key server.bind: {e}"))?;
+    let mut catalog = Catalog::open(&config.database.path)?;
+    if config.catalog.load_sample {
+        if let Some(report) = sample::load_if_empty(&mut catalog, &config.catalog.sample_path)
+            .context("cannot load the sample catalog")?
+        {
+            tracing::info!(%report, "empty catalog: loaded the sample articles");
+        }
+    }
+    let cache = Arc::new(FeedCache::default());
+    let (publisher, publisher_thread) =
+        Publisher::start(config.clone(), cache.clone()).context("cannot render the feeds")?;
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr} (set [server] bind in tidings.toml or TIDINGS_SERVER_BIND)"
+        )
+    })?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, database = %config.database.path.display(), feeds = cache.len(), "tidings is serving");
+    // One line on stdout, so scripts and tests started with port 0 learn the port.
+    println!("listening on http://{local}");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let state = Arc::new(AppState::new(config.clone(), cache, catalog, publisher));
+    web::serve(listener, state, shutdown).await;
+
+    // The last handle to the publisher is gone with the server; let it finish what it was doing.
+    let joined = tokio::task::spawn_blocking(move || publisher_thread.join());
+    if tokio::time::timeout(Duration::from_secs(5), joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!("publisher did not stop within 5 s");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the daemon");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.cancel();
+}

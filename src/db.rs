@@ -1,0 +1,86 @@
+//! Opening the SQLite database: its folder, WAL mode, and the schema migrations every start applies.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "cannot create the database folder {path}: {source} (set [database] path in tidings.toml)"
+    )]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source} (set [database] path in tidings.toml)")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate database {path}: {message}")]
+    Migrate { path: String, message: String },
+}
+
+/// The schema, one migration per step; never edit a released step, add a new one.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../migrations/001_catalog.sql"))])
+}
+
+/// Opens (creating if needed) the database at `path`, with WAL, foreign keys and a busy timeout,
+/// and brings its schema up to date.
+pub fn open(path: &Path) -> Result<Connection, DbError> {
+    let shown = path.display().to_string();
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|source| DbError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let mut conn = Connection::open(path).map_err(|source| DbError::Open {
+        path: shown.clone(),
+        source,
+    })?;
+    configure(&conn).map_err(|source| DbError::Open {
+        path: shown.clone(),
+        source,
+    })?;
+    migrations()
+        .to_latest(&mut conn)
+        .map_err(|e| DbError::Migrate {
+            path: shown,
+            message: e.to_string(),
+        })?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+
+    #[test]
+    fn open_creates_folder_and_uses_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nested/more/tidings.db");
+        let conn = super::open(&path).expect("opens");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(mode, "wal");
+        assert!(path.exists());
+    }
+}

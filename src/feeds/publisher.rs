@@ -1,0 +1,232 @@
+//! The publisher: follows the catalog's change journal and re-renders only the feeds a change
+//! touched (the site feeds and the feeds of the article's tags), whoever made the change: the
+//! daemon's own API, or the CLI in another process (noticed through `PRAGMA data_version`).
+
+use std::collections::BTreeSet;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+
+use super::cache::{FeedCache, Rendered};
+use super::{feed_path, index, mirror, websub, FeedDoc, Format};
+use crate::catalog::{Catalog, CatalogError, Tag};
+use crate::config::Config;
+
+/// How often the publisher looks for changes made by other processes.
+const POLL: Duration = Duration::from_millis(500);
+
+enum Message {
+    Refresh(tokio::sync::oneshot::Sender<()>),
+}
+
+/// A handle to the publisher thread; dropping every handle stops it.
+#[derive(Clone)]
+pub struct Publisher {
+    tx: mpsc::Sender<Message>,
+}
+
+impl Publisher {
+    /// Renders every feed into `cache` (and the mirror) now, then starts the thread that keeps them
+    /// current.
+    pub fn start(
+        config: Arc<Config>,
+        cache: Arc<FeedCache>,
+    ) -> Result<(Publisher, JoinHandle<()>), CatalogError> {
+        let catalog = Catalog::open(&config.database.path)
+            .map_err(|e| CatalogError::Db(rusqlite::Error::InvalidParameterName(e.to_string())))?;
+        let mirror = mirror::Mirror::start(config.feeds.mirror_dir.clone());
+        let websub = config.feeds.websub_hub.clone().map(websub::Notifier::start);
+        let mut state = State {
+            config,
+            cache,
+            catalog,
+            mirror,
+            websub,
+            last_change: 0,
+            data_version: 0,
+            pending: Vec::new(),
+        };
+        let started = Instant::now();
+        state.last_change = state.catalog.last_change()?;
+        state.data_version = state.catalog.data_version()?;
+        let tags = state.catalog.tags()?;
+        let all: BTreeSet<String> = tags.into_iter().map(|t| t.slug).collect();
+        let count = state.rebuild(&all, false)?;
+        tracing::info!(
+            feeds = count,
+            ms = started.elapsed().as_millis() as u64,
+            "rendered every feed"
+        );
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("publisher".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| CatalogError::Db(rusqlite::Error::InvalidParameterName(e.to_string())))?;
+        Ok((Publisher { tx }, handle))
+    }
+
+    /// Brings the served feeds up to date with the catalog; returns once the new bytes are live.
+    pub async fn refresh(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Message::Refresh(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+struct State {
+    config: Arc<Config>,
+    cache: Arc<FeedCache>,
+    catalog: Catalog,
+    mirror: mirror::Mirror,
+    websub: Option<websub::Notifier>,
+    last_change: i64,
+    data_version: i64,
+    /// Paths whose identity bytes changed and still need gzip, mirror and WebSub.
+    pending: Vec<String>,
+}
+
+impl State {
+    fn run(mut self, rx: mpsc::Receiver<Message>) {
+        let mut last_prune = Instant::now();
+        loop {
+            let waiter = match rx.recv_timeout(POLL) {
+                Ok(Message::Refresh(done)) => Some(done),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if let Err(e) = self.follow_journal(waiter) {
+                tracing::error!(error = %e, "cannot refresh feeds; will retry");
+            }
+            if last_prune.elapsed() > Duration::from_secs(3600) {
+                last_prune = Instant::now();
+                if let Err(e) = self.catalog.prune_journal(Utc::now()) {
+                    tracing::warn!(error = %e, "cannot prune the change journal");
+                }
+            }
+        }
+        tracing::debug!("publisher stopped");
+    }
+
+    fn follow_journal(
+        &mut self,
+        waiter: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<(), CatalogError> {
+        let version = self.catalog.data_version()?;
+        if waiter.is_none() && version == self.data_version {
+            return Ok(());
+        }
+        self.data_version = version;
+        let changes = self.catalog.changes_since(self.last_change)?;
+        if changes.any {
+            let started = Instant::now();
+            let count = self.rebuild(&changes.tag_slugs, true)?;
+            self.last_change = changes.last_id;
+            tracing::info!(
+                feeds = count,
+                ms = started.elapsed().as_millis() as u64,
+                "feeds updated"
+            );
+        }
+        // The identity bytes are live: let the writer go on; compression and the index follow.
+        if let Some(done) = waiter {
+            let _ = done.send(());
+        }
+        if changes.any {
+            self.finish_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Renders the site feeds and these tags' feeds. With `defer`, gzip variants, the index page
+    /// and the mirror are left for `finish_pending` so the new bytes go live sooner.
+    fn rebuild(
+        &mut self,
+        tag_slugs: &BTreeSet<String>,
+        defer: bool,
+    ) -> Result<usize, CatalogError> {
+        let mut changed: Vec<String> = Vec::new();
+        let mut count = 0;
+        count += self.render_feeds(None, &mut changed)?;
+        for slug in tag_slugs {
+            if let Some(tag) = self.catalog.tag(slug)? {
+                count += self.render_feeds(Some(&tag), &mut changed)?;
+            }
+        }
+        self.pending.extend(changed);
+        if !defer {
+            self.finish_pending()?;
+        }
+        Ok(count)
+    }
+}
+
+impl State {
+    fn render_feeds(
+        &mut self,
+        tag: Option<&Tag>,
+        changed: &mut Vec<String>,
+    ) -> Result<usize, CatalogError> {
+        let slug = tag.map(|t| t.slug.as_str());
+        let articles = self.catalog.newest(slug, self.config.feeds.items, 0)?;
+        let last_removal = self.catalog.last_removal(slug.unwrap_or(""))?;
+        let doc = FeedDoc {
+            config: &self.config,
+            tag,
+            articles: &articles,
+            last_removal,
+        };
+        let updated = doc.updated();
+        for format in Format::ALL {
+            let path = feed_path(slug, format);
+            let rendered = Rendered::new(
+                format.content_type(),
+                Bytes::from(doc.render(format)),
+                updated,
+            );
+            if self.cache.install(&path, rendered) {
+                changed.push(path);
+            }
+        }
+        Ok(Format::ALL.len())
+    }
+
+    /// Compresses, mirrors and announces the feeds that changed, then re-renders the index page.
+    fn finish_pending(&mut self) -> Result<(), CatalogError> {
+        let pending = std::mem::take(&mut self.pending);
+        for path in &pending {
+            let Some(current) = self.cache.get(path) else {
+                continue;
+            };
+            let with_gzip = current.with_gzip();
+            self.mirror.write(path, &with_gzip);
+            self.cache
+                .install_gzip(path, &current.identity.etag, with_gzip);
+            if let Some(websub) = &self.websub {
+                websub.publish(self.config.site_url(path));
+            }
+        }
+        let tags = self.catalog.tags()?;
+        let newest = self.catalog.newest(None, 10, 0)?;
+        let html = index::render_index(&self.config, &tags, &newest);
+        let updated = newest
+            .iter()
+            .map(|a| a.updated_at)
+            .max()
+            .unwrap_or(chrono::DateTime::UNIX_EPOCH.fixed_offset());
+        let page = Rendered::new("text/html; charset=utf-8", Bytes::from(html), updated);
+        if self.cache.install("/", page) {
+            if let Some(current) = self.cache.get("/") {
+                let with_gzip = current.with_gzip();
+                self.mirror.write("/", &with_gzip);
+                self.cache
+                    .install_gzip("/", &current.identity.etag, with_gzip);
+            }
+        }
+        Ok(())
+    }
+}

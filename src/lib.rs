@@ -1,0 +1,10 @@
+//! tidings: a blog's article catalog in SQLite, served as RSS, Atom and JSON feeds (site-wide and
+//! per tag), with email digests for subscribers.
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod feeds;
+pub mod web;

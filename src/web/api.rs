@@ -1,0 +1,240 @@
+//! The admin API under `/api`: JSON in and out, every route behind `Authorization: Bearer <token>`.
+
+use std::sync::{Arc, PoisonError};
+
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use http::{header, StatusCode};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::catalog::{ArticleInput, ArticleJson, Catalog, CatalogError, InputError, Upserted};
+
+/// Request bodies larger than this are refused.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/articles", get(list_articles).post(create_article))
+        .route(
+            "/articles/{slug}",
+            get(get_article).put(put_article).delete(delete_article),
+        )
+        .layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// An error answer: `{"error": "...", "field": "..."}`.
+pub fn error(status: StatusCode, field: Option<&str>, message: impl std::fmt::Display) -> Response {
+    let body = match field {
+        Some(f) => json!({ "error": message.to_string(), "field": f }),
+        None => json!({ "error": message.to_string() }),
+    };
+    (status, Json(body)).into_response()
+}
+
+fn bad_input(e: &InputError) -> Response {
+    error(StatusCode::BAD_REQUEST, Some(&e.field), e)
+}
+
+async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(expected) = state.config.admin.token.as_deref() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the admin API is off: set admin.token in tidings.toml or TIDINGS_ADMIN_TOKEN (e.g. openssl rand -hex 32) and restart",
+        );
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Hash both sides so the comparison takes the same time whatever the lengths.
+    let ok: bool = blake3::hash(given.trim().as_bytes())
+        .as_bytes()
+        .ct_eq(blake3::hash(expected.as_bytes()).as_bytes())
+        .into();
+    if !ok {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "missing or wrong admin token: send Authorization: Bearer <admin.token>",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"tidings\""),
+        );
+        return response;
+    }
+    next.run(req).await
+}
+
+/// Reads a JSON article body: at most 1 MiB, UTF-8, known fields only.
+async fn read_json(body: axum::body::Body) -> Result<ArticleJson, InputError> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match limited.collect().await {
+        Ok(collected) => ArticleJson::from_json(&collected.to_bytes()),
+        Err(_) => Err(InputError::new(
+            "body",
+            "is larger than the 1 MiB limit (or could not be read)",
+        )),
+    }
+}
+
+/// Runs `f` on the daemon's catalog connection off the async threads, mapping errors to answers.
+pub async fn with_catalog<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&mut Catalog) -> Result<T, CatalogError> + Send + 'static,
+) -> Result<T, Response> {
+    let catalog = state.catalog.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut catalog = catalog.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut catalog)
+    })
+    .await;
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(CatalogError::Input(e))) => Err(bad_input(&e)),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "catalog operation failed");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "database error; see the daemon's log",
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "catalog task failed");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "internal error; see the daemon's log",
+            ))
+        }
+    }
+}
+
+async fn upsert(state: Arc<AppState>, input: ArticleInput) -> Response {
+    let (outcome, article) = match with_catalog(&state, move |c| c.upsert(&input, Utc::now())).await
+    {
+        Ok(done) => done,
+        Err(response) => return response,
+    };
+    if outcome != Upserted::Unchanged {
+        state.publisher.refresh().await;
+    }
+    let (status, word) = match outcome {
+        Upserted::Created => (StatusCode::CREATED, "created"),
+        Upserted::Updated => (StatusCode::OK, "updated"),
+        Upserted::Unchanged => (StatusCode::OK, "unchanged"),
+    };
+    let mut response = (
+        status,
+        Json(json!({ "status": word, "article": article.view() })),
+    )
+        .into_response();
+    if let Ok(location) = http::HeaderValue::from_str(&format!("/api/articles/{}", article.slug)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+async fn create_article(State(state): State<Arc<AppState>>, body: axum::body::Body) -> Response {
+    match read_json(body).await.and_then(ArticleInput::parse) {
+        Ok(input) => upsert(state, input).await,
+        Err(e) => bad_input(&e),
+    }
+}
+
+/// Creates or replaces the article at this slug (the body's `slug`, if any, must agree).
+async fn put_article(
+    State(state): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    body: axum::body::Body,
+) -> Response {
+    let parsed = read_json(body).await.and_then(|mut raw| {
+        match &raw.slug {
+            Some(s) if s.trim() != slug => {
+                return Err(InputError::new(
+                    "slug",
+                    format!("'{s}' does not match the URL's slug '{slug}'"),
+                ))
+            }
+            _ => raw.slug = Some(slug),
+        }
+        ArticleInput::parse(raw)
+    });
+    match parsed {
+        Ok(input) => upsert(state, input).await,
+        Err(e) => bad_input(&e),
+    }
+}
+
+async fn delete_article(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> Response {
+    let wanted = slug.clone();
+    match with_catalog(&state, move |c| c.remove(&wanted, Utc::now())).await {
+        Ok(true) => {
+            state.publisher.refresh().await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            Some("slug"),
+            format!("no article with slug '{slug}'"),
+        ),
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    tag: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn list_articles(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some("query"), e.body_text()),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let offset = q.offset.unwrap_or(0);
+    let result = with_catalog(&state, move |c| {
+        Ok((c.newest(q.tag.as_deref(), limit, offset)?, c.count()?))
+    })
+    .await;
+    match result {
+        Ok((articles, total)) => {
+            let views: Vec<_> = articles.iter().map(|a| a.view()).collect();
+            Json(json!({ "articles": views, "total": total, "limit": limit, "offset": offset }))
+                .into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn get_article(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> Response {
+    let wanted = slug.clone();
+    match with_catalog(&state, move |c| c.get(&wanted)).await {
+        Ok(Some(article)) => Json(json!(article.view())).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            Some("slug"),
+            format!("no article with slug '{slug}'"),
+        ),
+        Err(response) => response,
+    }
+}

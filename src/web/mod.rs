@@ -1,0 +1,161 @@
+//! HTTP: a fast path that answers GET/HEAD of cached feeds straight from memory, and an axum
+//! router for everything else (health, admin API, 404s). Stops cleanly on shutdown.
+
+pub mod api;
+pub mod conditional;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::feeds::cache::FeedCache;
+use crate::feeds::publisher::Publisher;
+
+/// What every request handler can reach.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub cache: Arc<FeedCache>,
+    /// The daemon's writer connection; SQLite takes one writer at a time anyway.
+    pub catalog: Arc<Mutex<Catalog>>,
+    pub publisher: Publisher,
+    pub cache_control: HeaderValue,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        cache: Arc<FeedCache>,
+        catalog: Catalog,
+        publisher: Publisher,
+    ) -> AppState {
+        let cache_control =
+            HeaderValue::from_str(&format!("public, max-age={}", config.feeds.max_age))
+                .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
+        AppState {
+            config,
+            cache,
+            catalog: Arc::new(Mutex::new(catalog)),
+            publisher,
+            cache_control,
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api", api::router(state.clone()))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    let catalog = state.catalog.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        catalog
+            .lock()
+            .ok()
+            .map(|c| c.count().is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
+    if ok {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database is not answering\n",
+        )
+            .into_response()
+    }
+}
+
+async fn not_found(uri: http::Uri) -> Response {
+    let path = uri.path();
+    if let Some(rest) = path.strip_prefix("/tags/") {
+        let tag = rest.split('/').next().unwrap_or("");
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no tag '{tag}' in this catalog\n"),
+        )
+            .into_response();
+    }
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// Accepts connections until `shutdown` fires, then waits (up to 10 s) for in-flight requests.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: CancellationToken) {
+    let router = router(state.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |req| dispatch(state.clone(), router.clone(), req));
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("stopped accepting; finishing in-flight requests");
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests still running after 10 s; closing them");
+    }
+}
+
+type Body = Either<http_body_util::Full<bytes::Bytes>, axum::body::Body>;
+
+async fn dispatch(
+    state: Arc<AppState>,
+    router: Router,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<Body>, Infallible> {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let Some(rendered) = state.cache.get(req.uri().path()) {
+            let response = conditional::respond(req.headers(), &rendered, &state.cache_control);
+            return Ok(response.map(Either::Left));
+        }
+    }
+    let response = router
+        .oneshot(req.map(axum::body::Body::new))
+        .await
+        .unwrap_or_else(|never| match never {});
+    Ok(response.map(Either::Right))
+}
