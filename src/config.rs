@@ -55,7 +55,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, as the daemon and the CLI use it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -117,19 +117,6 @@ pub struct FeedsConfig {
 pub struct AdminConfig {
     /// Bearer token for `/api`; unset means the API is closed (503).
     pub token: Option<String>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            site: SiteConfig::default(),
-            database: DatabaseConfig::default(),
-            catalog: CatalogConfig::default(),
-            feeds: FeedsConfig::default(),
-            admin: AdminConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {

@@ -232,7 +232,7 @@ fn shorten(s: &str) -> String {
 pub fn clean_text(s: &str) -> String {
     s.chars()
         .filter(|&c| {
-            !(c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            (!c.is_control() || matches!(c, '\t' | '\n' | '\r'))
                 && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
         })
         .collect()

@@ -219,6 +219,8 @@ impl Catalog {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let existing = find_by_slug(&tx, input.slug.as_str())?;
+        // Stored to the microsecond; keep the returned article equal to what a read gives back.
+        let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
         let now_fixed = now.fixed_offset();
         let (outcome, article) = match existing {
             None => {

@@ -9,13 +9,23 @@ use super::{feed_path, Format};
 use crate::catalog::{Article, TagCount};
 use crate::config::Config;
 
-const TEMPLATE: &str = include_str!("../../templates/index.html");
+const TEMPLATE: &str = include_str!("index.html");
 
 #[derive(Serialize)]
 struct FeedLink {
     mime: &'static str,
     label: &'static str,
+    /// Already escaped for an attribute (the template marks it safe), so `/` stays `/`.
     url: String,
+}
+
+/// Escapes a URL for a double-quoted HTML attribute without touching `/` (minijinja's HTML
+/// escaping writes `/` as `&#x2f;`, which some autodiscovery parsers do not decode).
+fn attr(url: &str) -> String {
+    url.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[derive(Serialize)]
@@ -42,7 +52,7 @@ fn links(config: &Config, tag: Option<&str>) -> Vec<FeedLink> {
         .map(|f| FeedLink {
             mime: f.mime(),
             label: f.label(),
-            url: config.site_url(&feed_path(tag, *f)),
+            url: attr(&config.site_url(&feed_path(tag, *f))),
         })
         .collect()
 }

@@ -26,10 +26,7 @@ impl Mirror {
             .spawn(move || {
                 for job in rx {
                     let file = file_for(&dir, &job.path);
-                    if let Err(e) = write_atomic(&file, &job.body) {
-                        tracing::error!(file = %file.display(), error = %e, "cannot write the static mirror");
-                        continue;
-                    }
+                    // The .gz copy first: once the plain file shows the new bytes, so does its copy.
                     let gz = gz_name(&file);
                     let result = match &job.gzip {
                         Some(gzip) => write_atomic(&gz, gzip),
@@ -38,8 +35,8 @@ impl Mirror {
                             _ => Ok(()),
                         },
                     };
-                    if let Err(e) = result {
-                        tracing::error!(file = %gz.display(), error = %e, "cannot write the static mirror");
+                    if let Err(e) = result.and_then(|_| write_atomic(&file, &job.body)) {
+                        tracing::error!(file = %file.display(), error = %e, "cannot write the static mirror");
                     }
                 }
             });

@@ -1,0 +1,326 @@
+//! Spawns the real `tidings` binary on port 0 with a fresh temporary database, and talks to it
+//! over real HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tidings")
+}
+
+/// A running daemon and the folder holding its database, mirror and logs.
+pub struct Daemon {
+    child: Option<Child>,
+    pub base: String,
+    pub dir: PathBuf,
+    env: Vec<(String, String)>,
+    agent: ureq::Agent,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// The environment every test daemon gets: its own database and mirror, a free port, no sample.
+fn base_env(dir: &Path) -> Vec<(String, String)> {
+    vec![
+        ("TIDINGS_SERVER_BIND".into(), "127.0.0.1:0".into()),
+        (
+            "TIDINGS_DATABASE_PATH".into(),
+            dir.join("tidings.db").display().to_string(),
+        ),
+        (
+            "TIDINGS_FEEDS_MIRROR_DIR".into(),
+            dir.join("mirror").display().to_string(),
+        ),
+        ("TIDINGS_CATALOG_LOAD_SAMPLE".into(), "false".into()),
+        ("TIDINGS_ADMIN_TOKEN".into(), TOKEN.into()),
+        (
+            "TIDINGS_SITE_BASE_URL".into(),
+            "https://blog.example".into(),
+        ),
+    ]
+}
+
+impl Daemon {
+    /// An empty catalog and an admin token.
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Like `start`, with extra or overriding environment variables.
+    pub fn start_with(extra: &[(&str, &str)]) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut env = base_env(&dir);
+        for (k, v) in extra {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let mut d = Daemon {
+            child: None,
+            base: String::new(),
+            dir,
+            env,
+            agent: agent(),
+            _tmp: Some(tmp),
+        };
+        d.launch(&[]);
+        d
+    }
+
+    /// Starts the binary with `args` before `serve`, and waits for its `listening on` line.
+    fn launch(&mut self, args: &[&str]) {
+        let stderr = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
+        let mut child = Command::new(bin())
+            .args(args)
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn tidings");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("daemon did not start: {line:?}\n{}", self.log()))
+            .to_string();
+        self.base = base;
+        self.child = Some(child);
+    }
+
+    /// Stops with SIGTERM and starts again on the same database.
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "daemon exit status {status:?}");
+        self.launch(&[]);
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "daemon did not stop within 15 s after SIGTERM\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn mirror(&self) -> PathBuf {
+        self.dir.join("mirror")
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let result = match body {
+            Some(b) => self.agent.run(builder.body(b.to_vec()).expect("request")),
+            None => self.agent.run(builder.body(()).expect("request")),
+        };
+        let mut response =
+            result.unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], None)
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        self.request("GET", path, headers, None)
+    }
+
+    /// An admin API call with the right token.
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
+        let auth = format!("Bearer {TOKEN}");
+        self.request(
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.map(str::as_bytes),
+        )
+    }
+
+    /// Publishes an article through the API and checks it was accepted.
+    pub fn publish(&self, json: &str) -> serde_json::Value {
+        let r = self.api("POST", "/api/articles", Some(json));
+        assert!(
+            r.status == 201 || r.status == 200,
+            "publish failed: {} {}",
+            r.status,
+            r.text()
+        );
+        r.json()["article"].clone()
+    }
+
+    /// Runs a CLI command against this daemon's database and configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli_in(&self.dir, &self.env, args)
+    }
+
+    /// Polls `path` until `pred` holds (for changes made by another process), up to 10 s.
+    pub fn wait_for(&self, path: &str, pred: impl Fn(&Resp) -> bool) -> Resp {
+        self.wait_for_with(path, &[], pred)
+    }
+
+    pub fn wait_for_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        pred: impl Fn(&Resp) -> bool,
+    ) -> Resp {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get_with(path, headers);
+            if pred(&r) {
+                return r;
+            }
+            if Instant::now() > deadline {
+                panic!("{path} never matched; last: {} {}", r.status, r.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn cli_in(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tidings")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// A minimal article body with a tag list.
+pub fn article(slug: &str, title: &str, tags: &[&str], published: &str) -> String {
+    serde_json::json!({
+        "slug": slug,
+        "title": title,
+        "url": format!("https://blog.example/posts/{slug}"),
+        "summary": format!("Summary of {title}"),
+        "content_html": format!("<p>Body of {title}</p>"),
+        "published_at": published,
+        "tags": tags,
+    })
+    .to_string()
+}
+
+/// Parses a served RSS or Atom feed with an independent parser (feed-rs).
+pub fn parse_feed(bytes: &[u8]) -> feed_rs::model::Feed {
+    feed_rs::parser::parse(bytes).unwrap_or_else(|e| {
+        panic!(
+            "feed does not parse: {e}\n{}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
+}
+
+pub fn titles(bytes: &[u8]) -> Vec<String> {
+    parse_feed(bytes)
+        .entries
+        .into_iter()
+        .map(|e| e.title.map(|t| t.content).unwrap_or_default())
+        .collect()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,9 @@
+//! One test binary: the real daemon, real HTTP, real SQLite; one file per capability.
+
+mod helpers;
+
+mod articles;
+mod cli;
+mod daemon;
+mod docs;
+mod feeds;
