@@ -51,6 +51,66 @@ pub enum Command {
         /// Where to write the copy.
         file: PathBuf,
     },
+    /// Add, list, remove, import or export subscribers.
+    #[command(subcommand)]
+    Subscriber(SubscriberCommand),
+    /// DKIM keys for signing mail.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubscriberCommand {
+    /// Add a subscriber (pending, and sent a confirmation email, unless --confirmed), or update one.
+    Add {
+        email: String,
+        /// A tag slug to follow; repeat for more (none = every tag).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// daily or weekly (default: subscribers.default_cadence).
+        #[arg(long)]
+        cadence: Option<String>,
+        /// IANA time zone (default: subscribers.default_time_zone).
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Add as confirmed, without a confirmation email (they opted in elsewhere).
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// List subscribers.
+    List {
+        /// Only this status: pending, confirmed, unsubscribed or bounced.
+        #[arg(long)]
+        status: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a subscriber and everything about them.
+    Remove { email: String },
+    /// Import a CSV file (header email,tags,cadence,time_zone,status; tags as slugs separated by ;).
+    Import { file: PathBuf },
+    /// Write every subscriber as CSV to standard output.
+    Export,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DkimCommand {
+    /// Write a new private key and print the DNS TXT record to publish.
+    Keygen {
+        /// rsa (2048 bits, accepted everywhere) or ed25519 (RFC 8463).
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: crate::mail::dkim::Algorithm,
+        /// Where to write the private key (PKCS#8 PEM, mode 0600).
+        #[arg(long, default_value = "data/dkim.pem")]
+        out: PathBuf,
+        /// Selector (default: mail.dkim.selector, else "tidings").
+        #[arg(long)]
+        selector: Option<String>,
+        /// Domain (default: mail.dkim.domain, else the From address's domain).
+        #[arg(long)]
+        domain: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,6 +183,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Article(cmd) => article(&config, cmd),
         Command::Import { path } => import(&config, &path),
         Command::Backup { file } => backup(&config, &file),
+        Command::Subscriber(cmd) => subscriber(&config, cmd),
+        Command::Dkim(DkimCommand::Keygen {
+            algorithm,
+            out,
+            selector,
+            domain,
+        }) => dkim_keygen(&config, algorithm, &out, selector, domain),
     }
 }
 
@@ -280,4 +347,208 @@ fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<ExitCode> {
         file.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<ExitCode> {
+    use crate::subscribers::csv::{admin_upsert, SubscriberJson, Upserted};
+    use crate::subscribers::flow::FlowError;
+    use crate::subscribers::{store, Status, SubscriberEmail};
+    let mut conn = crate::db::open(&config.database.path)?;
+    let report_input = |e: FlowError| -> anyhow::Result<ExitCode> {
+        match e {
+            FlowError::Input(e) => {
+                eprintln!("error: {}: {}", e.field, e.problem);
+                Ok(ExitCode::FAILURE)
+            }
+            other => Err(other.into()),
+        }
+    };
+    match cmd {
+        SubscriberCommand::Add {
+            email,
+            tags,
+            cadence,
+            time_zone,
+            confirmed,
+        } => {
+            let raw = SubscriberJson {
+                email: Some(email),
+                status: confirmed.then(|| "confirmed".to_string()),
+                tags: (!tags.is_empty()).then_some(tags),
+                cadence,
+                time_zone,
+            };
+            let (outcome, s) = match admin_upsert(&mut conn, config, raw, Status::Pending) {
+                Ok(done) => done,
+                Err(e) => return report_input(e),
+            };
+            let word = match outcome {
+                Upserted::Created => "added",
+                Upserted::Updated => "updated",
+                Upserted::Unchanged => "unchanged",
+            };
+            println!("{word} {} ({})", s.email, s.status.as_str());
+            if outcome == Upserted::Created && s.status == Status::Pending {
+                drop(conn);
+                send_confirmation(config, s)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscriberCommand::List { status, json } => {
+            let status = match status.as_deref().map(Status::parse).transpose() {
+                Ok(s) => s,
+                Err(p) => {
+                    eprintln!("error: --status: {p}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let all = store::list(&conn, status)?;
+            for s in &all {
+                if json {
+                    println!("{}", serde_json::to_string(&s.view())?);
+                } else {
+                    let tags = if s.preferences.tags.is_empty() {
+                        "all tags".to_string()
+                    } else {
+                        s.preferences.tags.join(", ")
+                    };
+                    println!(
+                        "{}  {}  {}  {}  [{}]",
+                        s.email,
+                        s.status.as_str(),
+                        s.preferences.cadence.as_str(),
+                        s.preferences.time_zone.name(),
+                        tags
+                    );
+                }
+            }
+            if !json {
+                eprintln!("{} subscribers", all.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscriberCommand::Remove { email } => {
+            let email = match SubscriberEmail::parse(&email) {
+                Ok(e) => e,
+                Err(p) => {
+                    eprintln!("error: email: {p}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            if store::delete(&conn, &email)? {
+                println!("removed {email}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("error: no subscriber {email}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        SubscriberCommand::Import { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let report = match crate::subscribers::csv::import(&mut conn, config, &bytes) {
+                Ok(r) => r,
+                Err(e) => return report_input(e),
+            };
+            for (line, problem) in &report.rejected {
+                eprintln!("line {line}: {problem}");
+            }
+            println!("imported from {}: {report}", file.display());
+            Ok(if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        SubscriberCommand::Export => {
+            let n = crate::subscribers::csv::export(&conn, std::io::stdout().lock())?;
+            eprintln!("{n} subscribers");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Sends a confirmation email for a subscriber an admin added as pending.
+fn send_confirmation(config: &Config, s: crate::subscribers::Subscriber) -> anyhow::Result<()> {
+    use crate::subscribers::flow::Subscriptions;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let subscriptions = std::sync::Arc::new(Subscriptions {
+            config: std::sync::Arc::new(config.clone()),
+            db: std::sync::Arc::new(std::sync::Mutex::new(crate::db::open(
+                &config.database.path,
+            )?)),
+            mailer: std::sync::Arc::new(crate::mail::Mailer::from_config(config)?),
+            templates: std::sync::Arc::new(crate::mail::templates::Templates::load(
+                &config.mail.templates_dir,
+            )?),
+        });
+        let id = subscriptions
+            .resend_confirmation(s)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot send the confirmation email: {e}"))?;
+        println!("confirmation email sent ({id})");
+        Ok(())
+    })
+}
+
+fn dkim_keygen(
+    config: &Config,
+    algorithm: crate::mail::dkim::Algorithm,
+    out: &std::path::Path,
+    selector: Option<String>,
+    domain: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use crate::mail::dkim;
+    if out.exists() {
+        eprintln!(
+            "error: {} exists; move it away first (it may be the key your DNS record publishes)",
+            out.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let selector = selector
+        .or_else(|| config.mail.dkim.selector.clone())
+        .unwrap_or_else(|| "tidings".into());
+    let domain = match domain.or_else(|| config.mail.dkim.domain.clone()) {
+        Some(d) => d,
+        None => config
+            .mail
+            .from
+            .parse::<lettre::message::Mailbox>()
+            .map(|m| m.email.domain().to_string())
+            .map_err(|e| anyhow::anyhow!("config key mail.from: {e}"))?,
+    };
+    let (pem, value) =
+        dkim::generate(algorithm).map_err(|e| anyhow::anyhow!("cannot generate a key: {e}"))?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(out, pem.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote the private key to {}", out.display());
+    println!();
+    println!("Publish this DNS TXT record:");
+    println!("{}", dkim::dns_record(&selector, &domain, &value));
+    println!();
+    println!("Then set in tidings.toml:");
+    println!("[mail.dkim]");
+    println!("selector = \"{selector}\"");
+    println!("domain = \"{domain}\"");
+    println!("private_key = \"{}\"", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
 }

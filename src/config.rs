@@ -24,6 +24,27 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("feeds.mirror_dir", Kind::Str),
     ("feeds.websub_hub", Kind::Str),
     ("admin.token", Kind::Str),
+    ("server.trust_proxy", Kind::Bool),
+    ("mail.transport", Kind::Str),
+    ("mail.tls", Kind::Str),
+    ("mail.username", Kind::Str),
+    ("mail.password", Kind::Str),
+    ("mail.from", Kind::Str),
+    ("mail.list_id", Kind::Str),
+    ("mail.unsubscribe_mailto", Kind::Str),
+    ("mail.templates_dir", Kind::Str),
+    ("mail.timeout_seconds", Kind::Int),
+    ("mail.confirm_subject", Kind::Str),
+    ("mail.welcome_subject", Kind::Str),
+    ("mail.dkim.selector", Kind::Str),
+    ("mail.dkim.domain", Kind::Str),
+    ("mail.dkim.private_key", Kind::Str),
+    ("subscribers.confirm_ttl_hours", Kind::Int),
+    ("subscribers.link_ttl_days", Kind::Int),
+    ("subscribers.default_cadence", Kind::Str),
+    ("subscribers.default_time_zone", Kind::Str),
+    ("subscribers.ip_rate_per_minute", Kind::Int),
+    ("subscribers.address_rate_per_hour", Kind::Int),
 ];
 
 /// The type of a configuration value, so an environment variable can be read as the right TOML value.
@@ -64,6 +85,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     pub feeds: FeedsConfig,
     pub admin: AdminConfig,
+    pub mail: MailConfig,
+    pub subscribers: SubscribersConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +94,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address the HTTP server listens on; port 0 picks a free port.
     pub bind: String,
+    /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy you run).
+    pub trust_proxy: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -119,10 +144,90 @@ pub struct AdminConfig {
     pub token: Option<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// `file:PATH` (write .eml files) or `smtp://host:port` / `smtps://host:port`.
+    pub transport: String,
+    /// `none`, `starttls` or `tls` for `smtp://` transports.
+    pub tls: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `Name <address>` every message comes from.
+    pub from: String,
+    /// `List-Id` header; default `<digest.{site host}>` with the site title.
+    pub list_id: Option<String>,
+    /// Address for the `mailto:` part of `List-Unsubscribe`; default the `from` address.
+    pub unsubscribe_mailto: Option<String>,
+    /// Folder of the editable email templates.
+    pub templates_dir: PathBuf,
+    pub timeout_seconds: u64,
+    pub confirm_subject: String,
+    pub welcome_subject: String,
+    pub dkim: DkimConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    pub selector: Option<String>,
+    pub domain: Option<String>,
+    /// Path to an RSA or Ed25519 private key in PEM (PKCS#1 or PKCS#8).
+    pub private_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscribersConfig {
+    /// How long a confirmation link works.
+    pub confirm_ttl_hours: u64,
+    /// How long preference and unsubscribe links in an email work.
+    pub link_ttl_days: u64,
+    pub default_cadence: String,
+    pub default_time_zone: String,
+    /// Subscribe requests allowed per client address per minute.
+    pub ip_rate_per_minute: u32,
+    /// Subscribe requests allowed per email address per hour.
+    pub address_rate_per_hour: u32,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            transport: "file:data/outbox".into(),
+            tls: "starttls".into(),
+            username: None,
+            password: None,
+            from: "Future Tech Blog <tidings@localhost>".into(),
+            list_id: None,
+            unsubscribe_mailto: None,
+            templates_dir: PathBuf::from("email_templates"),
+            timeout_seconds: 30,
+            confirm_subject: "Confirm your subscription to {{ site }}".into(),
+            welcome_subject: "Welcome to {{ site }}".into(),
+            dkim: DkimConfig::default(),
+        }
+    }
+}
+
+impl Default for SubscribersConfig {
+    fn default() -> Self {
+        SubscribersConfig {
+            confirm_ttl_hours: 48,
+            link_ttl_days: 180,
+            default_cadence: "daily".into(),
+            default_time_zone: "UTC".into(),
+            ip_rate_per_minute: 10,
+            address_rate_per_hour: 3,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             bind: "127.0.0.1:8080".into(),
+            trust_proxy: false,
         }
     }
 }
@@ -246,6 +351,14 @@ impl Config {
             ));
         }
         self.site.base_url = self.site.base_url.trim_end_matches('/').to_string();
+        // Names that end up in feed titles and mail headers stay on one line.
+        for text in [
+            &mut self.site.title,
+            &mut self.site.author,
+            &mut self.site.description,
+        ] {
+            *text = crate::catalog::input::one_line(text);
+        }
         if self.site.title.trim().is_empty() {
             return Err(invalid("site.title", "must not be empty".into()));
         }
@@ -264,6 +377,77 @@ impl Config {
                     format!("'{hub}' is not an absolute URL"),
                 ));
             }
+        }
+        if !matches!(self.mail.tls.as_str(), "none" | "starttls" | "tls") {
+            return Err(invalid(
+                "mail.tls",
+                format!("'{}' must be none, starttls or tls", self.mail.tls),
+            ));
+        }
+        if !matches!(
+            self.subscribers.default_cadence.as_str(),
+            "daily" | "weekly"
+        ) {
+            return Err(invalid(
+                "subscribers.default_cadence",
+                format!(
+                    "'{}' must be daily or weekly",
+                    self.subscribers.default_cadence
+                ),
+            ));
+        }
+        if self
+            .subscribers
+            .default_time_zone
+            .parse::<chrono_tz::Tz>()
+            .is_err()
+        {
+            return Err(invalid(
+                "subscribers.default_time_zone",
+                format!(
+                    "'{}' is not an IANA time zone (e.g. Europe/Paris)",
+                    self.subscribers.default_time_zone
+                ),
+            ));
+        }
+        if self.subscribers.ip_rate_per_minute == 0 || self.subscribers.address_rate_per_hour == 0 {
+            return Err(invalid(
+                "subscribers.ip_rate_per_minute",
+                "rate limits must be at least 1".into(),
+            ));
+        }
+        for field in [
+            &mut self.mail.username,
+            &mut self.mail.password,
+            &mut self.mail.list_id,
+            &mut self.mail.unsubscribe_mailto,
+            &mut self.mail.dkim.selector,
+            &mut self.mail.dkim.domain,
+        ] {
+            if field.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *field = None;
+            }
+        }
+        if self
+            .mail
+            .dkim
+            .private_key
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            self.mail.dkim.private_key = None;
+        }
+        let dkim = &self.mail.dkim;
+        let set = [
+            dkim.selector.is_some(),
+            dkim.domain.is_some(),
+            dkim.private_key.is_some(),
+        ];
+        if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
+            return Err(invalid(
+                "mail.dkim",
+                "set all of selector, domain and private_key, or none".into(),
+            ));
         }
         if let Some(token) = &self.admin.token {
             if token.is_empty() {
@@ -285,6 +469,14 @@ impl Config {
                 self.server.bind
             )
         })
+    }
+
+    /// The site's host name (from `site.base_url`), used for Message-IDs and the List-Id.
+    pub fn site_host(&self) -> String {
+        Url::parse(&self.site.base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "localhost".into())
     }
 
     /// An absolute URL on the site for `path` (which starts with `/`).

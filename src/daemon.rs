@@ -12,6 +12,9 @@ use crate::catalog::{sample, Catalog};
 use crate::config::Config;
 use crate::feeds::cache::FeedCache;
 use crate::feeds::publisher::Publisher;
+use crate::mail::templates::Templates;
+use crate::mail::Mailer;
+use crate::subscribers::flow::Subscriptions;
 use crate::web::{self, AppState};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -27,6 +30,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tracing::info!(%report, "empty catalog: loaded the sample articles");
         }
     }
+    let mailer = Arc::new(Mailer::from_config(&config)?);
+    let templates = Arc::new(
+        Templates::load(&config.mail.templates_dir).context("cannot load the email templates")?,
+    );
+    tracing::info!(transport = %mailer.describe(), templates = %templates.source, "mail ready");
+    let subscriptions = Arc::new(Subscriptions {
+        config: config.clone(),
+        db: Arc::new(std::sync::Mutex::new(crate::db::open(
+            &config.database.path,
+        )?)),
+        mailer,
+        templates,
+    });
     let cache = Arc::new(FeedCache::default());
     let (publisher, publisher_thread) =
         Publisher::start(config.clone(), cache.clone()).context("cannot render the feeds")?;
@@ -42,7 +58,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let state = Arc::new(AppState::new(config.clone(), cache, catalog, publisher));
+    let state = Arc::new(AppState::new(
+        config.clone(),
+        cache,
+        catalog,
+        publisher,
+        subscriptions,
+    ));
+    tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
     web::serve(listener, state, shutdown).await;
 
     // The last handle to the publisher is gone with the server; let it finish what it was doing.
@@ -79,4 +102,24 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         let _ = tokio::signal::ctrl_c().await;
     }
     shutdown.cancel();
+}
+
+/// Hourly chores: forget expired tokens and idle rate-limit entries.
+async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        state.limits.prune();
+        let db = state.subscriptions.db.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            let conn = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            crate::subscribers::store::prune_tokens(&conn, chrono::Utc::now())
+        })
+        .await;
+        if let Ok(Err(e)) = pruned {
+            tracing::warn!(error = %e, "cannot prune expired tokens");
+        }
+    }
 }

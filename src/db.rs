@@ -25,7 +25,10 @@ pub enum DbError {
 
 /// The schema, one migration per step; never edit a released step, add a new one.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_catalog.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_catalog.sql")),
+        M::up(include_str!("migrations/002_subscribers.sql")),
+    ])
 }
 
 /// Opens (creating if needed) the database at `path`, with WAL, foreign keys and a busy timeout,

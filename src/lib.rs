@@ -7,4 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod feeds;
+pub mod html;
+pub mod mail;
+pub mod subscribers;
 pub mod web;

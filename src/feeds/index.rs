@@ -2,7 +2,7 @@
 //! `<link rel="alternate">` for every feed. Rendered and cached like a feed.
 
 use minijinja::value::Serde;
-use minijinja::{context, Environment, Value};
+use minijinja::{context, Value};
 use serde::Serialize;
 
 use super::{feed_path, Format};
@@ -15,17 +15,7 @@ const TEMPLATE: &str = include_str!("index.html");
 struct FeedLink {
     mime: &'static str,
     label: &'static str,
-    /// Already escaped for an attribute (the template marks it safe), so `/` stays `/`.
     url: String,
-}
-
-/// Escapes a URL for a double-quoted HTML attribute without touching `/` (minijinja's HTML
-/// escaping writes `/` as `&#x2f;`, which some autodiscovery parsers do not decode).
-fn attr(url: &str) -> String {
-    url.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[derive(Serialize)]
@@ -52,13 +42,13 @@ fn links(config: &Config, tag: Option<&str>) -> Vec<FeedLink> {
         .map(|f| FeedLink {
             mime: f.mime(),
             label: f.label(),
-            url: attr(&config.site_url(&feed_path(tag, *f))),
+            url: config.site_url(&feed_path(tag, *f)),
         })
         .collect()
 }
 
 pub fn render_index(config: &Config, tags: &[TagCount], newest: &[Article]) -> String {
-    let mut env = Environment::new();
+    let mut env = crate::html::environment();
     if let Err(e) = env.add_template("index.html", TEMPLATE) {
         return format!("template error: {e}");
     }

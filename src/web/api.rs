@@ -22,6 +22,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
+        .merge(super::subscribers_api::router())
         .route("/articles", get(list_articles).post(create_article))
         .route(
             "/articles/{slug}",
@@ -39,7 +40,7 @@ pub fn error(status: StatusCode, field: Option<&str>, message: impl std::fmt::Di
     (status, Json(body)).into_response()
 }
 
-fn bad_input(e: &InputError) -> Response {
+pub fn bad_input(e: &InputError) -> Response {
     error(StatusCode::BAD_REQUEST, Some(&e.field), e)
 }
 

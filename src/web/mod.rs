@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod conditional;
+pub mod pages;
+pub mod subscribers_api;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::feeds::cache::FeedCache;
 use crate::feeds::publisher::Publisher;
+use crate::subscribers::flow::Subscriptions;
 
 /// What every request handler can reach.
 pub struct AppState {
@@ -32,6 +35,8 @@ pub struct AppState {
     pub catalog: Arc<Mutex<Catalog>>,
     pub publisher: Publisher,
     pub cache_control: HeaderValue,
+    pub subscriptions: Arc<Subscriptions>,
+    pub limits: pages::RateLimits,
 }
 
 impl AppState {
@@ -40,16 +45,19 @@ impl AppState {
         cache: Arc<FeedCache>,
         catalog: Catalog,
         publisher: Publisher,
+        subscriptions: Arc<Subscriptions>,
     ) -> AppState {
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.feeds.max_age))
                 .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
         AppState {
+            limits: pages::RateLimits::new(&config),
             config,
             cache,
             catalog: Arc::new(Mutex::new(catalog)),
             publisher,
             cache_control,
+            subscriptions,
         }
     }
 }
@@ -58,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api", api::router(state.clone()))
+        .merge(pages::router())
         .fallback(not_found)
         .with_state(state)
 }
@@ -106,7 +115,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
         .header_read_timeout(Duration::from_secs(30))
         .keep_alive(true);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -120,8 +129,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let router = router.clone();
-        let service =
-            hyper::service::service_fn(move |req| dispatch(state.clone(), router.clone(), req));
+        let service = hyper::service::service_fn(move |req| {
+            dispatch(state.clone(), router.clone(), peer, req)
+        });
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -145,7 +155,8 @@ type Body = Either<http_body_util::Full<bytes::Bytes>, axum::body::Body>;
 async fn dispatch(
     state: Arc<AppState>,
     router: Router,
-    req: http::Request<Incoming>,
+    peer: std::net::SocketAddr,
+    mut req: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, Infallible> {
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(rendered) = state.cache.get(req.uri().path()) {
@@ -153,6 +164,8 @@ async fn dispatch(
             return Ok(response.map(Either::Left));
         }
     }
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
     let response = router
         .oneshot(req.map(axum::body::Body::new))
         .await

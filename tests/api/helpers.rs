@@ -71,6 +71,15 @@ impl Daemon {
         Daemon::start_with(&[])
     }
 
+    /// An empty catalog, sending mail to `sink`.
+    pub fn start_mailing(sink: &SmtpSink, extra: &[(&str, &str)]) -> Daemon {
+        let env = sink.env();
+        let mut all: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        all.extend_from_slice(extra);
+        Daemon::start_with(&all)
+    }
+
     /// Like `start`, with extra or overriding environment variables.
     pub fn start_with(extra: &[(&str, &str)]) -> Daemon {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -200,6 +209,19 @@ impl Daemon {
         self.request("GET", path, headers, None)
     }
 
+    /// Posts a form (`application/x-www-form-urlencoded`), as a browser does.
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(body.as_bytes()),
+        )
+    }
+
     /// An admin API call with the right token.
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
         let auth = format!("Bearer {TOKEN}");
@@ -323,4 +345,157 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A real SMTP server (Python aiosmtpd, `tests/support/smtp_sink.py`) that saves every message.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        SmtpSink::start_with(&[])
+    }
+
+    /// Extra arguments: `--reject ADDRESS` (550) or `--defer ADDRESS` (451).
+    pub fn start_with(args: &[&str]) -> SmtpSink {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(dir.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("sink output");
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("SMTP sink did not start ({line:?}); is aiosmtpd installed?")
+            });
+        SmtpSink { child, port, dir }
+    }
+
+    /// The environment that points a daemon at this sink.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "TIDINGS_MAIL_TRANSPORT".into(),
+                format!("smtp://127.0.0.1:{}", self.port),
+            ),
+            ("TIDINGS_MAIL_TLS".into(), "none".into()),
+            (
+                "TIDINGS_MAIL_FROM".into(),
+                "Future Tech Blog <news@blog.example>".into(),
+            ),
+        ]
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn messages(&self) -> Vec<Mail> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("sink dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| Mail {
+                raw: std::fs::read(p).expect("message"),
+            })
+            .collect()
+    }
+
+    /// Waits (up to 10 s) until at least `n` messages arrived, and returns them all.
+    pub fn wait_for(&self, n: usize) -> Vec<Mail> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = self.messages();
+            if all.len() >= n {
+                return all;
+            }
+            if Instant::now() > deadline {
+                panic!("expected {n} messages, got {}", all.len());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message as it arrived.
+pub struct Mail {
+    pub raw: Vec<u8>,
+}
+
+impl Mail {
+    pub fn parsed(&self) -> mailparse::ParsedMail<'_> {
+        mailparse::parse_mail(&self.raw).expect("valid MIME")
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        use mailparse::MailHeaderMap;
+        self.parsed().headers.get_first_value(name)
+    }
+
+    /// The decoded body of the first part with this MIME type.
+    pub fn part(&self, mime: &str) -> String {
+        fn find(p: &mailparse::ParsedMail<'_>, mime: &str) -> Option<String> {
+            if p.ctype.mimetype == mime {
+                return p.get_body().ok();
+            }
+            p.subparts.iter().find_map(|s| find(s, mime))
+        }
+        find(&self.parsed(), mime).unwrap_or_else(|| panic!("no {mime} part"))
+    }
+
+    pub fn text(&self) -> String {
+        self.part("text/plain")
+    }
+
+    pub fn html(&self) -> String {
+        self.part("text/html")
+    }
+
+    /// The path of the https URL in `List-Unsubscribe`.
+    pub fn unsubscribe_path(&self, base: &str) -> String {
+        let header = self.header("List-Unsubscribe").expect("List-Unsubscribe");
+        header
+            .split(',')
+            .map(|p| p.trim().trim_start_matches('<').trim_end_matches('>'))
+            .find(|u| u.starts_with(base))
+            .unwrap_or_else(|| panic!("no {base} URL in {header}"))
+            .trim_start_matches(base)
+            .to_string()
+    }
+
+    /// The path of the first link in the text part that starts with `{base}{prefix}`.
+    pub fn link(&self, base: &str, prefix: &str) -> String {
+        let text = self.text();
+        let start = format!("{base}{prefix}");
+        let at = text
+            .find(&start)
+            .unwrap_or_else(|| panic!("no {start} link in:\n{text}"));
+        let url: String = text[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        url.trim_start_matches(base).to_string()
+    }
 }

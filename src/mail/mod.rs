@@ -1,0 +1,274 @@
+//! Getting a message out: one `Mailer` for every email tidings sends, over SMTP (pooled, async)
+//! or into a folder of `.eml` files, with List-Id, RFC 8058 one-click unsubscribe headers and DKIM.
+
+pub mod dkim;
+pub mod templates;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{
+    Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+#[error("config key {key}: {message}")]
+pub struct MailConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn config_error(key: &'static str, message: impl Into<String>) -> MailConfigError {
+    MailConfigError {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Whether trying again later may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Connection refused, timeout, 4xx: retry later.
+    Transient,
+    /// 5xx: the server refused this message for good.
+    Permanent,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+/// One email as the rest of tidings describes it; the mailer adds every header.
+#[derive(Debug, Clone)]
+pub struct OutgoingEmail {
+    pub to: Address,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The one-click unsubscribe URL for this recipient (`List-Unsubscribe`).
+    pub unsubscribe_url: String,
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>, PathBuf),
+}
+
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+    message_id_domain: String,
+    list_id: String,
+    unsubscribe_mailto: String,
+    dkim: Option<lettre::message::dkim::DkimConfig>,
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> Result<Mailer, MailConfigError> {
+        let mail = &config.mail;
+        let from: Mailbox = mail.from.parse().map_err(|e| {
+            config_error(
+                "mail.from",
+                format!(
+                    "'{}' is not an address like 'Blog <news@example.com>': {e}",
+                    mail.from
+                ),
+            )
+        })?;
+        let unsubscribe_mailto = match &mail.unsubscribe_mailto {
+            Some(a) => a
+                .parse::<Address>()
+                .map_err(|e| config_error("mail.unsubscribe_mailto", format!("'{a}': {e}")))?
+                .to_string(),
+            None => from.email.to_string(),
+        };
+        let host = config.site_host();
+        let list_id = match &mail.list_id {
+            Some(l) => header_text(l),
+            None => format!("{} <digest.{host}>", header_text(&config.site.title)),
+        };
+        let transport = transport(config)?;
+        let dkim = dkim::signing_config(&mail.dkim)?;
+        Ok(Mailer {
+            transport,
+            from,
+            message_id_domain: host,
+            list_id,
+            unsubscribe_mailto,
+            dkim,
+        })
+    }
+
+    /// Where `file:` transports write, for logs and the README's promise.
+    pub fn describe(&self) -> String {
+        match &self.transport {
+            Transport::Smtp(_) => "SMTP".into(),
+            Transport::File(_, dir) => format!("files in {}", dir.display()),
+        }
+    }
+
+    /// Builds the complete message: headers, multipart/alternative (text, then HTML), DKIM.
+    pub fn build(&self, email: &OutgoingEmail) -> Result<Message, SendError> {
+        let message_id = format!("<{}@{}>", uuid::Uuid::new_v4(), self.message_id_domain);
+        let mut message = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, email.to.clone()))
+            .subject(header_text(&email.subject))
+            .date_now()
+            .message_id(Some(message_id))
+            .multipart(MultiPart::alternative_plain_html(
+                email.text.clone(),
+                email.html.clone(),
+            ))
+            .map_err(|e| SendError {
+                failure: Failure::Permanent,
+                message: format!("cannot build the message: {e}"),
+            })?;
+        let headers = message.headers_mut();
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Id"),
+            self.list_id.clone(),
+        ));
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            format!(
+                "<{}>, <mailto:{}?subject=unsubscribe>",
+                email.unsubscribe_url, self.unsubscribe_mailto
+            ),
+        ));
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".into(),
+        ));
+        if let Some(dkim) = &self.dkim {
+            lettre::message::dkim::dkim_sign(&mut message, dkim);
+        }
+        Ok(message)
+    }
+
+    /// Sends one email; the caller decides what to do with a failure.
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<String, SendError> {
+        let message = self.build(email)?;
+        let id = message
+            .headers()
+            .get_raw("Message-ID")
+            .unwrap_or_default()
+            .to_string();
+        match &self.transport {
+            Transport::Smtp(t) => t.send(message).await.map(|_| id).map_err(classify),
+            Transport::File(t, _) => t.send(message).await.map(|_| id).map_err(|e| SendError {
+                failure: Failure::Transient,
+                message: format!("cannot write the message file: {e}"),
+            }),
+        }
+    }
+
+    /// Whether the transport answers (SMTP: a NOOP on a pooled connection).
+    pub async fn reachable(&self) -> bool {
+        match &self.transport {
+            Transport::Smtp(t) => t.test_connection().await.unwrap_or(false),
+            Transport::File(_, dir) => dir.is_dir(),
+        }
+    }
+}
+
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    let failure = if e.is_permanent() {
+        Failure::Permanent
+    } else {
+        Failure::Transient
+    };
+    SendError {
+        failure,
+        message: e.to_string(),
+    }
+}
+
+/// Text bound for a header: control characters (CR, LF, ...) become spaces, so user text can
+/// never start a header of its own; lettre then encodes non-ASCII per RFC 2047.
+pub fn header_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn transport(config: &Config) -> Result<Transport, MailConfigError> {
+    let mail = &config.mail;
+    let spec = mail.transport.trim();
+    if let Some(path) = spec.strip_prefix("file:") {
+        let dir = PathBuf::from(path);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            config_error(
+                "mail.transport",
+                format!("cannot create the outbox folder {}: {e}", dir.display()),
+            )
+        })?;
+        return Ok(Transport::File(AsyncFileTransport::new(&dir), dir));
+    }
+    let url = url::Url::parse(spec).map_err(|_| {
+        config_error(
+            "mail.transport",
+            format!("'{spec}' is neither file:PATH nor smtp://host:port"),
+        )
+    })?;
+    let implicit_tls = match url.scheme() {
+        "smtp" => false,
+        "smtps" => true,
+        other => {
+            return Err(config_error(
+                "mail.transport",
+                format!("unknown scheme '{other}'; use file:, smtp:// or smtps://"),
+            ))
+        }
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| config_error("mail.transport", format!("'{spec}' has no host")))?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let port = url.port().unwrap_or(if implicit_tls { 465 } else { 587 });
+    let tls_params = || {
+        TlsParameters::new(host.clone())
+            .map_err(|e| config_error("mail.tls", format!("cannot set up TLS for {host}: {e}")))
+    };
+    let tls = if implicit_tls || mail.tls == "tls" {
+        Tls::Wrapper(tls_params()?)
+    } else if mail.tls == "starttls" {
+        Tls::Required(tls_params()?)
+    } else {
+        Tls::None
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
+        .port(port)
+        .tls(tls)
+        .timeout(Some(Duration::from_secs(mail.timeout_seconds.max(1))));
+    if let (Some(user), Some(pass)) = (&mail.username, &mail.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+    }
+    Ok(Transport::Smtp(builder.build()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_cannot_start_a_new_header() {
+        assert_eq!(
+            header_text("Hello\r\nBcc: victim@example.com"),
+            "Hello Bcc: victim@example.com"
+        );
+    }
+}

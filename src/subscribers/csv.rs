@@ -1,0 +1,247 @@
+//! Moving a list in and out: CSV with the header `email,tags,cadence,time_zone,status` (tags as
+//! slugs separated by `;`; only `email` required). Bad rows are reported by line number, good
+//! ones imported; re-running changes nothing.
+
+use chrono::Utc;
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::flow::{check_tags, FlowError};
+use super::{store, Cadence, Preferences, Status, SubscriberEmail, TimeZone};
+use crate::config::Config;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// (line, problem)
+    pub rejected: Vec<(u64, String)>,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} new, {} updated, {} unchanged, {} rejected",
+            self.created,
+            self.updated,
+            self.unchanged,
+            self.rejected.len()
+        )
+    }
+}
+
+/// One subscriber as an admin describes it (CSV row, API body, CLI flags).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberJson {
+    pub email: Option<String>,
+    pub status: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub cadence: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+/// What an admin upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Adds or updates a subscriber for an admin (API, CLI, CSV). `default_status` applies to new
+/// subscribers given no status. An unsubscribed or bounced subscriber is never re-activated here:
+/// only they can subscribe again.
+pub fn admin_upsert(
+    conn: &mut Connection,
+    config: &Config,
+    raw: SubscriberJson,
+    default_status: Status,
+) -> Result<(Upserted, super::Subscriber), FlowError> {
+    use crate::catalog::InputError;
+    let field = |f: &'static str| move |p: String| FlowError::Input(InputError::new(f, p));
+    let email =
+        SubscriberEmail::parse(raw.email.as_deref().unwrap_or("")).map_err(field("email"))?;
+    let status = raw
+        .status
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(Status::parse)
+        .transpose()
+        .map_err(field("status"))?;
+    let cadence = raw
+        .cadence
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(Cadence::parse)
+        .transpose()
+        .map_err(field("cadence"))?;
+    let time_zone = raw
+        .time_zone
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(TimeZone::parse)
+        .transpose()
+        .map_err(field("time_zone"))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tags = raw.tags.map(|t| check_tags(&tx, &t)).transpose()?;
+    let now = Utc::now();
+    let outcome = match store::find(&tx, &email)? {
+        None => {
+            let prefs = Preferences {
+                tags: tags.unwrap_or_default(),
+                cadence: cadence.unwrap_or(
+                    Cadence::parse(&config.subscribers.default_cadence).unwrap_or(Cadence::Daily),
+                ),
+                time_zone: time_zone.unwrap_or(
+                    TimeZone::parse(&config.subscribers.default_time_zone)
+                        .unwrap_or(TimeZone(chrono_tz::UTC)),
+                ),
+            };
+            let status = status.unwrap_or(default_status);
+            let id = store::insert(&tx, &email, &prefs, status, now)?;
+            if status == Status::Unsubscribed {
+                store::set_status(&tx, id, status, now)?;
+            }
+            Upserted::Created
+        }
+        Some(existing) => {
+            if let Some(wanted) = status {
+                if matches!(existing.status, Status::Unsubscribed | Status::Bounced)
+                    && matches!(wanted, Status::Confirmed | Status::Pending)
+                {
+                    return Err(InputError::new(
+                        "status",
+                        format!(
+                            "{email} is {}; only they can subscribe again",
+                            existing.status.as_str()
+                        ),
+                    )
+                    .into());
+                }
+            }
+            let prefs = Preferences {
+                tags: tags.unwrap_or_else(|| existing.preferences.tags.clone()),
+                cadence: cadence.unwrap_or(existing.preferences.cadence),
+                time_zone: time_zone.unwrap_or(existing.preferences.time_zone),
+            };
+            let new_status = status.unwrap_or(existing.status);
+            if prefs == existing.preferences && new_status == existing.status {
+                Upserted::Unchanged
+            } else {
+                store::set_preferences(&tx, existing.id, &prefs)?;
+                if new_status != existing.status {
+                    store::set_status(&tx, existing.id, new_status, now)?;
+                }
+                Upserted::Updated
+            }
+        }
+    };
+    let subscriber = store::find(&tx, &email)?
+        .ok_or_else(|| FlowError::Internal("subscriber vanished".into()))?;
+    tx.commit()?;
+    Ok((outcome, subscriber))
+}
+
+/// Imports a CSV file's rows (new rows default to `confirmed`: the list comes from another
+/// service that already confirmed them).
+pub fn import(conn: &mut Connection, config: &Config, bytes: &[u8]) -> Result<Report, FlowError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| FlowError::Input(crate::catalog::InputError::new("header", e.to_string())))?
+        .clone();
+    let known = ["email", "tags", "cadence", "time_zone", "status"];
+    if let Some(bad) = headers.iter().find(|h| !known.contains(h)) {
+        return Err(crate::catalog::InputError::new(
+            "header",
+            format!("unknown column '{bad}'; expected email,tags,cadence,time_zone,status"),
+        )
+        .into());
+    }
+    if !headers.iter().any(|h| h == "email") {
+        return Err(crate::catalog::InputError::new("header", "needs an email column").into());
+    }
+    let mut report = Report::default();
+    for (i, record) in reader.records().enumerate() {
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position().map(|p| p.line()))
+            .unwrap_or(i as u64 + 2);
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                report.rejected.push((line, e.to_string()));
+                continue;
+            }
+        };
+        let get = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .and_then(|i| record.get(i))
+                .map(str::to_string)
+        };
+        let raw = SubscriberJson {
+            email: get("email"),
+            status: get("status"),
+            tags: get("tags").map(|t| {
+                t.split(';')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
+            cadence: get("cadence"),
+            time_zone: get("time_zone"),
+        };
+        match admin_upsert(conn, config, raw, Status::Confirmed) {
+            Ok((Upserted::Created, _)) => report.created += 1,
+            Ok((Upserted::Updated, _)) => report.updated += 1,
+            Ok((Upserted::Unchanged, _)) => report.unchanged += 1,
+            Err(FlowError::Input(e)) => report.rejected.push((line, e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(report)
+}
+
+/// Every subscriber as CSV, in the import format plus `created_at` and `confirmed_at`.
+pub fn export(conn: &Connection, out: impl std::io::Write) -> Result<usize, FlowError> {
+    let mut writer = csv::Writer::from_writer(out);
+    let io = |e: csv::Error| FlowError::Internal(e.to_string());
+    writer
+        .write_record([
+            "email",
+            "tags",
+            "cadence",
+            "time_zone",
+            "status",
+            "created_at",
+            "confirmed_at",
+        ])
+        .map_err(io)?;
+    let all = store::list(conn, None)?;
+    for s in &all {
+        let v = s.view();
+        writer
+            .write_record([
+                v.email.as_str(),
+                &v.tags.join(";"),
+                v.cadence.as_str(),
+                v.time_zone,
+                v.status.as_str(),
+                &v.created_at,
+                v.confirmed_at.as_deref().unwrap_or(""),
+            ])
+            .map_err(io)?;
+    }
+    writer
+        .flush()
+        .map_err(|e| FlowError::Internal(e.to_string()))?;
+    Ok(all.len())
+}

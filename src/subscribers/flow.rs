@@ -1,0 +1,317 @@
+//! The subscriber flows: subscribe (double opt-in), confirm, preferences, unsubscribe. Each state
+//! change is one SQLite transaction; emails go out afterwards, off the request's path.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{Duration, Utc};
+use minijinja::context;
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::store::{self, TokenProblem};
+use super::tokens::{Purpose, Token};
+use super::{Preferences, Status, Subscriber, SubscriberEmail};
+use crate::catalog::InputError;
+use crate::config::Config;
+use crate::mail::templates::Templates;
+use crate::mail::{Mailer, OutgoingEmail};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("token: {0:?}")]
+    Token(TokenProblem),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Everything the flows need: the database, the mailer and the templates.
+pub struct Subscriptions {
+    pub config: Arc<Config>,
+    pub db: Arc<Mutex<Connection>>,
+    pub mailer: Arc<Mailer>,
+    pub templates: Arc<Templates>,
+}
+
+/// Checks chosen tag slugs against the catalog's tags; the field is named `tags`.
+pub fn check_tags(conn: &Connection, tags: &[String]) -> Result<Vec<String>, FlowError> {
+    let known = store::known_tags(conn)?;
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        if !known.iter().any(|(slug, _)| slug == tag) {
+            return Err(InputError::new(
+                "tags",
+                format!(
+                    "'{}' is not a tag of this site",
+                    tag.chars().take(60).collect::<String>()
+                ),
+            )
+            .into());
+        }
+        if !out.iter().any(|t| t == tag) {
+            out.push(tag.to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Subscriptions {
+    async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, FlowError> + Send + 'static,
+    ) -> Result<T, FlowError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| FlowError::Internal(e.to_string()))?
+    }
+
+    fn link_ttl(&self) -> Duration {
+        Duration::days(self.config.subscribers.link_ttl_days as i64)
+    }
+
+    /// A subscribe request. The caller answers the same page whatever happens here; a
+    /// confirmation email goes out only to a new, pending or unsubscribed address.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        email: SubscriberEmail,
+        prefs: Preferences,
+    ) -> Result<(), FlowError> {
+        let confirm_ttl = Duration::hours(self.config.subscribers.confirm_ttl_hours as i64);
+        let link_ttl = self.link_ttl();
+        let planned = self
+            .with_db(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let prefs = Preferences {
+                    tags: check_tags(&tx, &prefs.tags)?,
+                    ..prefs
+                };
+                let now = Utc::now();
+                let id = match store::find(&tx, &email)? {
+                    None => store::insert(&tx, &email, &prefs, Status::Pending, now)?,
+                    Some(s) if matches!(s.status, Status::Pending | Status::Unsubscribed) => {
+                        store::set_preferences(&tx, s.id, &prefs)?;
+                        s.id
+                    }
+                    // Confirmed or bounced: nothing to confirm, and nothing is changed.
+                    Some(_) => return Ok(None),
+                };
+                let tokens = Links {
+                    confirm: Some(store::mint(&tx, id, Purpose::Confirm, now, confirm_ttl)?),
+                    preferences: store::mint(&tx, id, Purpose::Preferences, now, link_ttl)?,
+                    unsubscribe: store::mint(&tx, id, Purpose::Unsubscribe, now, link_ttl)?,
+                };
+                let subscriber = store::get(&tx, id)?;
+                tx.commit()?;
+                Ok(subscriber.map(|s| (s, tokens)))
+            })
+            .await?;
+        if let Some((subscriber, links)) = planned {
+            self.send_later("confirmation", subscriber, links);
+        }
+        Ok(())
+    }
+
+    /// The subscriber a token belongs to, without changing anything (for GET pages).
+    pub async fn check(&self, token: Token, purpose: Purpose) -> Result<Subscriber, FlowError> {
+        self.with_db(move |conn| {
+            store::check(conn, &token, purpose, Utc::now())?
+                .map(|r| r.subscriber)
+                .map_err(FlowError::Token)
+        })
+        .await
+    }
+
+    /// Confirms with a single-use confirm token; sends the welcome email the first time.
+    pub async fn confirm(self: &Arc<Self>, token: Token) -> Result<(Subscriber, Token), FlowError> {
+        let link_ttl = self.link_ttl();
+        let (subscriber, links, welcome) = self
+            .with_db(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = Utc::now();
+                let redeemed =
+                    store::check(&tx, &token, Purpose::Confirm, now)?.map_err(FlowError::Token)?;
+                if !store::use_up(&tx, &redeemed.hash, now)? {
+                    return Err(FlowError::Token(TokenProblem::Used));
+                }
+                let id = redeemed.subscriber.id;
+                if redeemed.subscriber.status != Status::Confirmed {
+                    store::set_status(&tx, id, Status::Confirmed, now)?;
+                }
+                let welcome = store::claim_welcome(&tx, id, now)?;
+                let links = Links {
+                    confirm: None,
+                    preferences: store::mint(&tx, id, Purpose::Preferences, now, link_ttl)?,
+                    unsubscribe: store::mint(&tx, id, Purpose::Unsubscribe, now, link_ttl)?,
+                };
+                let subscriber =
+                    store::get(&tx, id)?.ok_or(FlowError::Token(TokenProblem::Unknown))?;
+                tx.commit()?;
+                Ok((subscriber, links, welcome))
+            })
+            .await?;
+        let preferences = links.preferences.clone();
+        if welcome {
+            self.send_later("welcome", subscriber.clone(), links);
+        }
+        Ok((subscriber, preferences))
+    }
+
+    /// Saves new preferences with a preferences token.
+    pub async fn save_preferences(
+        &self,
+        token: Token,
+        prefs: Preferences,
+    ) -> Result<Subscriber, FlowError> {
+        self.with_db(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let redeemed = store::check(&tx, &token, Purpose::Preferences, Utc::now())?
+                .map_err(FlowError::Token)?;
+            let prefs = Preferences {
+                tags: check_tags(&tx, &prefs.tags)?,
+                ..prefs
+            };
+            store::set_preferences(&tx, redeemed.subscriber.id, &prefs)?;
+            let subscriber = store::get(&tx, redeemed.subscriber.id)?
+                .ok_or(FlowError::Token(TokenProblem::Unknown))?;
+            tx.commit()?;
+            Ok(subscriber)
+        })
+        .await
+    }
+
+    /// Unsubscribes at once with an unsubscribe (or preferences) token. Repeating it is harmless.
+    pub async fn unsubscribe(
+        &self,
+        token: Token,
+        purpose: Purpose,
+    ) -> Result<Subscriber, FlowError> {
+        self.with_db(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = Utc::now();
+            let redeemed = store::check(&tx, &token, purpose, now)?.map_err(FlowError::Token)?;
+            let id = redeemed.subscriber.id;
+            if redeemed.subscriber.status != Status::Unsubscribed {
+                store::set_status(&tx, id, Status::Unsubscribed, now)?;
+            }
+            let subscriber = store::get(&tx, id)?.ok_or(FlowError::Token(TokenProblem::Unknown))?;
+            tx.commit()?;
+            Ok(subscriber)
+        })
+        .await
+    }
+
+    /// Sends a confirmation email now (for a subscriber an admin added as pending).
+    pub async fn resend_confirmation(&self, subscriber: Subscriber) -> Result<String, FlowError> {
+        let confirm_ttl = Duration::hours(self.config.subscribers.confirm_ttl_hours as i64);
+        let link_ttl = self.link_ttl();
+        let id = subscriber.id;
+        let links = self
+            .with_db(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = Utc::now();
+                let links = Links {
+                    confirm: Some(store::mint(&tx, id, Purpose::Confirm, now, confirm_ttl)?),
+                    preferences: store::mint(&tx, id, Purpose::Preferences, now, link_ttl)?,
+                    unsubscribe: store::mint(&tx, id, Purpose::Unsubscribe, now, link_ttl)?,
+                };
+                tx.commit()?;
+                Ok(links)
+            })
+            .await?;
+        let email = self
+            .email("confirmation", &subscriber, &links)
+            .await
+            .map_err(FlowError::Internal)?;
+        self.mailer
+            .send(&email)
+            .await
+            .map_err(|e| FlowError::Internal(e.to_string()))
+    }
+
+    /// Renders `template` for `subscriber` and sends it in the background; failures are logged.
+    fn send_later(self: &Arc<Self>, template: &'static str, subscriber: Subscriber, links: Links) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let email = match this.email(template, &subscriber, &links).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(template, error = %e, "cannot render an email");
+                    return;
+                }
+            };
+            match this.mailer.send(&email).await {
+                Ok(id) => tracing::info!(template, message_id = %id, "email sent"),
+                Err(e) => {
+                    tracing::warn!(template, failure = ?e.failure, error = %e, "email not sent")
+                }
+            }
+        });
+    }
+
+    async fn email(
+        &self,
+        template: &str,
+        subscriber: &Subscriber,
+        links: &Links,
+    ) -> Result<OutgoingEmail, String> {
+        let chosen = subscriber.preferences.tags.clone();
+        let names = self
+            .with_db(move |conn| {
+                let known = store::known_tags(conn)?;
+                Ok(chosen
+                    .iter()
+                    .map(|slug| {
+                        known
+                            .iter()
+                            .find(|(s, _)| s == slug)
+                            .map(|(_, n)| n.clone())
+                            .unwrap_or_else(|| slug.clone())
+                    })
+                    .collect::<Vec<String>>())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let config = &self.config;
+        let url =
+            |path: &str, token: &Token| config.site_url(&format!("/{path}/{}", token.as_str()));
+        let unsubscribe_url = url("unsubscribe", &links.unsubscribe);
+        let ctx = context! {
+            site => &config.site.title,
+            site_url => &config.site_url("/"),
+            email => subscriber.email.as_str(),
+            confirm_url => &links.confirm.as_ref().map(|t| url("confirm", t)).unwrap_or_default(),
+            preferences_url => &url("preferences", &links.preferences),
+            unsubscribe_url => &unsubscribe_url,
+            expires_hours => config.subscribers.confirm_ttl_hours,
+            tags => names,
+            cadence => subscriber.preferences.cadence.as_str(),
+        };
+        let subject_source = match template {
+            "confirmation" => &config.mail.confirm_subject,
+            _ => &config.mail.welcome_subject,
+        };
+        let subject = self.templates.render_line(subject_source, ctx.clone())?;
+        let body = self.templates.render(template, ctx)?;
+        Ok(OutgoingEmail {
+            to: subscriber.email.address().clone(),
+            subject,
+            text: body.text,
+            html: body.html,
+            unsubscribe_url,
+        })
+    }
+}
+
+/// The links one email carries.
+struct Links {
+    confirm: Option<Token>,
+    preferences: Token,
+    unsubscribe: Token,
+}

@@ -1,0 +1,252 @@
+//! Subscribers and tokens in SQLite.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::tokens::{Purpose, Token};
+use super::{Cadence, Preferences, Status, Subscriber, SubscriberEmail, TimeZone};
+
+const COLUMNS: &str =
+    "id, email, status, cadence, time_zone, created_at, confirmed_at, unsubscribed_at, welcomed_at";
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn read(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let time = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        let s: Option<String> = r.get(i)?;
+        s.map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| bad(i, e.to_string()))
+        })
+        .transpose()
+    };
+    let id: i64 = r.get(0)?;
+    let email: String = r.get(1)?;
+    let status: String = r.get(2)?;
+    let cadence: String = r.get(3)?;
+    let zone: String = r.get(4)?;
+    Ok(Subscriber {
+        id,
+        email: SubscriberEmail::parse(&email).map_err(|e| bad(1, e))?,
+        status: Status::parse(&status).map_err(|e| bad(2, e))?,
+        preferences: Preferences {
+            tags: tags_of(conn, id)?,
+            cadence: Cadence::parse(&cadence).map_err(|e| bad(3, e))?,
+            time_zone: TimeZone::parse(&zone).map_err(|e| bad(4, e))?,
+        },
+        created_at: time(5)?.unwrap_or_default(),
+        confirmed_at: time(6)?,
+        unsubscribed_at: time(7)?,
+        welcomed_at: time(8)?,
+    })
+}
+
+fn tags_of(conn: &Connection, id: i64) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tag_slug FROM subscriber_tags WHERE subscriber_id = ?1 ORDER BY tag_slug",
+    )?;
+    let rows = stmt.query_map([id], |r| r.get(0))?;
+    rows.collect()
+}
+
+pub fn find(conn: &Connection, email: &SubscriberEmail) -> rusqlite::Result<Option<Subscriber>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscribers WHERE email = ?1"
+    ))?;
+    stmt.query_row([email.as_str()], |r| read(conn, r))
+        .optional()
+}
+
+pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Subscriber>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM subscribers WHERE id = ?1"))?;
+    stmt.query_row([id], |r| read(conn, r)).optional()
+}
+
+pub fn list(conn: &Connection, status: Option<Status>) -> rusqlite::Result<Vec<Subscriber>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscribers WHERE ?1 IS NULL OR status = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([status.map(Status::as_str)], |r| read(conn, r))?;
+    rows.collect()
+}
+
+pub fn insert(
+    conn: &Connection,
+    email: &SubscriberEmail,
+    prefs: &Preferences,
+    status: Status,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<i64> {
+    let confirmed = (status == Status::Confirmed).then(|| ts(&now));
+    conn.execute(
+        "INSERT INTO subscribers (email, status, cadence, time_zone, created_at, confirmed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            email.as_str(),
+            status.as_str(),
+            prefs.cadence.as_str(),
+            prefs.time_zone.name(),
+            ts(&now),
+            confirmed
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    set_tags(conn, id, &prefs.tags)?;
+    Ok(id)
+}
+
+pub fn set_preferences(conn: &Connection, id: i64, prefs: &Preferences) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE subscribers SET cadence = ?2, time_zone = ?3 WHERE id = ?1",
+        params![id, prefs.cadence.as_str(), prefs.time_zone.name()],
+    )?;
+    set_tags(conn, id, &prefs.tags)
+}
+
+fn set_tags(conn: &Connection, id: i64, tags: &[String]) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM subscriber_tags WHERE subscriber_id = ?1", [id])?;
+    for tag in tags {
+        conn.execute(
+            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag_slug) VALUES (?1, ?2)",
+            params![id, tag],
+        )?;
+    }
+    Ok(())
+}
+
+/// Moves a subscriber to `status`, stamping when it was confirmed or unsubscribed.
+pub fn set_status(
+    conn: &Connection,
+    id: i64,
+    status: Status,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let now = ts(&now);
+    match status {
+        Status::Confirmed => conn.execute(
+            "UPDATE subscribers SET status = 'confirmed', confirmed_at = ?2, unsubscribed_at = NULL WHERE id = ?1",
+            params![id, now],
+        ),
+        Status::Unsubscribed => conn.execute(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?2 WHERE id = ?1",
+            params![id, now],
+        ),
+        other => conn.execute(
+            "UPDATE subscribers SET status = ?2 WHERE id = ?1",
+            params![id, other.as_str()],
+        ),
+    }?;
+    Ok(())
+}
+
+/// Records that the welcome email is going out; `false` if it already did (send it at most once).
+pub fn claim_welcome(conn: &Connection, id: i64, now: DateTime<Utc>) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE subscribers SET welcomed_at = ?2 WHERE id = ?1 AND welcomed_at IS NULL",
+        params![id, ts(&now)],
+    )? == 1)
+}
+
+pub fn delete(conn: &Connection, email: &SubscriberEmail) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM subscribers WHERE email = ?1", [email.as_str()])? == 1)
+}
+
+/// Makes a token for one subscriber and one purpose, valid for `ttl`.
+pub fn mint(
+    conn: &Connection,
+    subscriber: i64,
+    purpose: Purpose,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> rusqlite::Result<Token> {
+    let token = Token::generate();
+    conn.execute(
+        "INSERT INTO tokens (hash, subscriber_id, purpose, created_us, expires_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            &token.hash()[..],
+            subscriber,
+            purpose.as_str(),
+            now.timestamp_micros(),
+            (now + ttl).timestamp_micros()
+        ],
+    )?;
+    Ok(token)
+}
+
+/// Why a token did not work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Never issued, issued for another purpose, or its subscriber is gone: 404.
+    Unknown,
+    /// Past its expiry: 410.
+    Expired,
+    /// A single-use token that was already used: 410.
+    Used,
+}
+
+/// A token that works, and whose it is.
+pub struct Redeemed {
+    pub hash: [u8; 32],
+    pub subscriber: Subscriber,
+}
+
+/// Looks up `token` for `purpose` without using it up.
+pub fn check(
+    conn: &Connection,
+    token: &Token,
+    purpose: Purpose,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Result<Redeemed, TokenProblem>> {
+    let hash = token.hash();
+    let row: Option<(i64, i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT subscriber_id, expires_us, used_us FROM tokens WHERE hash = ?1 AND purpose = ?2",
+            params![&hash[..], purpose.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((subscriber_id, expires_us, used_us)) = row else {
+        return Ok(Err(TokenProblem::Unknown));
+    };
+    if used_us.is_some() {
+        return Ok(Err(TokenProblem::Used));
+    }
+    if now.timestamp_micros() >= expires_us {
+        return Ok(Err(TokenProblem::Expired));
+    }
+    Ok(match get(conn, subscriber_id)? {
+        Some(subscriber) => Ok(Redeemed { hash, subscriber }),
+        None => Err(TokenProblem::Unknown),
+    })
+}
+
+/// Uses up a single-use token; `false` if someone else used it first.
+pub fn use_up(conn: &Connection, hash: &[u8; 32], now: DateTime<Utc>) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE tokens SET used_us = ?2 WHERE hash = ?1 AND used_us IS NULL",
+        params![&hash[..], now.timestamp_micros()],
+    )? == 1)
+}
+
+/// Forgets tokens that expired more than a day ago.
+pub fn prune_tokens(conn: &Connection, now: DateTime<Utc>) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM tokens WHERE expires_us < ?1",
+        [(now - Duration::days(1)).timestamp_micros()],
+    )
+}
+
+/// The tag slugs the catalog knows, to check chosen tags against.
+pub fn known_tags(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT slug, name FROM tags ORDER BY name COLLATE NOCASE")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}

@@ -1,0 +1,432 @@
+//! A reader subscribes, confirms, changes preferences and unsubscribes, followed through the
+//! emails that arrive at a real SMTP server.
+
+use crate::helpers::{article, Daemon, SmtpSink};
+
+const BASE: &str = "https://blog.example";
+
+fn catalog(d: &Daemon) {
+    d.publish(&article(
+        "one",
+        "One",
+        &["AI", "Open Science"],
+        "2026-05-27T09:00:00Z",
+    ));
+    d.publish(&article(
+        "two",
+        "Two",
+        &["Machine Learning"],
+        "2026-05-27T08:00:00Z",
+    ));
+}
+
+fn status_of(d: &Daemon, email: &str) -> String {
+    let r = d.api("GET", &format!("/api/subscribers/{email}"), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["status"].as_str().unwrap_or_default().to_string()
+}
+
+fn subscribe(d: &Daemon, email: &str) -> crate::helpers::Resp {
+    d.post_form(
+        "/subscribe",
+        &[
+            ("email", email),
+            ("tags", "ai"),
+            ("tags", "open-science"),
+            ("cadence", "daily"),
+            ("time_zone", "Europe/Paris"),
+        ],
+    )
+}
+
+#[test]
+fn the_whole_flow_through_the_emails_that_arrive() {
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[]);
+    catalog(&d);
+
+    let form = d.get("/subscribe");
+    assert_eq!(form.status, 200);
+    let html = form.text();
+    assert!(
+        html.contains("<label for=\"email\">"),
+        "labelled email field"
+    );
+    assert!(html.contains("name=\"tags\" value=\"open-science\""));
+    assert!(html.contains("Machine Learning"));
+    assert!(
+        html.contains("<option selected>UTC</option>") || html.contains("<option>UTC</option>")
+    );
+
+    let r = subscribe(&d, "Reader@Example.com");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Check your inbox"));
+
+    // 1. The confirmation email.
+    let mails = sink.wait_for(1);
+    let confirmation = &mails[0];
+    assert_eq!(
+        confirmation.header("To").as_deref(),
+        Some("Reader@example.com")
+    );
+    assert_eq!(
+        confirmation.header("Subject").as_deref(),
+        Some("Confirm your subscription to Future Tech Blog")
+    );
+    assert!(confirmation.html().contains("style=\""), "CSS inlined");
+    let confirm = confirmation.link(BASE, "/confirm/");
+    assert_eq!(status_of(&d, "Reader@example.com"), "pending");
+
+    // A GET (what a mail scanner does) shows a button and changes nothing.
+    let page = d.get(&confirm);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<form method=\"post\""));
+    assert_eq!(status_of(&d, "Reader@example.com"), "pending");
+
+    // 2. Confirm: the welcome email arrives, once.
+    let done = d.request("POST", &confirm, &[], Some(b""));
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert!(done.text().contains("You are subscribed"));
+    assert_eq!(status_of(&d, "Reader@example.com"), "confirmed");
+    let mails = sink.wait_for(2);
+    let welcome = &mails[1];
+    assert_eq!(
+        welcome.header("Subject").as_deref(),
+        Some("Welcome to Future Tech Blog")
+    );
+    assert!(
+        welcome.text().contains("in AI, Open Science"),
+        "{}",
+        welcome.text()
+    );
+    let again = d.request("POST", &confirm, &[], Some(b""));
+    assert_eq!(again.status, 410, "a confirm link works once");
+
+    // 3. Preferences: the page shows the choices, a POST saves new ones.
+    let prefs = welcome.link(BASE, "/preferences/");
+    let page = d.get(&prefs);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("value=\"ai\" checked"));
+    assert!(page
+        .text()
+        .contains("<option selected>Europe/Paris</option>"));
+    let saved = d.post_form(
+        &prefs,
+        &[
+            ("tags", "machine-learning"),
+            ("cadence", "weekly"),
+            ("time_zone", "America/New_York"),
+            ("action", "save"),
+        ],
+    );
+    assert_eq!(saved.status, 200, "{}", saved.text());
+    let s = d
+        .api("GET", "/api/subscribers/Reader@example.com", None)
+        .json();
+    assert_eq!(s["cadence"], "weekly");
+    assert_eq!(s["time_zone"], "America/New_York");
+    assert_eq!(s["tags"], serde_json::json!(["machine-learning"]));
+
+    // 4. One-click unsubscribe, as a mailbox provider does it (RFC 8058).
+    let header = welcome
+        .header("List-Unsubscribe")
+        .expect("List-Unsubscribe");
+    assert_eq!(
+        welcome.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(header.contains("<mailto:"), "{header}");
+    let path = welcome.unsubscribe_path(BASE);
+    let gone = d.request(
+        "POST",
+        &path,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(b"List-Unsubscribe=One-Click"),
+    );
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    assert_eq!(status_of(&d, "Reader@example.com"), "unsubscribed");
+
+    // 5. Nothing more is sent: not on a new subscribe attempt for a confirmed-then-gone address
+    // (that sends a confirmation, which is the only way back), and not otherwise.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 2);
+}
+
+#[test]
+fn known_and_unknown_addresses_get_the_same_answer() {
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[]);
+    catalog(&d);
+    d.api(
+        "POST",
+        "/api/subscribers",
+        Some(r#"{"email":"confirmed@example.com","status":"confirmed"}"#),
+    );
+    d.api(
+        "POST",
+        "/api/subscribers",
+        Some(r#"{"email":"gone@example.com","status":"confirmed"}"#),
+    );
+    d.api(
+        "POST",
+        "/api/subscribers",
+        Some(r#"{"email":"gone@example.com","status":"unsubscribed"}"#),
+    );
+    let answers: Vec<(u16, String)> = [
+        "new@example.com",
+        "confirmed@example.com",
+        "gone@example.com",
+        "new@example.com",
+    ]
+    .iter()
+    .map(|e| {
+        let r = subscribe(&d, e);
+        (r.status, r.text())
+    })
+    .collect();
+    for a in &answers[1..] {
+        assert_eq!(a, &answers[0], "the answer must not tell who is subscribed");
+    }
+    // Confirmations go to the new address (twice: it was still pending) and the unsubscribed one;
+    // none to the confirmed one.
+    let mails = sink.wait_for(3);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let to: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| m.header("To").unwrap_or_default())
+        .collect();
+    assert_eq!(mails.len(), 3, "{to:?}");
+    assert!(!to.contains(&"confirmed@example.com".to_string()), "{to:?}");
+    assert_eq!(
+        status_of(&d, "gone@example.com"),
+        "unsubscribed",
+        "only confirming brings them back"
+    );
+}
+
+#[test]
+fn expired_unknown_and_reused_tokens_get_plain_pages() {
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[("TIDINGS_SUBSCRIBERS_CONFIRM_TTL_HOURS", "0")]);
+    catalog(&d);
+    subscribe(&d, "late@example.com");
+    let confirm = sink.wait_for(1)[0].link(BASE, "/confirm/");
+    for method in ["GET", "POST"] {
+        let r = d.request(
+            method,
+            &confirm,
+            &[],
+            (method == "POST").then_some(&b""[..]),
+        );
+        assert_eq!(r.status, 410, "{method}");
+        assert!(r.text().contains("Link expired"));
+    }
+    assert_eq!(status_of(&d, "late@example.com"), "pending");
+    for path in [
+        "/confirm/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/preferences/not-a-token",
+        "/unsubscribe/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let r = d.get(path);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.text().contains("Link not found"));
+        assert!(!r.text().contains("panicked"));
+    }
+    // A token for one purpose does not work for another.
+    let unsubscribe = sink.messages()[0].unsubscribe_path(BASE);
+    let as_prefs = unsubscribe.replace("/unsubscribe/", "/preferences/");
+    assert_eq!(d.get(&as_prefs).status, 404);
+}
+
+#[test]
+fn a_burst_of_subscribe_requests_gets_429_with_retry_after() {
+    let d = Daemon::start_with(&[
+        ("TIDINGS_SUBSCRIBERS_IP_RATE_PER_MINUTE", "3"),
+        ("TIDINGS_SUBSCRIBERS_ADDRESS_RATE_PER_HOUR", "100"),
+    ]);
+    catalog(&d);
+    let codes: Vec<u16> = (0..6)
+        .map(|i| subscribe(&d, &format!("burst{i}@example.com")).status)
+        .collect();
+    assert_eq!(&codes[..3], &[200, 200, 200]);
+    assert!(codes[3..].iter().all(|c| *c == 429), "{codes:?}");
+    let r = subscribe(&d, "more@example.com");
+    let wait: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+
+    let d = Daemon::start_with(&[
+        ("TIDINGS_SUBSCRIBERS_IP_RATE_PER_MINUTE", "100"),
+        ("TIDINGS_SUBSCRIBERS_ADDRESS_RATE_PER_HOUR", "2"),
+    ]);
+    catalog(&d);
+    let codes: Vec<u16> = (0..3)
+        .map(|_| subscribe(&d, "same@example.com").status)
+        .collect();
+    assert_eq!(
+        codes,
+        [200, 200, 429],
+        "list bombing one address is limited"
+    );
+    assert_eq!(subscribe(&d, "other@example.com").status, 200);
+}
+
+#[test]
+fn crlf_and_html_in_every_field_are_refused_or_escaped() {
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(
+        &sink,
+        &[(
+            "TIDINGS_SITE_TITLE",
+            "Tom & <Jerry>\r\nBcc: victim@example.com",
+        )],
+    );
+    catalog(&d);
+    let cases: [(&str, &str, &str, &str, &str); 4] = [
+        (
+            "x@example.com\r\nBcc: victim@example.com",
+            "ai",
+            "daily",
+            "UTC",
+            "email",
+        ),
+        (
+            "x@example.com",
+            "<script>alert(1)</script>",
+            "daily",
+            "UTC",
+            "tags",
+        ),
+        (
+            "x@example.com",
+            "ai",
+            "daily\r\nBcc: v@example.com",
+            "UTC",
+            "cadence",
+        ),
+        ("x@example.com", "ai", "daily", "<b>UTC</b>", "time_zone"),
+    ];
+    for (email, tag, cadence, zone, field) in cases {
+        let r = d.post_form(
+            "/subscribe",
+            &[
+                ("email", email),
+                ("tags", tag),
+                ("cadence", cadence),
+                ("time_zone", zone),
+            ],
+        );
+        assert_eq!(r.status, 400, "{field}");
+        let html = r.text();
+        assert!(html.contains(&format!("{field}:")), "{field}: {html}");
+        assert!(
+            !html.contains("<script>alert") && !html.contains("<b>UTC"),
+            "{field}: escaped"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(sink.messages().is_empty(), "nothing was sent for bad input");
+
+    // User-controlled text in a header (the site title in the subject) cannot add a header.
+    subscribe(&d, "fine@example.com");
+    let mail = &sink.wait_for(1)[0];
+    assert!(mail.header("Bcc").is_none());
+    let subject = mail.header("Subject").expect("subject");
+    assert!(
+        !subject.contains('\n') && subject.contains("Tom & <Jerry> Bcc:"),
+        "{subject}"
+    );
+    assert!(
+        mail.html().contains("Tom &amp; &lt;Jerry&gt;"),
+        "{}",
+        mail.html()
+    );
+    let raw = String::from_utf8_lossy(&mail.raw).to_string();
+    let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(!head.lines().any(|l| l.starts_with("Bcc:")), "{head}");
+}
+
+#[test]
+fn get_on_an_unsubscribe_link_shows_a_button_and_changes_nothing() {
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[]);
+    catalog(&d);
+    subscribe(&d, "keep@example.com");
+    let confirm = sink.wait_for(1)[0].link(BASE, "/confirm/");
+    d.request("POST", &confirm, &[], Some(b""));
+    let welcome = &sink.wait_for(2)[1];
+    let unsubscribe = welcome.link(BASE, "/unsubscribe/");
+    let page = d.get(&unsubscribe);
+    assert_eq!(page.status, 200);
+    assert!(page
+        .text()
+        .contains("name=\"List-Unsubscribe\" value=\"One-Click\""));
+    assert_eq!(d.request("HEAD", &unsubscribe, &[], None).status, 200);
+    assert_eq!(status_of(&d, "keep@example.com"), "confirmed");
+    // A POST without the RFC 8058 body does nothing either.
+    assert_eq!(d.request("POST", &unsubscribe, &[], Some(b"")).status, 400);
+    assert_eq!(status_of(&d, "keep@example.com"), "confirmed");
+    // The preferences page's unsubscribe button works too.
+    let prefs = welcome.link(BASE, "/preferences/");
+    let r = d.post_form(&prefs, &[("action", "unsubscribe")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(status_of(&d, "keep@example.com"), "unsubscribed");
+}
+
+#[test]
+fn admin_api_manages_subscribers_behind_the_token() {
+    let d = Daemon::start();
+    catalog(&d);
+    assert_eq!(d.request("GET", "/api/subscribers", &[], None).status, 401);
+    let r = d.api(
+        "POST",
+        "/api/subscribers",
+        Some(r#"{"email":"Admin.Added@Example.ORG","status":"confirmed","tags":["ai"],"cadence":"weekly","time_zone":"Asia/Tokyo"}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let s = r.json()["subscriber"].clone();
+    assert_eq!(s["email"], "Admin.Added@example.org");
+    assert_eq!(s["status"], "confirmed");
+    assert!(s["confirmed_at"].as_str().is_some());
+    assert!(s["created_at"].as_str().is_some());
+    let list = d
+        .api("GET", "/api/subscribers?status=confirmed", None)
+        .json();
+    assert_eq!(list["total"], 1);
+    for (body, field) in [
+        (r#"{"email":"not-an-email"}"#, "email"),
+        (r#"{"email":"a@example.com","tags":["nope"]}"#, "tags"),
+        (r#"{"email":"a@example.com","cadence":"hourly"}"#, "cadence"),
+        (
+            r#"{"email":"a@example.com","time_zone":"Mars/Base"}"#,
+            "time_zone",
+        ),
+        (r#"{"email":"a@example.com","status":"vip"}"#, "status"),
+        (r#"{"email":"a@example.com","colour":"red"}"#, "colour"),
+    ] {
+        let r = d.api("POST", "/api/subscribers", Some(body));
+        assert_eq!(r.status, 400, "{body}");
+        assert_eq!(r.json()["field"], field, "{body}");
+    }
+    assert_eq!(d.api("GET", "/api/subscribers", None).json()["total"], 1);
+    assert_eq!(
+        d.api(
+            "DELETE",
+            "/api/subscribers?email=admin.added@example.org",
+            None
+        )
+        .status,
+        404,
+        "local part is kept as given"
+    );
+    assert_eq!(
+        d.api("DELETE", "/api/subscribers/Admin.Added@example.org", None)
+            .status,
+        204
+    );
+    assert_eq!(d.api("GET", "/api/subscribers", None).json()["total"], 0);
+}

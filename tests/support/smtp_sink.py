@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""A real SMTP server for the tests (aiosmtpd), saving every accepted message as a .eml file.
+
+usage: smtp_sink.py OUTDIR [--reject ADDRESS]... [--defer ADDRESS]...
+Listens on 127.0.0.1 on a free port and prints "listening PORT" once ready. Addresses given with
+--reject get a permanent 550 at RCPT; --defer a transient 451. Writing "pause" to OUTDIR/control
+makes every RCPT answer 421 until the file is removed (a stumbling server).
+"""
+import asyncio
+import os
+import sys
+import time
+import uuid
+
+from aiosmtpd.smtp import SMTP
+
+
+class Handler:
+    def __init__(self, outdir, reject, defer):
+        self.outdir = outdir
+        self.reject = {a.lower() for a in reject}
+        self.defer = {a.lower() for a in defer}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if os.path.exists(os.path.join(self.outdir, "control")):
+            return "421 4.3.2 Service not available, try again later"
+        if address.lower() in self.reject:
+            return "550 5.1.1 No such user here"
+        if address.lower() in self.defer:
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        name = f"{time.time_ns()}-{uuid.uuid4().hex}.eml"
+        tmp = os.path.join(self.outdir, "." + name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        os.rename(tmp, os.path.join(self.outdir, name))
+        return "250 2.0.0 Message accepted"
+
+
+async def main():
+    args = sys.argv[1:]
+    if not args:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    outdir = args[0]
+    reject, defer = [], []
+    rest = args[1:]
+    while rest:
+        flag, value, rest = rest[0], rest[1], rest[2:]
+        (reject if flag == "--reject" else defer).append(value)
+    os.makedirs(outdir, exist_ok=True)
+    handler = Handler(outdir, reject, defer)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="sink.test", data_size_limit=None), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    print(f"listening {port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
