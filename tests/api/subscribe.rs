@@ -430,3 +430,193 @@ fn admin_api_manages_subscribers_behind_the_token() {
     );
     assert_eq!(d.api("GET", "/api/subscribers", None).json()["total"], 0);
 }
+
+#[test]
+fn csv_import_reports_bad_rows_by_line_and_is_safe_to_rerun() {
+    let d = Daemon::start();
+    catalog(&d);
+    let file = d.dir.join("list.csv");
+    std::fs::write(
+        &file,
+        "email,tags,cadence,time_zone,status\n\
+         ada@example.com,ai;open-science,weekly,Europe/London,confirmed\n\
+         not-an-address,,,,\n\
+         grace@example.com,,daily,America/New_York,\n\
+         bob@example.com,no-such-tag,,,\n\
+         eve@example.com,,hourly,,\n",
+    )
+    .expect("write");
+    let path = file.to_str().expect("path");
+    let out = d.cli(&["subscriber", "import", path]);
+    assert!(
+        !out.status.success(),
+        "bad rows make the exit code non-zero"
+    );
+    let err = crate::helpers::stderr(&out);
+    assert!(err.contains("line 3: email:"), "{err}");
+    assert!(err.contains("line 5: tags:"), "{err}");
+    assert!(err.contains("line 6: cadence:"), "{err}");
+    assert!(crate::helpers::stdout(&out).contains("2 new, 0 updated, 0 unchanged, 3 rejected"));
+    let ada = d
+        .api("GET", "/api/subscribers/ada@example.com", None)
+        .json();
+    assert_eq!(ada["tags"], serde_json::json!(["ai", "open-science"]));
+    assert_eq!(ada["status"], "confirmed");
+    assert_eq!(
+        d.api("GET", "/api/subscribers/grace@example.com", None)
+            .json()["status"],
+        "confirmed",
+        "rows without a status were confirmed by the service they come from"
+    );
+    let again = d.cli(&["subscriber", "import", path]);
+    assert!(crate::helpers::stdout(&again).contains("0 new, 0 updated, 2 unchanged, 3 rejected"));
+
+    let export = d.cli(&["subscriber", "export"]);
+    assert!(export.status.success());
+    let csv = crate::helpers::stdout(&export);
+    assert!(csv.starts_with("email,tags,cadence,time_zone,status,created_at,confirmed_at\n"));
+    assert!(csv.contains("ada@example.com,ai;open-science,weekly,Europe/London,confirmed,"));
+
+    // An unsubscribed address is not brought back by an import.
+    d.api(
+        "POST",
+        "/api/subscribers",
+        Some(r#"{"email":"ada@example.com","status":"unsubscribed"}"#),
+    );
+    let out = d.cli(&["subscriber", "import", path]);
+    assert!(
+        crate::helpers::stderr(&out).contains("line 2: status:"),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
+    assert_eq!(
+        d.api("GET", "/api/subscribers/ada@example.com", None)
+            .json()["status"],
+        "unsubscribed"
+    );
+}
+
+#[test]
+fn cli_add_sends_a_confirmation_and_list_remove_work() {
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[]);
+    catalog(&d);
+    let out = d.cli(&[
+        "subscriber",
+        "add",
+        "cli@example.com",
+        "--tag",
+        "ai",
+        "--cadence",
+        "weekly",
+    ]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    let mail = &sink.wait_for(1)[0];
+    assert_eq!(mail.header("To").as_deref(), Some("cli@example.com"));
+    let out = d.cli(&["subscriber", "add", "quiet@example.com", "--confirmed"]);
+    assert!(out.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(sink.messages().len(), 1, "--confirmed sends nothing");
+    let list = crate::helpers::stdout(&d.cli(&["subscriber", "list"]));
+    assert!(
+        list.contains("cli@example.com  pending  weekly  UTC  [ai]"),
+        "{list}"
+    );
+    assert!(
+        list.contains("quiet@example.com  confirmed  daily  UTC  [all tags]"),
+        "{list}"
+    );
+    let bad = d.cli(&[
+        "subscriber",
+        "add",
+        "x@example.com",
+        "--time-zone",
+        "Nowhere/Land",
+    ]);
+    assert!(!bad.status.success());
+    assert!(crate::helpers::stderr(&bad).contains("time_zone:"));
+    assert!(d
+        .cli(&["subscriber", "remove", "quiet@example.com"])
+        .status
+        .success());
+    assert!(!d
+        .cli(&["subscriber", "remove", "quiet@example.com"])
+        .status
+        .success());
+}
+
+#[test]
+fn dkim_keygen_prints_the_record_and_the_daemon_signs_with_the_key() {
+    for algorithm in ["ed25519", "rsa"] {
+        let sink = SmtpSink::start();
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = dir.path().join("dkim.pem");
+        let out = crate::helpers::cli_in(
+            dir.path(),
+            &[],
+            &[
+                "dkim",
+                "keygen",
+                "--algorithm",
+                algorithm,
+                "--selector",
+                "news",
+                "--domain",
+                "blog.example",
+                "--out",
+                key.to_str().expect("path"),
+            ],
+        );
+        assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+        let printed = crate::helpers::stdout(&out);
+        assert!(
+            printed.contains(&format!(
+                "news._domainkey.blog.example. IN TXT ( \"v=DKIM1; k={algorithm}; p="
+            )),
+            "{printed}"
+        );
+        let again = crate::helpers::cli_in(
+            dir.path(),
+            &[],
+            &["dkim", "keygen", "--out", key.to_str().expect("path")],
+        );
+        assert!(!again.status.success(), "never overwrites a key");
+        let d = Daemon::start_mailing(
+            &sink,
+            &[
+                ("TIDINGS_MAIL_DKIM_SELECTOR", "news"),
+                ("TIDINGS_MAIL_DKIM_DOMAIN", "blog.example"),
+                ("TIDINGS_MAIL_DKIM_PRIVATE_KEY", key.to_str().expect("path")),
+            ],
+        );
+        catalog(&d);
+        subscribe(&d, "signed@example.com");
+        let mail = &sink.wait_for(1)[0];
+        let sig = mail.header("DKIM-Signature").expect("signed");
+        let sig: String = sig.split_whitespace().collect();
+        assert!(sig.contains("c=relaxed/relaxed"), "{sig}");
+        assert!(
+            sig.contains("d=blog.example") && sig.contains("s=news"),
+            "{sig}"
+        );
+        let h = sig
+            .split(';')
+            .find(|t| t.trim().starts_with("h="))
+            .expect("h=")
+            .to_lowercase();
+        for name in [
+            "from",
+            "subject",
+            "date",
+            "message-id",
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+        ] {
+            assert!(
+                h.split(':')
+                    .any(|x| x.trim().trim_start_matches("h=") == name),
+                "{name} not in {h}"
+            );
+        }
+    }
+}
