@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Browser test of the subscriber pages: starts tidings on a free 127.0.0.1 port with the sample
+# catalog and a file: mail outbox, then drives headless Chromium through them as a person would
+# (scripts/browser/subscriber_flow.mjs, with playwright-core):
+#   (a) /subscribe: type an email, tick two tags, pick Weekly and a time zone, submit, see "Check
+#       your inbox"; the API shows the subscriber pending with those choices;
+#   (b) open the confirmation email's link (text/plain part, decoded by scripts/browser/mail_links.py),
+#       check that opening it changed nothing, click "Confirm subscription", see "You are subscribed";
+#   (c) follow the page's link to the preferences, change tags, cadence and time zone, save, see
+#       "Saved." and the new choices in the API;
+#   (d) open the welcome email's unsubscribe link (opening changes nothing), click Unsubscribe, see
+#       "You are unsubscribed" and status unsubscribed in the API;
+#   (e) the subscribe form by keyboard alone: the label focuses the email field, Tab, Space, arrows,
+#       type-ahead on the time zone select, Enter submits;
+#   (f) /subscribe at a phone's width (390px): a screenshot, and nothing overflows horizontally;
+#   and on every page, every form control has a label; the browser talks only to the daemon.
+#
+# Run from anywhere: bash scripts/browser_test.sh
+# Needs Rust, Python 3, Node.js >= 20 with npm, and root (for apt-get) on Debian; installs chromium
+# (apt) and playwright-core (npm, into scripts/browser/node_modules) when missing. Never downloads
+# a browser of Playwright's own: it runs the system's /usr/bin/chromium (override: CHROMIUM).
+# Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on any failure.
+# KEEP_WORK=1 keeps the temporary folder (screenshot, outbox, daemon log).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO=$(pwd)
+
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+log() { echo "== $*"; }
+finish() {
+    if ((FAILED)) && [[ -s "${WORK:-}/stderr" ]]; then
+        echo "--- last lines of the daemon's log"
+        tail -n 20 "$WORK/stderr" || true
+        echo "browser test: see FAIL lines above; KEEP_WORK=1 keeps the screenshot, outbox and log"
+    fi
+    [[ -z "${KEEP_WORK:-}" ]] || echo "work files kept in $WORK"
+    echo "$PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-browser.XXXXXX")
+DAEMON_PID=""
+cleanup() {
+    local status=$?
+    if [[ -n "$DAEMON_PID" ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+        kill -TERM "$DAEMON_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$DAEMON_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$DAEMON_PID" 2>/dev/null || true
+        wait "$DAEMON_PID" 2>/dev/null || true
+    fi
+    # Chromium is node's child and goes with it; a leftover one would hold files in $WORK.
+    [[ -z "${NODE_PID:-}" ]] || kill -TERM "$NODE_PID" 2>/dev/null || true
+    [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- tools ------------------------------------------------------------------------------------
+export DEBIAN_FRONTEND=noninteractive
+APT_UPDATED=""
+apt_install() {
+    if ! command -v apt-get >/dev/null; then
+        echo "browser test: need $* but there is no apt-get; install it by hand" >&2
+        return 1
+    fi
+    if [[ -z "$APT_UPDATED" ]]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if [[ ! -x "$CHROMIUM" ]]; then
+    log "installing chromium"
+    apt_install chromium
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "installing nodejs and npm"
+    apt_install nodejs npm
+fi
+BROWSER_DIR=$REPO/scripts/browser
+if [[ ! -f "$BROWSER_DIR/node_modules/playwright-core/package.json" ]]; then
+    log "installing playwright-core (npm ci in scripts/browser)"
+    # playwright-core has no install script and fetches no browser; --ignore-scripts keeps it so.
+    (cd "$BROWSER_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
+# ---- build ------------------------------------------------------------------------------------
+log "building the daemon"
+cargo build --quiet --bin tidings
+BIN=$REPO/target/debug/tidings
+
+# ---- daemon -----------------------------------------------------------------------------------
+# The emails' links must lead back to this daemon, so site.base_url names its port: pick a free
+# port first (and try another if something takes it before the daemon binds it).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+TOKEN="browser-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+mkdir -p "$WORK/outbox" "$WORK/mirror" "$WORK/tmp"
+: >"$WORK/tidings.toml" # an empty config file, so a developer's ./tidings.toml plays no part
+BASE_URL=""
+for attempt in 1 2 3; do
+    PORT=$(free_port)
+    log "starting tidings on 127.0.0.1:$PORT (database, outbox and log in $WORK)"
+    (
+        cd "$WORK"
+        TIDINGS_SERVER_BIND=127.0.0.1:$PORT \
+            TIDINGS_SITE_BASE_URL=http://127.0.0.1:$PORT \
+            TIDINGS_DATABASE_PATH="$WORK/tidings.db" \
+            TIDINGS_FEEDS_MIRROR_DIR="$WORK/mirror" \
+            TIDINGS_ADMIN_TOKEN="$TOKEN" \
+            TIDINGS_CATALOG_LOAD_SAMPLE=true \
+            TIDINGS_CATALOG_SAMPLE_PATH="$REPO/data/sample-articles.json" \
+            TIDINGS_MAIL_TRANSPORT="file:$WORK/outbox" \
+            TIDINGS_MAIL_TEMPLATES_DIR="$REPO/email_templates" \
+            exec "$BIN" --config "$WORK/tidings.toml" serve
+    ) </dev/null >"$WORK/stdout" 2>"$WORK/stderr" &
+    DAEMON_PID=$!
+    for _ in $(seq 1 300); do
+        if line=$(grep -m1 -o 'listening on http://[^[:space:]]*' "$WORK/stdout" 2>/dev/null); then
+            BASE_URL=${line#listening on }
+            break
+        fi
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -z "$BASE_URL" ]] || break
+    wait "$DAEMON_PID" 2>/dev/null || true
+    DAEMON_PID=""
+    grep -qi 'address.*in use' "$WORK/stderr" || break
+done
+if [[ -z "$BASE_URL" ]]; then
+    fail "daemon starts and prints 'listening on http://127.0.0.1:PORT'"
+    echo "--- stdout"; cat "$WORK/stdout"; echo "--- stderr"; tail -n 40 "$WORK/stderr"
+    finish
+    exit 1
+fi
+if [[ "$BASE_URL" == "http://127.0.0.1:$PORT" ]]; then
+    pass "daemon starts: $BASE_URL (pid $DAEMON_PID)"
+else
+    fail "daemon listens on $BASE_URL, not on http://127.0.0.1:$PORT as asked"
+fi
+
+# ---- the browser ------------------------------------------------------------------------------
+log "headless Chromium ($("$CHROMIUM" --version 2>/dev/null | head -n1)) through the subscriber pages"
+# TMPDIR: Playwright makes the browser's fresh profile there, so it goes with $WORK.
+set +e
+TMPDIR="$WORK/tmp" BASE_URL="$BASE_URL" ADMIN_TOKEN="$TOKEN" OUTBOX="$WORK/outbox" OUT_DIR="$WORK" \
+    RESULTS="$WORK/results" CHROMIUM="$CHROMIUM" \
+    timeout 300 node "$BROWSER_DIR/subscriber_flow.mjs" &
+NODE_PID=$!
+wait "$NODE_PID"
+node_status=$?
+NODE_PID=""
+set -e
+if [[ -s "$WORK/results" ]]; then
+    read -r js_passed js_failed <"$WORK/results"
+    PASSED=$((PASSED + js_passed))
+    FAILED=$((FAILED + js_failed))
+    ((node_status == 0)) || fail "scripts/browser/subscriber_flow.mjs exits 0 (exit $node_status)"
+else
+    fail "scripts/browser/subscriber_flow.mjs reported its results (exit $node_status)"
+fi
+
+# ---- the daemon stops cleanly ------------------------------------------------------------------
+if kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -TERM "$DAEMON_PID"
+    status=0
+    wait "$DAEMON_PID" || status=$?
+    DAEMON_PID=""
+    if ((status == 0)); then
+        pass "daemon exits 0 on SIGTERM"
+    else
+        fail "daemon exits 0 on SIGTERM (exit $status)"
+    fi
+else
+    fail "daemon still running at the end of the checks"
+fi
+
+finish
