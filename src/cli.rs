@@ -57,6 +57,35 @@ pub enum Command {
     /// DKIM keys for signing mail.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// Send or preview digests.
+    #[command(subcommand)]
+    Digest(DigestCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DigestCommand {
+    /// Send the digests that are due (safe while the daemon runs, on the same database).
+    Run {
+        /// Treat every confirmed subscriber as due now (still only what is new to each).
+        #[arg(long)]
+        now: bool,
+        /// Show who would get what; send and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Plan as if the clock said this time (RFC 3339); for rehearsals and tests.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Show the next digest one subscriber would get, and why, without sending or changing anything.
+    Preview {
+        email: String,
+        /// Also write the digest's HTML to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// As if the clock said this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,6 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             selector,
             domain,
         }) => dkim_keygen(&config, algorithm, &out, selector, domain),
+        Command::Digest(cmd) => digest(&config, cmd),
     }
 }
 
@@ -551,4 +581,105 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         options.mode(0o600);
     }
     options.open(path)?.write_all(bytes)
+}
+
+fn parse_at(at: Option<&str>) -> anyhow::Result<chrono::DateTime<Utc>> {
+    match at {
+        None => Ok(Utc::now()),
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| anyhow::anyhow!("--at: '{s}' is not an RFC 3339 date-time")),
+    }
+}
+
+fn digest(config: &Config, cmd: DigestCommand) -> anyhow::Result<ExitCode> {
+    use crate::digest::{Digests, RunOptions};
+    use std::sync::Arc;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let config = Arc::new(config.clone());
+    // lettre's SMTP pool needs the runtime around it from creation to drop.
+    runtime.block_on(async move {
+    let digests = Arc::new(Digests::new(
+        config.clone(),
+        open(&config)?,
+        Arc::new(crate::mail::Mailer::from_config(&config)?),
+        Arc::new(crate::mail::templates::Templates::load(&config.mail.templates_dir)?),
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    match cmd {
+        DigestCommand::Run { now, dry_run, at } => {
+            let opts = RunOptions {
+                now: parse_at(at.as_deref())?,
+                force: now,
+                dry_run,
+            };
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} digests ({eta} left)")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let shown = bar.clone();
+            let progress: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |total, done| {
+                shown.set_length(total);
+                shown.set_position(done);
+            });
+            let stop = digests.stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    stop.cancel();
+                }
+            });
+            let report = digests.run(opts, Some(progress)).await?;
+            bar.finish_and_clear();
+            if dry_run {
+                for p in &report.plans {
+                    println!("{}: {} ({})", p.email, p.summary, p.articles.join("; "));
+                }
+                println!(
+                    "dry run: {} due, {} would get a digest, {} unfinished from earlier runs",
+                    report.due, report.planned, report.resumed
+                );
+            } else {
+                println!(
+                    "digest run: {} due, {} planned, {} resumed; {} sent, {} failed, {} retried, {} skipped, {} waiting",
+                    report.due, report.planned, report.resumed, report.sent, report.failed,
+                    report.retried, report.skipped, report.waiting
+                );
+            }
+            Ok(if report.failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        DigestCommand::Preview { email, html, at } => {
+            let email = match crate::subscribers::SubscriberEmail::parse(&email) {
+                Ok(e) => e,
+                Err(p) => {
+                    eprintln!("error: email: {p}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let preview = match digests.preview(&email, parse_at(at.as_deref())?) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            for line in &preview.lines {
+                println!("{line}");
+            }
+            if let (Some(path), Some(body)) = (html, preview.html) {
+                std::fs::write(&path, body)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+    })
 }

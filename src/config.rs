@@ -39,6 +39,16 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("mail.dkim.selector", Kind::Str),
     ("mail.dkim.domain", Kind::Str),
     ("mail.dkim.private_key", Kind::Str),
+    ("mail.bounce_limit", Kind::Int),
+    ("digest.schedule", Kind::Str),
+    ("digest.time_zone", Kind::Str),
+    ("digest.send_hour", Kind::Int),
+    ("digest.weekly_day", Kind::Str),
+    ("digest.max_age_days", Kind::Int),
+    ("digest.subject", Kind::Str),
+    ("digest.rate_per_second", Kind::Int),
+    ("digest.max_attempts", Kind::Int),
+    ("digest.concurrency", Kind::Int),
     ("subscribers.confirm_ttl_hours", Kind::Int),
     ("subscribers.link_ttl_days", Kind::Int),
     ("subscribers.default_cadence", Kind::Str),
@@ -87,6 +97,46 @@ pub struct Config {
     pub admin: AdminConfig,
     pub mail: MailConfig,
     pub subscribers: SubscribersConfig,
+    pub digest: DigestConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestConfig {
+    /// When runs are triggered: a 6-field cron expression (seconds first), in `time_zone`.
+    pub schedule: String,
+    /// IANA time zone `schedule` is evaluated in.
+    pub time_zone: String,
+    /// Local hour (0-23, in each subscriber's own time zone) from which their digest is due.
+    pub send_hour: u32,
+    /// Weekly subscribers' day: mon, tue, wed, thu, fri, sat or sun.
+    pub weekly_day: String,
+    /// Articles published longer ago than this are never "new" (so importing history mails nobody).
+    pub max_age_days: u32,
+    /// Subject template: `{{ site }}`, `{{ count }}`, `{{ summary }}`.
+    pub subject: String,
+    /// Messages per second at most (0 = no limit).
+    pub rate_per_second: u32,
+    /// Attempts per message before a transient failure counts as failed.
+    pub max_attempts: u32,
+    /// Messages in flight at once.
+    pub concurrency: u32,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            schedule: "0 0 * * * *".into(),
+            time_zone: "UTC".into(),
+            send_hour: 8,
+            weekly_day: "mon".into(),
+            max_age_days: 7,
+            subject: "{{ site }} digest: {{ count }} new article{{ \"s\" if count != 1 }}".into(),
+            rate_per_second: 0,
+            max_attempts: 5,
+            concurrency: 8,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +214,8 @@ pub struct MailConfig {
     pub timeout_seconds: u64,
     pub confirm_subject: String,
     pub welcome_subject: String,
+    /// Consecutive permanent failures after which a subscriber becomes `bounced`.
+    pub bounce_limit: u32,
     pub dkim: DkimConfig,
 }
 
@@ -205,6 +257,7 @@ impl Default for MailConfig {
             timeout_seconds: 30,
             confirm_subject: "Confirm your subscription to {{ site }}".into(),
             welcome_subject: "Welcome to {{ site }}".into(),
+            bounce_limit: 3,
             dkim: DkimConfig::default(),
         }
     }
@@ -436,6 +489,25 @@ impl Config {
             .is_some_and(|p| p.as_os_str().is_empty())
         {
             self.mail.dkim.private_key = None;
+        }
+        crate::schedule::Cron::parse(&self.digest.schedule)
+            .map_err(|m| invalid("digest.schedule", m))?;
+        if self.digest.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                "digest.time_zone",
+                format!("'{}' is not an IANA time zone", self.digest.time_zone),
+            ));
+        }
+        if self.digest.send_hour > 23 {
+            return Err(invalid("digest.send_hour", "must be 0-23".into()));
+        }
+        crate::digest::due::parse_weekday(&self.digest.weekly_day)
+            .map_err(|m| invalid("digest.weekly_day", m))?;
+        if self.digest.max_attempts == 0 || self.digest.concurrency == 0 {
+            return Err(invalid(
+                "digest.max_attempts",
+                "max_attempts and concurrency must be at least 1".into(),
+            ));
         }
         let dkim = &self.mail.dkim;
         let set = [

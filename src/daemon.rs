@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{sample, Catalog};
 use crate::config::Config;
+use crate::digest::Digests;
 use crate::feeds::cache::FeedCache;
 use crate::feeds::publisher::Publisher;
 use crate::mail::templates::Templates;
@@ -40,9 +41,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         db: Arc::new(std::sync::Mutex::new(crate::db::open(
             &config.database.path,
         )?)),
+        mailer: mailer.clone(),
+        templates: templates.clone(),
+    });
+    let shutdown = CancellationToken::new();
+    let digests = Arc::new(Digests::new(
+        config.clone(),
+        Catalog::open(&config.database.path)?,
         mailer,
         templates,
-    });
+        shutdown.clone(),
+    ));
     let cache = Arc::new(FeedCache::default());
     let (publisher, publisher_thread) =
         Publisher::start(config.clone(), cache.clone()).context("cannot render the feeds")?;
@@ -56,17 +65,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // One line on stdout, so scripts and tests started with port 0 learn the port.
     println!("listening on http://{local}");
 
-    let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    let zone: chrono_tz::Tz = config
+        .digest
+        .time_zone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("config key digest.time_zone: not an IANA time zone"))?;
+    let cron = crate::schedule::Cron::parse(&config.digest.schedule)
+        .map_err(|e| anyhow::anyhow!("config key digest.schedule: {e}"))?;
+    let ticker = digests.clone();
+    let mut scheduler = crate::schedule::start(cron, zone, move || {
+        let digests = ticker.clone();
+        async move { digests.tick().await }
+    })
+    .await
+    .context("cannot start the scheduler")?;
     let state = Arc::new(AppState::new(
         config.clone(),
         cache,
         catalog,
         publisher,
         subscriptions,
+        digests.clone(),
     ));
     tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
     web::serve(listener, state, shutdown).await;
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!(error = %e, "scheduler did not stop cleanly");
+    }
+    // The digest workers stop taking deliveries on shutdown; wait for the ones in flight.
+    digests.idle().await;
 
     // The last handle to the publisher is gone with the server; let it finish what it was doing.
     let joined = tokio::task::spawn_blocking(move || publisher_thread.join());

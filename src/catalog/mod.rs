@@ -208,6 +208,10 @@ impl Catalog {
         &self.conn
     }
 
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// Inserts the article, or updates the one with the same slug. Re-writing identical content
     /// changes nothing; changed content keeps the id and moves `updated_at` forward.
     pub fn upsert(
@@ -427,6 +431,45 @@ impl Catalog {
                 for r in mapped {
                     rows.push(r?);
                 }
+            }
+        }
+        attach_tags(&self.conn, &mut rows)?;
+        Ok(rows.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// Articles that entered the catalog after `added_after` and were published at or after
+    /// `published_from`: the candidates for a digest run.
+    pub fn added_since(
+        &self,
+        added_after: DateTime<Utc>,
+        published_from: DateTime<Utc>,
+    ) -> Result<Vec<Article>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ARTICLE_COLUMNS} FROM articles a \
+             WHERE a.added_us > ?1 AND a.published_us >= ?2 ORDER BY a.published_us DESC, a.seq DESC"
+        ))?;
+        let mut rows: Vec<(i64, Article)> = stmt
+            .query_map(
+                params![
+                    added_after.timestamp_micros(),
+                    published_from.timestamp_micros()
+                ],
+                read_article,
+            )?
+            .collect::<Result<_, _>>()?;
+        attach_tags(&self.conn, &mut rows)?;
+        Ok(rows.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// The articles with these ids (those that still exist), in no particular order.
+    pub fn by_ids(&self, ids: &[String]) -> Result<Vec<Article>, CatalogError> {
+        let mut rows: Vec<(i64, Article)> = Vec::with_capacity(ids.len());
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ARTICLE_COLUMNS} FROM articles a WHERE a.id = ?1"
+        ))?;
+        for id in ids {
+            if let Some(row) = stmt.query_row([id], read_article).optional()? {
+                rows.push(row);
             }
         }
         attach_tags(&self.conn, &mut rows)?;

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// Every email tidings sends, by template name (`{name}.html` and `{name}.txt`).
-pub const EMAILS: [&str; 2] = ["confirmation", "welcome"];
+pub const EMAILS: [&str; 3] = ["confirmation", "welcome", "digest"];
 
 /// Built-in copies, used when the folder is missing (a binary run away from its repository).
-const BUILT_IN: [(&str, &str); 4] = [
+const BUILT_IN: [(&str, &str); 6] = [
     (
         "confirmation.html",
         include_str!("../../email_templates/confirmation.html"),
@@ -26,6 +26,14 @@ const BUILT_IN: [(&str, &str); 4] = [
     (
         "welcome.txt",
         include_str!("../../email_templates/welcome.txt"),
+    ),
+    (
+        "digest.html",
+        include_str!("../../email_templates/digest.html"),
+    ),
+    (
+        "digest.txt",
+        include_str!("../../email_templates/digest.txt"),
     ),
 ];
 
@@ -163,6 +171,36 @@ pub fn sample_context() -> Value {
         expires_hours => 48,
         tags => vec!["AI", "Open Science"],
         cadence => "daily",
+        summary => "2 new articles in AI, More",
+        count => 2,
+        date => "May 27, 2026",
+        personal => true,
+        archive_url => "https://blog.example/digests/1",
+        subscribe_url => "https://blog.example/subscribe",
+        sections => vec![
+            minijinja::context! {
+                name => "AI",
+                feed_url => "https://blog.example/tags/ai/feed.xml",
+                articles => vec![minijinja::context! {
+                    title => "Big Science & Hugging Face",
+                    url => "https://blog.example/posts/big-science",
+                    date => "May 27, 2026",
+                    reading_time_minutes => 6,
+                    summary => "Explore how Big Science and Hugging Face collaborate.",
+                }],
+            },
+            minijinja::context! {
+                name => "More",
+                feed_url => "https://blog.example/feed.xml",
+                articles => vec![minijinja::context! {
+                    title => "Untagged",
+                    url => "https://blog.example/posts/untagged",
+                    date => "May 26, 2026",
+                    reading_time_minutes => Value::from(()),
+                    summary => "",
+                }],
+            },
+        ],
     }
 }
 

@@ -85,16 +85,18 @@ pub fn insert(
     now: DateTime<Utc>,
 ) -> rusqlite::Result<i64> {
     let confirmed = (status == Status::Confirmed).then(|| ts(&now));
+    let window = (status == Status::Confirmed).then(|| now.timestamp_micros());
     conn.execute(
-        "INSERT INTO subscribers (email, status, cadence, time_zone, created_at, confirmed_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO subscribers (email, status, cadence, time_zone, created_at, confirmed_at, window_start_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             email.as_str(),
             status.as_str(),
             prefs.cadence.as_str(),
             prefs.time_zone.name(),
             ts(&now),
-            confirmed
+            confirmed,
+            window
         ],
     )?;
     let id = conn.last_insert_rowid();
@@ -128,11 +130,14 @@ pub fn set_status(
     status: Status,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
+    let now_us = now.timestamp_micros();
     let now = ts(&now);
     match status {
+        // A (re)confirmed subscriber's digests start from now: never the archive.
         Status::Confirmed => conn.execute(
-            "UPDATE subscribers SET status = 'confirmed', confirmed_at = ?2, unsubscribed_at = NULL WHERE id = ?1",
-            params![id, now],
+            "UPDATE subscribers SET status = 'confirmed', confirmed_at = ?2, unsubscribed_at = NULL, \
+             window_start_us = ?3, last_slot_us = NULL, bounces = 0 WHERE id = ?1",
+            params![id, now, now_us],
         ),
         Status::Unsubscribed => conn.execute(
             "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?2 WHERE id = ?1",

@@ -24,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .merge(super::subscribers_api::router())
         .route("/articles", get(list_articles).post(create_article))
+        .route("/digests/run", axum::routing::post(run_digests))
         .route(
             "/articles/{slug}",
             get(get_article).put(put_article).delete(delete_article),
@@ -237,5 +238,48 @@ async fn get_article(State(state): State<Arc<AppState>>, Path(slug): Path<String
             format!("no article with slug '{slug}'"),
         ),
         Err(response) => response,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    #[serde(default)]
+    now: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/digests/run`: runs digests now (`{"now": true}`: everyone confirmed is due) and
+/// answers with the run's report once it is done.
+async fn run_digests(State(state): State<Arc<AppState>>, body: axum::body::Body) -> Response {
+    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return bad_input(&InputError::new("body", "is larger than the 1 MiB limit")),
+    };
+    let body: RunBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RunBody::default()
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(&mut de) {
+            Ok(b) => b,
+            Err(e) => return bad_input(&crate::catalog::input::json_error(e)),
+        }
+    };
+    let opts = crate::digest::RunOptions {
+        now: Utc::now(),
+        force: body.now,
+        dry_run: body.dry_run,
+    };
+    match state.digests.run(opts, None).await {
+        Ok(report) => Json(json!(report)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "digest run failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                format!("digest run failed: {e}"),
+            )
+        }
     }
 }

@@ -23,6 +23,7 @@ use tower::ServiceExt;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::digest::Digests;
 use crate::feeds::cache::FeedCache;
 use crate::feeds::publisher::Publisher;
 use crate::subscribers::flow::Subscriptions;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub publisher: Publisher,
     pub cache_control: HeaderValue,
     pub subscriptions: Arc<Subscriptions>,
+    pub digests: Arc<Digests>,
     pub limits: pages::RateLimits,
 }
 
@@ -46,6 +48,7 @@ impl AppState {
         catalog: Catalog,
         publisher: Publisher,
         subscriptions: Arc<Subscriptions>,
+        digests: Arc<Digests>,
     ) -> AppState {
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.feeds.max_age))
@@ -58,6 +61,7 @@ impl AppState {
             publisher,
             cache_control,
             subscriptions,
+            digests,
         }
     }
 }
@@ -65,6 +69,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/digests/{id}", get(archived_digest))
         .nest("/api", api::router(state.clone()))
         .merge(pages::router())
         .fallback(not_found)
@@ -90,6 +95,31 @@ async fn healthz(axum::extract::State(state): axum::extract::State<Arc<AppState>
             "database is not answering\n",
         )
             .into_response()
+    }
+}
+
+/// The generic (all tags) version of a digest run: the email's "view in browser".
+async fn archived_digest(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return (StatusCode::NOT_FOUND, "no such digest\n").into_response();
+    };
+    let db = state.digests.db.clone();
+    let html = tokio::task::spawn_blocking(move || {
+        let catalog = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::digest::ledger::archived(catalog.connection(), id)
+    })
+    .await;
+    match html {
+        Ok(Ok(Some(html))) if !html.is_empty() => axum::response::Html(html).into_response(),
+        Ok(Ok(_)) => (StatusCode::NOT_FOUND, "no such digest\n").into_response(),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read the digest\n",
+        )
+            .into_response(),
     }
 }
 

@@ -137,6 +137,15 @@ impl Daemon {
         self.launch(&[]);
     }
 
+    /// Kills the daemon with SIGKILL (no chance to clean up) and starts it again on the same database.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.launch(&[]);
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
@@ -362,10 +371,30 @@ impl SmtpSink {
     /// Extra arguments: `--reject ADDRESS` (550) or `--defer ADDRESS` (451).
     pub fn start_with(args: &[&str]) -> SmtpSink {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (child, port) = Self::spawn(dir.path(), args);
+        SmtpSink { child, port, dir }
+    }
+
+    /// Stops the server (connections are refused until `restart`).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and folder.
+    pub fn restart(&mut self, args: &[&str]) {
+        let port = self.port.to_string();
+        let mut all = vec!["--port", port.as_str()];
+        all.extend_from_slice(args);
+        let (child, _) = Self::spawn(self.dir.path(), &all);
+        self.child = child;
+    }
+
+    fn spawn(dir: &Path, args: &[&str]) -> (Child, u16) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
-            .arg(dir.path())
+            .arg(dir)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -382,7 +411,7 @@ impl SmtpSink {
             .unwrap_or_else(|| {
                 panic!("SMTP sink did not start ({line:?}); is aiosmtpd installed?")
             });
-        SmtpSink { child, port, dir }
+        (child, port)
     }
 
     /// The environment that points a daemon at this sink.

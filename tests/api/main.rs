@@ -5,6 +5,8 @@ mod helpers;
 mod articles;
 mod cli;
 mod daemon;
+mod digest;
 mod docs;
 mod feeds;
+mod reliability;
 mod subscribe;

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A real SMTP server for the tests (aiosmtpd), saving every accepted message as a .eml file.
 
-usage: smtp_sink.py OUTDIR [--reject ADDRESS]... [--defer ADDRESS]...
-Listens on 127.0.0.1 on a free port and prints "listening PORT" once ready. Addresses given with
+usage: smtp_sink.py OUTDIR [--port N] [--reject ADDRESS]... [--defer ADDRESS]...
+Listens on 127.0.0.1 (on a free port unless --port) and prints "listening PORT" once ready. Addresses given with
 --reject get a permanent 550 at RCPT; --defer a transient 451. Writing "pause" to OUTDIR/control
 makes every RCPT answer 421 until the file is removed (a stumbling server).
 """
@@ -47,15 +47,22 @@ async def main():
         sys.exit(2)
     outdir = args[0]
     reject, defer = [], []
+    port = 0
     rest = args[1:]
     while rest:
         flag, value, rest = rest[0], rest[1], rest[2:]
-        (reject if flag == "--reject" else defer).append(value)
+        if flag == "--port":
+            port = int(value)
+        else:
+            (reject if flag == "--reject" else defer).append(value)
     os.makedirs(outdir, exist_ok=True)
     handler = Handler(outdir, reject, defer)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(handler, hostname="sink.test", data_size_limit=None), "127.0.0.1", 0
+        lambda: SMTP(handler, hostname="sink.test", data_size_limit=None),
+        "127.0.0.1",
+        port,
+        reuse_address=True,
     )
     port = server.sockets[0].getsockname()[1]
     print(f"listening {port}", flush=True)

@@ -1,0 +1,316 @@
+//! The delivery ledger: one row per planned digest, written before anything is sent, moved to
+//! `sent`, `failed` or `skipped` one transaction at a time, so no crash loses or doubles a digest
+//! (only a message in flight at the moment of a kill may be sent again).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::subscribers::{Cadence, Status, TimeZone};
+
+/// A confirmed subscriber as the planner sees them.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: i64,
+    pub email: String,
+    pub cadence: Cadence,
+    pub zone: TimeZone,
+    pub tags: Vec<String>,
+    pub window_start: DateTime<Utc>,
+    pub last_slot: Option<DateTime<Utc>>,
+}
+
+fn from_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// Confirmed subscribers with no unfinished delivery (those are finished, not planned again).
+pub fn candidates(conn: &Connection) -> rusqlite::Result<Vec<Candidate>> {
+    let mut tags: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT st.subscriber_id, st.tag_slug FROM subscriber_tags st \
+             JOIN subscribers s ON s.id = st.subscriber_id WHERE s.status = 'confirmed' \
+             ORDER BY st.subscriber_id, st.tag_slug",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, tag) = row?;
+            tags.entry(id).or_default().push(tag);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.id, s.email, s.cadence, s.time_zone, \
+                coalesce(s.window_start_us, CAST(strftime('%s', s.confirmed_at) AS INTEGER) * 1000000, 0), \
+                s.last_slot_us \
+         FROM subscribers s WHERE s.status = 'confirmed' AND NOT EXISTS \
+           (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND d.state IN ('pending', 'sending')) \
+         ORDER BY s.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let cadence: String = r.get(2)?;
+        let zone: String = r.get(3)?;
+        Ok(Candidate {
+            id: r.get(0)?,
+            email: r.get(1)?,
+            cadence: Cadence::parse(&cadence).unwrap_or(Cadence::Daily),
+            zone: TimeZone::parse(&zone).unwrap_or(TimeZone(chrono_tz::UTC)),
+            tags: Vec::new(),
+            window_start: from_us(r.get(4)?),
+            last_slot: r.get::<_, Option<i64>>(5)?.map(from_us),
+        })
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let mut c = row?;
+        c.tags = tags.remove(&c.id).unwrap_or_default();
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// One planned digest, ready to be written.
+pub struct NewDelivery {
+    pub subscriber_id: i64,
+    pub article_ids: Vec<String>,
+}
+
+/// Writes a run's plan in one transaction: the run, one pending delivery per digest, and the slot
+/// each subscriber's schedule has now handled (`slots`, even for those with nothing new).
+pub fn record_plan(
+    conn: &mut Connection,
+    now: DateTime<Utc>,
+    manual: bool,
+    subject: &str,
+    generic_html: &str,
+    deliveries: &[NewDelivery],
+    slots: &[(i64, DateTime<Utc>)],
+) -> rusqlite::Result<Option<i64>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut run_id = None;
+    if !deliveries.is_empty() {
+        tx.execute(
+            "INSERT INTO digest_runs (now_us, manual, subject, html, deliveries) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now.timestamp_micros(), manual, subject, generic_html, deliveries.len() as i64],
+        )?;
+        let id = tx.last_insert_rowid();
+        run_id = Some(id);
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO deliveries (run_id, subscriber_id, state, window_end_us, articles, next_attempt_us) \
+             VALUES (?1, ?2, 'pending', ?3, ?4, 0)",
+        )?;
+        for d in deliveries {
+            let ids = serde_json::to_string(&d.article_ids).unwrap_or_else(|_| "[]".into());
+            insert.execute(params![id, d.subscriber_id, now.timestamp_micros(), ids])?;
+        }
+    }
+    {
+        let mut slot =
+            tx.prepare_cached("UPDATE subscribers SET last_slot_us = ?2 WHERE id = ?1")?;
+        for (id, at) in slots {
+            slot.execute(params![id, at.timestamp_micros()])?;
+        }
+    }
+    tx.commit()?;
+    Ok(run_id)
+}
+
+/// When the newest earlier run was planned for (the generic archive version covers what is new since).
+pub fn previous_run(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    conn.query_row("SELECT max(now_us) FROM digest_runs", [], |r| {
+        r.get::<_, Option<i64>>(0)
+    })
+    .map(|v| v.map(from_us))
+}
+
+/// A delivery claimed by this process.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub run_id: i64,
+    pub subscriber_id: i64,
+    pub window_end: DateTime<Utc>,
+    pub article_ids: Vec<String>,
+    pub attempts: u32,
+}
+
+/// What the queue holds for a worker right now.
+pub enum Next {
+    Claimed(Claimed),
+    /// Only retries that are not due yet: the earliest is at this time.
+    WaitUntil(DateTime<Utc>),
+    Empty,
+}
+
+/// Takes the next due delivery (pending, or sending under an expired lease) for `owner`.
+pub fn claim(
+    conn: &mut Connection,
+    owner: i64,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+) -> rusqlite::Result<Next> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now_us = now.timestamp_micros();
+    let claimed = tx
+        .query_row(
+            "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_until_us = ?3 \
+             WHERE id = (SELECT id FROM deliveries WHERE (state = 'pending' AND next_attempt_us <= ?2) \
+                          OR (state = 'sending' AND lease_until_us < ?2) ORDER BY id LIMIT 1) \
+             RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
+            params![owner, now_us, (now + lease).timestamp_micros()],
+            |r| {
+                let articles: String = r.get(4)?;
+                Ok(Claimed {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    subscriber_id: r.get(2)?,
+                    window_end: from_us(r.get(3)?),
+                    article_ids: serde_json::from_str(&articles).unwrap_or_default(),
+                    attempts: r.get::<_, i64>(5)?.max(0) as u32,
+                })
+            },
+        )
+        .optional()?;
+    let next = match claimed {
+        Some(c) => Next::Claimed(c),
+        None => {
+            let wait: Option<i64> = tx.query_row(
+                "SELECT min(next_attempt_us) FROM deliveries WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            match wait {
+                Some(us) => Next::WaitUntil(from_us(us)),
+                None => Next::Empty,
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(next)
+}
+
+/// Gives back deliveries left `sending` by processes that no longer run (killed mid-send).
+pub fn reclaim_abandoned(conn: &Connection, owner: i64) -> rusqlite::Result<usize> {
+    let owners: Vec<i64> = {
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT lease_owner FROM deliveries WHERE state = 'sending' AND lease_owner IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut n = 0;
+    for other in owners {
+        if other != owner && !std::path::Path::new(&format!("/proc/{other}")).exists() {
+            n += conn.execute(
+                "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until_us = NULL \
+                 WHERE state = 'sending' AND lease_owner = ?1",
+                [other],
+            )?;
+        }
+    }
+    Ok(n)
+}
+
+/// The subscriber's status now (unsubscribing is final for every later send).
+pub fn status_of(conn: &Connection, subscriber: i64) -> rusqlite::Result<Option<Status>> {
+    conn.query_row(
+        "SELECT status FROM subscribers WHERE id = ?1",
+        [subscriber],
+        |r| r.get::<_, String>(0),
+    )
+    .optional()
+    .map(|s| s.and_then(|s| Status::parse(&s).ok()))
+}
+
+/// Sent: the subscriber's window moves to the end of this digest's.
+pub fn mark_sent(
+    conn: &mut Connection,
+    d: &Claimed,
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE deliveries SET state = 'sent', message_id = ?2, sent_us = ?3, attempts = attempts + 1, \
+         lease_owner = NULL, lease_until_us = NULL, last_error = NULL WHERE id = ?1",
+        params![d.id, message_id, now.timestamp_micros()],
+    )?;
+    tx.execute(
+        "UPDATE subscribers SET window_start_us = max(coalesce(window_start_us, 0), ?2), bounces = 0 WHERE id = ?1",
+        params![d.subscriber_id, d.window_end.timestamp_micros()],
+    )?;
+    tx.commit()
+}
+
+/// A transient failure: retry at `retry_at`, or give up as `failed` when out of attempts.
+pub fn mark_retry(
+    conn: &Connection,
+    d: &Claimed,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> rusqlite::Result<()> {
+    match retry_at {
+        Some(at) => conn.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = attempts + 1, next_attempt_us = ?2, \
+             last_error = ?3, lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
+            params![d.id, at.timestamp_micros(), error],
+        ),
+        None => conn.execute(
+            "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?2, \
+             lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
+            params![d.id, error],
+        ),
+    }
+    .map(|_| ())
+}
+
+/// A permanent failure: recorded; after `bounce_limit` in a row the subscriber is `bounced`.
+/// Returns whether the subscriber just became bounced.
+pub fn mark_permanent(
+    conn: &mut Connection,
+    d: &Claimed,
+    error: &str,
+    bounce_limit: u32,
+) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?2, \
+         lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
+        params![d.id, error],
+    )?;
+    tx.execute(
+        "UPDATE subscribers SET bounces = bounces + 1 WHERE id = ?1",
+        [d.subscriber_id],
+    )?;
+    let bounced = tx.execute(
+        "UPDATE subscribers SET status = 'bounced' WHERE id = ?1 AND bounces >= ?2 AND status = 'confirmed'",
+        params![d.subscriber_id, bounce_limit],
+    )? == 1;
+    tx.commit()?;
+    Ok(bounced)
+}
+
+/// Not sent and not to be: the subscriber left, or nothing in it exists any more.
+pub fn mark_skipped(conn: &Connection, d: &Claimed, why: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE deliveries SET state = 'skipped', last_error = ?2, lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
+        params![d.id, why],
+    )
+    .map(|_| ())
+}
+
+/// How many deliveries wait to be sent (pending or sending).
+pub fn queue_depth(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// The generic version of a run, for `/digests/{id}`.
+pub fn archived(conn: &Connection, run: i64) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT html FROM digest_runs WHERE id = ?1", [run], |r| {
+        r.get(0)
+    })
+    .optional()
+}

@@ -1,0 +1,738 @@
+//! Digests: on each run, every due subscriber gets one email with the articles new to them, in
+//! their tags, grouped by tag. Planning (`due`, `plan`) is pure; the `ledger` makes delivery
+//! survive crashes; this module runs the two: plan in one transaction, then send with bounded
+//! concurrency, a rate limit, retries with backoff for transient failures, and explicit outcomes.
+
+pub mod due;
+pub mod ledger;
+pub mod plan;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Duration, Utc};
+use minijinja::{context, Value};
+use rand::Rng;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use self::ledger::{Claimed, NewDelivery, Next};
+use self::plan::{Plan, Reader, Section};
+use crate::catalog::{Article, Catalog};
+use crate::config::Config;
+use crate::mail::templates::Templates;
+use crate::mail::{Failure, Mailer, OutgoingEmail};
+use crate::subscribers::store;
+use crate::subscribers::tokens::Purpose;
+use crate::subscribers::{Status, Subscriber};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("catalog error: {0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error("template error: {0}")]
+    Template(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// How a run is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// The moment the run plans for (the clock; injectable for tests and previews).
+    pub now: DateTime<Utc>,
+    /// Treat every confirmed subscriber as due now, ignoring send hour and cadence.
+    pub force: bool,
+    /// Plan and report, change and send nothing.
+    pub dry_run: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: Option<i64>,
+    /// Unfinished deliveries from earlier runs, finished first.
+    pub resumed: u64,
+    /// Due subscribers examined.
+    pub due: u64,
+    /// Digests planned (due subscribers with something new).
+    pub planned: u64,
+    pub sent: u64,
+    pub retried: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Left for a later run: retries not due yet, or stopped by shutdown.
+    pub waiting: u64,
+    /// With `dry_run`: who would get what.
+    pub plans: Vec<PlannedDigest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedDigest {
+    pub email: String,
+    pub summary: String,
+    pub articles: Vec<String>,
+}
+
+/// What happened to one claimed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Retried,
+    Failed,
+    Skipped,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+    pub skipped: AtomicU64,
+    /// Sum and count of successful send latencies, in microseconds.
+    pub send_us_sum: AtomicU64,
+    pub send_count: AtomicU64,
+}
+
+/// The digest service shared by the scheduler, the API and the CLI.
+pub struct Digests {
+    pub config: Arc<Config>,
+    pub db: Arc<Mutex<Catalog>>,
+    pub mailer: Arc<Mailer>,
+    pub templates: Arc<Templates>,
+    pub metrics: Metrics,
+    /// One run at a time per process; a trigger while one runs is a no-op.
+    running: tokio::sync::Mutex<()>,
+    /// Stop taking new deliveries (SIGTERM).
+    pub stop: CancellationToken,
+    owner: i64,
+}
+
+/// How long a claimed delivery stays ours before another process may take it over.
+const LEASE_SECONDS: i64 = 300;
+/// Longest a run waits in-process for a retry to come due before leaving it to the next run.
+const MAX_IN_RUN_WAIT_SECONDS: i64 = 60;
+
+impl Digests {
+    pub fn new(
+        config: Arc<Config>,
+        catalog: Catalog,
+        mailer: Arc<Mailer>,
+        templates: Arc<Templates>,
+        stop: CancellationToken,
+    ) -> Digests {
+        Digests {
+            config,
+            db: Arc::new(Mutex::new(catalog)),
+            mailer,
+            templates,
+            metrics: Metrics::default(),
+            running: tokio::sync::Mutex::new(()),
+            stop,
+            owner: i64::from(std::process::id()),
+        }
+    }
+
+    async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Catalog) -> Result<T, DigestError> + Send + 'static,
+    ) -> Result<T, DigestError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut catalog = db.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut catalog)
+        })
+        .await
+        .map_err(|e| DigestError::Internal(e.to_string()))?
+    }
+
+    /// Waits until no run is going (used at shutdown, after `stop` is cancelled).
+    pub async fn idle(&self) {
+        let _guard = self.running.lock().await;
+    }
+
+    /// A scheduler tick: run now unless a run is already going.
+    pub async fn tick(self: &Arc<Self>) {
+        let Ok(guard) = self.running.try_lock() else {
+            tracing::info!("digest tick while a run is going: nothing to do");
+            return;
+        };
+        let opts = RunOptions {
+            now: Utc::now(),
+            force: false,
+            dry_run: false,
+        };
+        match self.run_locked(opts, None).await {
+            Ok(r) if r.planned + r.resumed > 0 => tracing::info!(
+                run = ?r.run_id, planned = r.planned, resumed = r.resumed, sent = r.sent,
+                failed = r.failed, retried = r.retried, waiting = r.waiting, "digest run done"
+            ),
+            Ok(_) => tracing::debug!("digest run: nobody due with anything new"),
+            Err(e) => tracing::error!(error = %e, "digest run failed; the next tick resumes it"),
+        }
+        drop(guard);
+    }
+
+    /// A run asked for by the API or the CLI (waits for a run in progress to end first).
+    pub async fn run(
+        self: &Arc<Self>,
+        opts: RunOptions,
+        progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    ) -> Result<RunReport, DigestError> {
+        let _guard = self.running.lock().await;
+        self.run_locked(opts, progress).await
+    }
+
+    async fn run_locked(
+        self: &Arc<Self>,
+        opts: RunOptions,
+        progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    ) -> Result<RunReport, DigestError> {
+        let this = self.clone();
+        let mut report = self
+            .with_db(move |catalog| this.plan_run(catalog, opts))
+            .await?;
+        if opts.dry_run {
+            return Ok(report);
+        }
+        let total = report.planned + report.resumed;
+        let done = Arc::new(AtomicU64::new(0));
+        let counts = Arc::new(Mutex::new(RunReport::default()));
+        let limiter = NonZeroU32::new(self.config.digest.rate_per_second).map(|rate| {
+            Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                rate,
+            )))
+        });
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.config.digest.concurrency.max(1) {
+            let this = self.clone();
+            let done = done.clone();
+            let counts = counts.clone();
+            let limiter = limiter.clone();
+            let progress = progress.clone();
+            workers.spawn(async move {
+                loop {
+                    if this.stop.is_cancelled() {
+                        return;
+                    }
+                    match this.next_delivery().await {
+                        Ok(Next::Claimed(d)) => {
+                            if let Some(l) = &limiter {
+                                l.until_ready().await;
+                            }
+                            let outcome = match this.deliver(d).await {
+                                Ok(o) => o,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "delivery bookkeeping failed; it will be retried");
+                                    Outcome::Retried
+                                }
+                            };
+                            let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                            match outcome {
+                                Outcome::Sent => c.sent += 1,
+                                Outcome::Retried => c.retried += 1,
+                                Outcome::Failed => c.failed += 1,
+                                Outcome::Skipped => c.skipped += 1,
+                            }
+                            drop(c);
+                            if outcome != Outcome::Retried {
+                                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                                if let Some(p) = &progress {
+                                    p(total, n);
+                                }
+                            }
+                        }
+                        Ok(Next::WaitUntil(at)) => {
+                            let wait = at - Utc::now();
+                            if wait > Duration::seconds(MAX_IN_RUN_WAIT_SECONDS) {
+                                return;
+                            }
+                            let sleep = wait.to_std().unwrap_or_default().max(std::time::Duration::from_millis(20));
+                            tokio::select! {
+                                _ = tokio::time::sleep(sleep) => {}
+                                _ = this.stop.cancelled() => return,
+                            }
+                        }
+                        Ok(Next::Empty) => return,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read the delivery ledger");
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+        let counts = counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        report.sent = counts.sent;
+        report.retried = counts.retried;
+        report.failed = counts.failed;
+        report.skipped = counts.skipped;
+        report.waiting = self
+            .with_db(|c| Ok(ledger::queue_depth(c.connection())?))
+            .await
+            .unwrap_or(0)
+            .max(0) as u64;
+        Ok(report)
+    }
+
+    /// Plans the run: finds the due subscribers, plans each digest, and writes it all (plus the
+    /// slots handled) in one transaction. With `dry_run`, writes nothing.
+    fn plan_run(&self, catalog: &mut Catalog, opts: RunOptions) -> Result<RunReport, DigestError> {
+        let mut report = RunReport::default();
+        let conn = catalog.connection();
+        if !opts.dry_run {
+            let reclaimed = ledger::reclaim_abandoned(conn, self.owner)?;
+            if reclaimed > 0 {
+                tracing::info!(
+                    reclaimed,
+                    "resuming deliveries a stopped process left mid-send"
+                );
+            }
+        }
+        report.resumed = ledger::queue_depth(conn)?.max(0) as u64;
+        let digest = &self.config.digest;
+        let weekly_day = due::parse_weekday(&digest.weekly_day).unwrap_or(chrono::Weekday::Mon);
+        let max_age = Duration::days(i64::from(digest.max_age_days));
+        let mut slots = Vec::new();
+        let mut due_now = Vec::new();
+        for c in ledger::candidates(conn)? {
+            let slot =
+                due::current_slot(c.cadence, c.zone.0, digest.send_hour, weekly_day, opts.now);
+            if opts.force || due::is_due(c.last_slot, slot) {
+                if !opts.force {
+                    slots.push((c.id, slot));
+                }
+                due_now.push(c);
+            }
+        }
+        report.due = due_now.len() as u64;
+        let earliest = due_now
+            .iter()
+            .map(|c| c.window_start)
+            .min()
+            .unwrap_or(opts.now);
+        let articles = catalog.added_since(earliest, opts.now - max_age)?;
+        let mut deliveries = Vec::new();
+        for c in &due_now {
+            let reader = Reader {
+                tags: &c.tags,
+                window_start: c.window_start,
+            };
+            if let Some(p) = plan::plan(&reader, &articles, opts.now, max_age) {
+                if opts.dry_run {
+                    report.plans.push(PlannedDigest {
+                        email: c.email.clone(),
+                        summary: p.summary(),
+                        articles: p
+                            .sections
+                            .iter()
+                            .flat_map(|s| s.articles.iter().map(|a| a.title.clone()))
+                            .collect(),
+                    });
+                }
+                deliveries.push(NewDelivery {
+                    subscriber_id: c.id,
+                    article_ids: p.article_ids(),
+                });
+            }
+        }
+        report.planned = deliveries.len() as u64;
+        if opts.dry_run {
+            return Ok(report);
+        }
+        // The archive copy: everything new since the previous run, for every tag.
+        let since = ledger::previous_run(catalog.connection())?.unwrap_or(opts.now - max_age);
+        let everyone = Reader {
+            tags: &[],
+            window_start: since,
+        };
+        let generic = plan::plan(&everyone, &articles, opts.now, max_age);
+        let (subject, html) = match (&generic, deliveries.is_empty()) {
+            (_, true) => (String::new(), String::new()),
+            (Some(g), false) => {
+                let r = self.render(g.sections.clone(), opts.now, chrono_tz::UTC, None)?;
+                (r.subject, r.html)
+            }
+            (None, false) => (String::new(), String::new()),
+        };
+        report.run_id = ledger::record_plan(
+            catalog.connection_mut(),
+            opts.now,
+            opts.force,
+            &subject,
+            &html,
+            &deliveries,
+            &slots,
+        )?;
+        Ok(report)
+    }
+
+    async fn next_delivery(&self) -> Result<Next, DigestError> {
+        let owner = self.owner;
+        self.with_db(move |c| {
+            Ok(ledger::claim(
+                c.connection_mut(),
+                owner,
+                Utc::now(),
+                Duration::seconds(LEASE_SECONDS),
+            )?)
+        })
+        .await
+    }
+
+    /// Sends one claimed delivery and records the outcome.
+    async fn deliver(&self, d: Claimed) -> Result<Outcome, DigestError> {
+        let link_ttl = Duration::days(self.config.subscribers.link_ttl_days as i64);
+        let claimed = d.clone();
+        let prepared = self
+            .with_db(move |c| {
+                let conn = c.connection();
+                let subscriber = match store::get(conn, claimed.subscriber_id)? {
+                    Some(s) if s.status == Status::Confirmed => s,
+                    _ => {
+                        ledger::mark_skipped(conn, &claimed, "no longer subscribed")?;
+                        return Ok(None);
+                    }
+                };
+                let articles = c.by_ids(&claimed.article_ids)?;
+                if articles.is_empty() {
+                    ledger::mark_skipped(c.connection(), &claimed, "its articles were removed")?;
+                    return Ok(None);
+                }
+                let conn = c.connection_mut();
+                let tx = conn.transaction()?;
+                let now = Utc::now();
+                let prefs = store::mint(&tx, subscriber.id, Purpose::Preferences, now, link_ttl)?;
+                let unsub = store::mint(&tx, subscriber.id, Purpose::Unsubscribe, now, link_ttl)?;
+                tx.commit()?;
+                Ok(Some((subscriber, articles, prefs, unsub)))
+            })
+            .await?;
+        let Some((subscriber, articles, prefs, unsub)) = prepared else {
+            self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(Outcome::Skipped);
+        };
+        let email = self.personal_email(&d, &subscriber, &articles, &prefs, &unsub)?;
+        let started = std::time::Instant::now();
+        let result = self.mailer.send(&email).await;
+        let config = self.config.clone();
+        let outcome = match result {
+            Ok(message_id) => {
+                self.metrics.sent.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .send_us_sum
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                self.metrics.send_count.fetch_add(1, Ordering::Relaxed);
+                self.with_db(move |c| {
+                    ledger::mark_sent(c.connection_mut(), &d, &message_id, Utc::now())?;
+                    Ok(Outcome::Sent)
+                })
+                .await?
+            }
+            Err(e) if e.failure == Failure::Transient => {
+                let attempts = d.attempts + 1;
+                let retry_at =
+                    (attempts < config.digest.max_attempts).then(|| Utc::now() + backoff(attempts));
+                tracing::warn!(delivery = d.id, attempts, error = %e, retry = retry_at.is_some(), "digest not sent (transient)");
+                let gave_up = retry_at.is_none();
+                let message = e.message.clone();
+                self.with_db(move |c| {
+                    ledger::mark_retry(c.connection(), &d, &message, retry_at)?;
+                    Ok(())
+                })
+                .await?;
+                if gave_up {
+                    self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                    Outcome::Failed
+                } else {
+                    self.metrics.retried.fetch_add(1, Ordering::Relaxed);
+                    Outcome::Retried
+                }
+            }
+            Err(e) => {
+                tracing::warn!(delivery = d.id, error = %e, "digest refused (permanent)");
+                let limit = config.mail.bounce_limit.max(1);
+                let message = e.message.clone();
+                let bounced = self
+                    .with_db(move |c| {
+                        Ok(ledger::mark_permanent(
+                            c.connection_mut(),
+                            &d,
+                            &message,
+                            limit,
+                        )?)
+                    })
+                    .await?;
+                if bounced {
+                    tracing::warn!(email = %subscriber.email, "subscriber marked bounced");
+                }
+                self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                Outcome::Failed
+            }
+        };
+        Ok(outcome)
+    }
+
+    fn personal_email(
+        &self,
+        d: &Claimed,
+        subscriber: &Subscriber,
+        articles: &[Article],
+        prefs: &crate::subscribers::tokens::Token,
+        unsub: &crate::subscribers::tokens::Token,
+    ) -> Result<OutgoingEmail, DigestError> {
+        let sections = plan::group(
+            &subscriber.preferences.tags,
+            articles.iter().collect(),
+            true,
+        );
+        let links = PersonalLinks {
+            preferences: self
+                .config
+                .site_url(&format!("/preferences/{}", prefs.as_str())),
+            unsubscribe: self
+                .config
+                .site_url(&format!("/unsubscribe/{}", unsub.as_str())),
+            archive: self.config.site_url(&format!("/digests/{}", d.run_id)),
+        };
+        let rendered = self.render(
+            sections,
+            d.window_end,
+            subscriber.preferences.time_zone.0,
+            Some(&links),
+        )?;
+        Ok(OutgoingEmail {
+            to: subscriber.email.address().clone(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            unsubscribe_url: links.unsubscribe,
+        })
+    }
+
+    /// Renders the digest email (personal with `links`, else the archive's generic version).
+    pub fn render(
+        &self,
+        sections: Vec<Section<'_>>,
+        now: DateTime<Utc>,
+        zone: chrono_tz::Tz,
+        links: Option<&PersonalLinks>,
+    ) -> Result<RenderedDigest, DigestError> {
+        let plan = Plan { sections };
+        let config = &self.config;
+        let sections: Vec<Value> = plan
+            .sections
+            .iter()
+            .map(|s| {
+                let (name, feed) = match s.tag {
+                    Some(t) => (t.name.clone(), config.site_url(&format!("/tags/{}/feed.xml", t.slug))),
+                    None => ("More".to_string(), config.site_url("/feed.xml")),
+                };
+                let articles: Vec<Value> = s
+                    .articles
+                    .iter()
+                    .map(|a| {
+                        context! {
+                            title => &a.title,
+                            url => &a.url,
+                            date => a.published_at.with_timezone(&zone).format("%B %-d, %Y").to_string(),
+                            reading_time_minutes => a.reading_time_minutes,
+                            summary => &a.summary,
+                        }
+                    })
+                    .collect();
+                context! { name => name, feed_url => feed, articles => articles }
+            })
+            .collect();
+        let ctx = context! {
+            site => &config.site.title,
+            site_url => config.site_url("/"),
+            summary => plan.summary(),
+            count => plan.count(),
+            date => now.with_timezone(&zone).format("%B %-d, %Y").to_string(),
+            sections => sections,
+            personal => links.is_some(),
+            preferences_url => links.map(|l| l.preferences.clone()).unwrap_or_default(),
+            unsubscribe_url => links.map(|l| l.unsubscribe.clone()).unwrap_or_default(),
+            archive_url => links.map(|l| l.archive.clone()).unwrap_or_default(),
+            subscribe_url => config.site_url("/subscribe"),
+        };
+        let subject = self
+            .templates
+            .render_line(&config.digest.subject, ctx.clone())
+            .map_err(DigestError::Template)?;
+        let body = self
+            .templates
+            .render("digest", ctx)
+            .map_err(DigestError::Template)?;
+        Ok(RenderedDigest {
+            subject,
+            text: body.text,
+            html: body.html,
+        })
+    }
+
+    /// `tidings digest preview`: the next digest for one subscriber and why, changing nothing.
+    pub fn preview(
+        &self,
+        email: &crate::subscribers::SubscriberEmail,
+        now: DateTime<Utc>,
+    ) -> Result<Preview, DigestError> {
+        let catalog = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = catalog.connection();
+        let subscriber = store::find(conn, email)?
+            .ok_or_else(|| DigestError::Internal(format!("no subscriber {email}")))?;
+        let candidate = ledger::candidates(conn)?
+            .into_iter()
+            .find(|c| c.id == subscriber.id);
+        let digest = &self.config.digest;
+        let weekly_day = due::parse_weekday(&digest.weekly_day).unwrap_or(chrono::Weekday::Mon);
+        let max_age = Duration::days(i64::from(digest.max_age_days));
+        let slot = due::current_slot(
+            subscriber.preferences.cadence,
+            subscriber.preferences.time_zone.0,
+            digest.send_hour,
+            weekly_day,
+            now,
+        );
+        let mut lines = vec![format!(
+            "{}: {}, {} in {}, tags: {}",
+            subscriber.email,
+            subscriber.status.as_str(),
+            subscriber.preferences.cadence.as_str(),
+            subscriber.preferences.time_zone.name(),
+            if subscriber.preferences.tags.is_empty() {
+                "every tag".to_string()
+            } else {
+                subscriber.preferences.tags.join(", ")
+            }
+        )];
+        let Some(c) = candidate else {
+            lines.push(if subscriber.status == Status::Confirmed {
+                "not planned: a digest for them is still being delivered".into()
+            } else {
+                format!("gets no digest: {}", subscriber.status.as_str())
+            });
+            return Ok(Preview { lines, html: None });
+        };
+        let next_slot = due::current_slot(
+            c.cadence,
+            c.zone.0,
+            digest.send_hour,
+            weekly_day,
+            now + Duration::days(if c.cadence == crate::subscribers::Cadence::Weekly {
+                7
+            } else {
+                1
+            }),
+        );
+        if due::is_due(c.last_slot, slot) {
+            lines.push(format!(
+                "due now (slot {} in their time zone)",
+                slot.with_timezone(&c.zone.0).format("%Y-%m-%d %H:%M %Z")
+            ));
+        } else {
+            lines.push(format!(
+                "not due: this slot was handled; next at {}",
+                next_slot
+                    .with_timezone(&c.zone.0)
+                    .format("%Y-%m-%d %H:%M %Z")
+            ));
+        }
+        lines.push(format!(
+            "new means: added after {} and published after {}",
+            c.window_start.to_rfc3339(),
+            (now - max_age).to_rfc3339()
+        ));
+        let articles = catalog.added_since(c.window_start, now - max_age)?;
+        let everyone = Reader {
+            tags: &[],
+            window_start: c.window_start,
+        };
+        let mine = Reader {
+            tags: &c.tags,
+            window_start: c.window_start,
+        };
+        let all = plan::plan(&everyone, &articles, now, max_age);
+        let planned = plan::plan(&mine, &articles, now, max_age);
+        let kept: Vec<String> = planned
+            .as_ref()
+            .map(|p| p.article_ids())
+            .unwrap_or_default();
+        if let Some(all) = &all {
+            for s in &all.sections {
+                for a in &s.articles {
+                    if !kept.contains(&a.id) {
+                        lines.push(format!(
+                            "filtered out by tag: {} [{}]",
+                            a.title,
+                            a.tags
+                                .iter()
+                                .map(|t| t.slug.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        let html = match planned {
+            None => {
+                lines.push("nothing new: no email would be sent".into());
+                None
+            }
+            Some(p) => {
+                lines.push(p.summary());
+                for s in &p.sections {
+                    lines.push(format!(
+                        "  {}:",
+                        s.tag.map(|t| t.name.as_str()).unwrap_or("More")
+                    ));
+                    for a in &s.articles {
+                        lines.push(format!("    {} ({})", a.title, a.url));
+                    }
+                }
+                let links = PersonalLinks {
+                    preferences: self.config.site_url("/preferences/PREVIEW"),
+                    unsubscribe: self.config.site_url("/unsubscribe/PREVIEW"),
+                    archive: self.config.site_url("/digests/PREVIEW"),
+                };
+                Some(self.render(p.sections, now, c.zone.0, Some(&links))?.html)
+            }
+        };
+        Ok(Preview { lines, html })
+    }
+}
+
+pub struct PersonalLinks {
+    pub preferences: String,
+    pub unsubscribe: String,
+    pub archive: String,
+}
+
+pub struct RenderedDigest {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Preview {
+    pub lines: Vec<String>,
+    pub html: Option<String>,
+}
+
+/// Exponential backoff with jitter: about 1 s, 2 s, 4 s, … (±25 %), at most 5 minutes.
+fn backoff(attempts: u32) -> Duration {
+    let base = 1000_i64 << attempts.saturating_sub(1).min(8);
+    let base = base.min(300_000);
+    let jitter = rand::thread_rng().gen_range(-(base / 4)..=(base / 4));
+    Duration::milliseconds(base + jitter)
+}
