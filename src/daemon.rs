@@ -20,6 +20,8 @@ use crate::web::{self, AppState};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    // Before any metric handle is made, so they all report to it.
+    let prometheus = crate::metrics::install();
     let addr = config
         .bind_addr()
         .map_err(|e| anyhow::anyhow!("config key server.bind: {e}"))?;
@@ -87,6 +89,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         publisher,
         subscriptions,
         digests.clone(),
+        prometheus,
     ));
     tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
     web::serve(listener, state, shutdown).await;

@@ -10,6 +10,7 @@ pub mod digest;
 pub mod feeds;
 pub mod html;
 pub mod mail;
+pub mod metrics;
 pub mod schedule;
 pub mod subscribers;
 pub mod web;

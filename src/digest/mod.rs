@@ -86,25 +86,13 @@ enum Outcome {
     Skipped,
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub sent: AtomicU64,
-    pub failed: AtomicU64,
-    pub retried: AtomicU64,
-    pub skipped: AtomicU64,
-    /// Sum and count of successful send latencies, in microseconds.
-    pub send_us_sum: AtomicU64,
-    pub send_count: AtomicU64,
-}
-
 /// The digest service shared by the scheduler, the API and the CLI.
 pub struct Digests {
     pub config: Arc<Config>,
     pub db: Arc<Mutex<Catalog>>,
     pub mailer: Arc<Mailer>,
     pub templates: Arc<Templates>,
-    pub metrics: Metrics,
+    pub metrics: crate::metrics::Metrics,
     /// One run at a time per process; a trigger while one runs is a no-op.
     running: tokio::sync::Mutex<()>,
     /// Stop taking new deliveries (SIGTERM).
@@ -130,7 +118,7 @@ impl Digests {
             db: Arc::new(Mutex::new(catalog)),
             mailer,
             templates,
-            metrics: Metrics::default(),
+            metrics: crate::metrics::Metrics::new(),
             running: tokio::sync::Mutex::new(()),
             stop,
             owner: i64::from(std::process::id()),
@@ -417,7 +405,7 @@ impl Digests {
             })
             .await?;
         let Some((subscriber, articles, prefs, unsub)) = prepared else {
-            self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.digests_skipped.increment(1);
             return Ok(Outcome::Skipped);
         };
         let email = self.personal_email(&d, &subscriber, &articles, &prefs, &unsub)?;
@@ -426,11 +414,10 @@ impl Digests {
         let config = self.config.clone();
         let outcome = match result {
             Ok(message_id) => {
-                self.metrics.sent.fetch_add(1, Ordering::Relaxed);
+                self.metrics.digests_sent.increment(1);
                 self.metrics
-                    .send_us_sum
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                self.metrics.send_count.fetch_add(1, Ordering::Relaxed);
+                    .send_seconds
+                    .record(started.elapsed().as_secs_f64());
                 self.with_db(move |c| {
                     ledger::mark_sent(c.connection_mut(), &d, &message_id, Utc::now())?;
                     Ok(Outcome::Sent)
@@ -450,10 +437,10 @@ impl Digests {
                 })
                 .await?;
                 if gave_up {
-                    self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.digests_failed.increment(1);
                     Outcome::Failed
                 } else {
-                    self.metrics.retried.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.digests_retried.increment(1);
                     Outcome::Retried
                 }
             }
@@ -474,7 +461,7 @@ impl Digests {
                 if bounced {
                     tracing::warn!(email = %subscriber.email, "subscriber marked bounced");
                 }
-                self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.digests_failed.increment(1);
                 Outcome::Failed
             }
         };

@@ -39,6 +39,9 @@ pub struct AppState {
     pub subscriptions: Arc<Subscriptions>,
     pub digests: Arc<Digests>,
     pub limits: pages::RateLimits,
+    pub metrics: crate::metrics::Metrics,
+    /// Renders `/metrics`; `None` when no recorder could be installed.
+    pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
         publisher: Publisher,
         subscriptions: Arc<Subscriptions>,
         digests: Arc<Digests>,
+        prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> AppState {
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.feeds.max_age))
@@ -62,6 +66,8 @@ impl AppState {
             cache_control,
             subscriptions,
             digests,
+            metrics: crate::metrics::Metrics::new(),
+            prometheus,
         }
     }
 }
@@ -70,32 +76,70 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/digests/{id}", get(archived_digest))
+        .route("/metrics", get(metrics))
         .nest("/api", api::router(state.clone()))
         .merge(pages::router())
         .fallback(not_found)
         .with_state(state)
 }
 
+/// `200` when the database answers (the feeds can be served), `503` when it does not; the body
+/// says whether the database and the mail transport are reachable.
 async fn healthz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
     let catalog = state.catalog.clone();
-    let ok = tokio::task::spawn_blocking(move || {
+    let db_ok = tokio::task::spawn_blocking(move || {
         catalog
             .lock()
-            .ok()
-            .map(|c| c.count().is_ok())
-            .unwrap_or(false)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .count()
+            .is_ok()
     })
     .await
     .unwrap_or(false);
-    if ok {
-        (StatusCode::OK, "ok\n").into_response()
+    let mail_ok = tokio::time::timeout(
+        Duration::from_secs(5),
+        state.subscriptions.mailer.reachable(),
+    )
+    .await
+    .unwrap_or(false);
+    let body = format!(
+        "database: {}\nmail: {}\n",
+        if db_ok { "ok" } else { "unreachable" },
+        if mail_ok { "ok" } else { "unreachable" }
+    );
+    let status = if db_ok {
+        StatusCode::OK
     } else {
-        (
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body).into_response()
+}
+
+/// Prometheus text format.
+async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    let Some(handle) = state.prometheus.clone() else {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "database is not answering\n",
+            "metrics are not available\n",
         )
-            .into_response()
-    }
+            .into_response();
+    };
+    let db = state.digests.db.clone();
+    let depth = tokio::task::spawn_blocking(move || {
+        let catalog = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::digest::ledger::queue_depth(catalog.connection()).unwrap_or(0)
+    })
+    .await
+    .unwrap_or(0);
+    state.metrics.queue_depth.set(depth as f64);
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
 }
 
 /// The generic (all tags) version of a digest run: the email's "view in browser".
@@ -191,6 +235,10 @@ async fn dispatch(
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(rendered) = state.cache.get(req.uri().path()) {
             let response = conditional::respond(req.headers(), &rendered, &state.cache_control);
+            state.metrics.feed_requests.increment(1);
+            if response.status() == StatusCode::NOT_MODIFIED {
+                state.metrics.feed_not_modified.increment(1);
+            }
             return Ok(response.map(Either::Left));
         }
     }

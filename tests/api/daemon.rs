@@ -39,7 +39,24 @@ fn healthz_answers_when_the_database_does() {
     let d = Daemon::start();
     let r = d.get("/healthz");
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "ok\n");
+    assert_eq!(
+        r.text(),
+        "database: ok\nmail: ok\n",
+        "the file outbox is there"
+    );
+    let sink = crate::helpers::SmtpSink::start();
+    let port = sink.port;
+    drop(sink);
+    let down = Daemon::start_with(&[
+        (
+            "TIDINGS_MAIL_TRANSPORT",
+            &format!("smtp://127.0.0.1:{port}"),
+        ),
+        ("TIDINGS_MAIL_TLS", "none"),
+    ]);
+    let r = down.get("/healthz");
+    assert_eq!(r.status, 200, "feeds can still be served");
+    assert_eq!(r.text(), "database: ok\nmail: unreachable\n");
 }
 
 #[test]
@@ -145,4 +162,45 @@ fn a_bad_config_value_stops_start_up_with_a_message_naming_the_key() {
         .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("feeds.items"));
+}
+
+#[test]
+fn metrics_count_feed_requests_304s_and_digests() {
+    let sink = crate::helpers::SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[]);
+    d.publish(&crate::helpers::article(
+        "a",
+        "A",
+        &["AI"],
+        &chrono::Utc::now().to_rfc3339(),
+    ));
+    let etag = d.get("/feed.xml").header("etag").expect("etag");
+    d.get_with("/feed.xml", &[("If-None-Match", &etag)]);
+    d.api(
+        "POST",
+        "/api/subscribers",
+        Some(r#"{"email":"m@example.com","status":"confirmed"}"#),
+    );
+    d.publish(&crate::helpers::article(
+        "b",
+        "B",
+        &["AI"],
+        &chrono::Utc::now().to_rfc3339(),
+    ));
+    d.api("POST", "/api/digests/run", Some(r#"{"now": true}"#));
+    let r = d.get("/metrics");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+    };
+    assert_eq!(value("tidings_feed_requests_total"), 2.0);
+    assert_eq!(value("tidings_feed_not_modified_total"), 1.0);
+    assert_eq!(value("tidings_digests_sent_total"), 1.0);
+    assert_eq!(value("tidings_digest_queue_depth"), 0.0);
+    assert!(text.contains("tidings_digest_send_seconds"), "{text}");
 }

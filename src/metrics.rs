@@ -1,0 +1,88 @@
+//! Metrics at `/metrics` in the Prometheus text format: feed requests and 304s, digests sent,
+//! failed, retried and skipped, send latency, and the delivery queue's depth.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Handles to every metric, registered once; without an installed recorder (the CLI) they do nothing.
+#[derive(Clone)]
+pub struct Metrics {
+    pub feed_requests: Counter,
+    pub feed_not_modified: Counter,
+    pub digests_sent: Counter,
+    pub digests_failed: Counter,
+    pub digests_retried: Counter,
+    pub digests_skipped: Counter,
+    pub send_seconds: Histogram,
+    pub queue_depth: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        metrics::describe_counter!(
+            "tidings_feed_requests_total",
+            "GET/HEAD requests answered from the feed cache"
+        );
+        metrics::describe_counter!(
+            "tidings_feed_not_modified_total",
+            "feed requests answered 304 Not Modified"
+        );
+        metrics::describe_counter!(
+            "tidings_digests_sent_total",
+            "digests accepted by the mail server"
+        );
+        metrics::describe_counter!(
+            "tidings_digests_failed_total",
+            "digests given up (permanent failure or out of attempts)"
+        );
+        metrics::describe_counter!(
+            "tidings_digests_retried_total",
+            "transient digest failures scheduled for a retry"
+        );
+        metrics::describe_counter!(
+            "tidings_digests_skipped_total",
+            "planned digests not sent (subscriber left, articles gone)"
+        );
+        metrics::describe_histogram!(
+            "tidings_digest_send_seconds",
+            metrics::Unit::Seconds,
+            "time to hand one digest to the mail server"
+        );
+        metrics::describe_gauge!(
+            "tidings_digest_queue_depth",
+            "deliveries pending or being sent"
+        );
+        Metrics {
+            feed_requests: metrics::counter!("tidings_feed_requests_total"),
+            feed_not_modified: metrics::counter!("tidings_feed_not_modified_total"),
+            digests_sent: metrics::counter!("tidings_digests_sent_total"),
+            digests_failed: metrics::counter!("tidings_digests_failed_total"),
+            digests_retried: metrics::counter!("tidings_digests_retried_total"),
+            digests_skipped: metrics::counter!("tidings_digests_skipped_total"),
+            send_seconds: metrics::histogram!("tidings_digest_send_seconds"),
+            queue_depth: metrics::gauge!("tidings_digest_queue_depth"),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Installs the Prometheus recorder (once per process) and returns its handle for `/metrics`.
+pub fn install() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                None
+            }
+        })
+        .clone()
+}
