@@ -203,16 +203,18 @@ impl Digests {
             let limiter = limiter.clone();
             let progress = progress.clone();
             workers.spawn(async move {
+                let mailer = this.mailer.clone();
+                let mut session = mailer.session();
                 loop {
                     if this.stop.is_cancelled() {
-                        return;
+                        break;
                     }
                     match this.next_delivery().await {
                         Ok(Next::Claimed(d)) => {
                             if let Some(l) = &limiter {
                                 l.until_ready().await;
                             }
-                            let outcome = match this.deliver(d).await {
+                            let outcome = match this.deliver(d, &mut session).await {
                                 Ok(o) => o,
                                 Err(e) => {
                                     tracing::error!(error = %e, "delivery bookkeeping failed; it will be retried");
@@ -237,21 +239,22 @@ impl Digests {
                         Ok(Next::WaitUntil(at)) => {
                             let wait = at - Utc::now();
                             if wait > Duration::seconds(MAX_IN_RUN_WAIT_SECONDS) {
-                                return;
+                                break;
                             }
                             let sleep = wait.to_std().unwrap_or_default().max(std::time::Duration::from_millis(20));
                             tokio::select! {
                                 _ = tokio::time::sleep(sleep) => {}
-                                _ = this.stop.cancelled() => return,
+                                _ = this.stop.cancelled() => break,
                             }
                         }
-                        Ok(Next::Empty) => return,
+                        Ok(Next::Empty) => break,
                         Err(e) => {
                             tracing::error!(error = %e, "cannot read the delivery ledger");
-                            return;
+                            break;
                         }
                     }
                 }
+                session.close().await;
             });
         }
         while workers.join_next().await.is_some() {}
@@ -377,7 +380,11 @@ impl Digests {
     }
 
     /// Sends one claimed delivery and records the outcome.
-    async fn deliver(&self, d: Claimed) -> Result<Outcome, DigestError> {
+    async fn deliver(
+        &self,
+        d: Claimed,
+        session: &mut crate::mail::Session<'_>,
+    ) -> Result<Outcome, DigestError> {
         let link_ttl = Duration::days(self.config.subscribers.link_ttl_days as i64);
         let claimed = d.clone();
         let prepared = self
@@ -410,7 +417,7 @@ impl Digests {
         };
         let email = self.personal_email(&d, &subscriber, &articles, &prefs, &unsub)?;
         let started = std::time::Instant::now();
-        let result = self.mailer.send(&email).await;
+        let result = session.send(&email).await;
         let config = self.config.clone();
         let outcome = match result {
             Ok(message_id) => {

@@ -59,8 +59,20 @@ pub struct OutgoingEmail {
 }
 
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Direct),
     File(AsyncFileTransport<Tokio1Executor>, PathBuf),
+}
+
+/// How a worker opens its own SMTP connection for bulk sending (see `Session`).
+#[derive(Clone)]
+struct Direct {
+    host: String,
+    port: u16,
+    /// STARTTLS parameters, or `None` for plain SMTP; implicit TLS uses the pool instead.
+    starttls: Option<TlsParameters>,
+    implicit_tls: bool,
+    credentials: Option<Credentials>,
+    timeout: Duration,
 }
 
 pub struct Mailer {
@@ -111,7 +123,7 @@ impl Mailer {
     /// Where `file:` transports write, for logs and the README's promise.
     pub fn describe(&self) -> String {
         match &self.transport {
-            Transport::Smtp(_) => "SMTP".into(),
+            Transport::Smtp(_, d) => format!("SMTP {}:{}", d.host, d.port),
             Transport::File(_, dir) => format!("files in {}", dir.display()),
         }
     }
@@ -164,7 +176,7 @@ impl Mailer {
             .unwrap_or_default()
             .to_string();
         match &self.transport {
-            Transport::Smtp(t) => t.send(message).await.map(|_| id).map_err(classify),
+            Transport::Smtp(t, _) => t.send(message).await.map(|_| id).map_err(classify),
             Transport::File(t, _) => t.send(message).await.map(|_| id).map_err(|e| SendError {
                 failure: Failure::Transient,
                 message: format!("cannot write the message file: {e}"),
@@ -175,10 +187,110 @@ impl Mailer {
     /// Whether the transport answers (SMTP: a NOOP on a pooled connection).
     pub async fn reachable(&self) -> bool {
         match &self.transport {
-            Transport::Smtp(t) => t.test_connection().await.unwrap_or(false),
+            Transport::Smtp(t, _) => t.test_connection().await.unwrap_or(false),
             Transport::File(_, dir) => dir.is_dir(),
         }
     }
+}
+
+/// A sender for one worker of a bulk run: over SMTP it keeps its own connection, opened with
+/// `TCP_NODELAY` (lettre's pooled transport leaves Nagle on, and every message then waits ~40 ms
+/// for a delayed ACK) and reused message after message; otherwise it uses the shared transport.
+pub struct Session<'a> {
+    mailer: &'a Mailer,
+    conn: Option<lettre::transport::smtp::client::AsyncSmtpConnection>,
+}
+
+impl Mailer {
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            mailer: self,
+            conn: None,
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Builds and sends one email on this session's connection (reconnecting if needed).
+    pub async fn send(&mut self, email: &OutgoingEmail) -> Result<String, SendError> {
+        let direct = match &self.mailer.transport {
+            Transport::Smtp(_, d) if !d.implicit_tls => d.clone(),
+            _ => return self.mailer.send(email).await,
+        };
+        let message = self.mailer.build(email)?;
+        let id = message
+            .headers()
+            .get_raw("Message-ID")
+            .unwrap_or_default()
+            .to_string();
+        let bytes = message.formatted();
+        if self.conn.as_ref().is_none_or(|c| c.has_broken()) {
+            self.conn = Some(connect(&direct).await?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(SendError {
+                failure: Failure::Transient,
+                message: "no connection".into(),
+            });
+        };
+        let sent =
+            tokio::time::timeout(direct.timeout, conn.send(message.envelope(), &bytes)).await;
+        match sent {
+            Ok(Ok(_)) => Ok(id),
+            Ok(Err(e)) => {
+                // After a refused message the connection may still be usable; lettre marks it
+                // broken when it is not.
+                Err(classify(e))
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(SendError {
+                    failure: Failure::Transient,
+                    message: "timed out sending to the SMTP server".into(),
+                })
+            }
+        }
+    }
+
+    /// Says goodbye to the server.
+    pub async fn close(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = conn.quit().await;
+        }
+    }
+}
+
+async fn connect(
+    d: &Direct,
+) -> Result<lettre::transport::smtp::client::AsyncSmtpConnection, SendError> {
+    use lettre::transport::smtp::client::AsyncSmtpConnection;
+    use lettre::transport::smtp::extension::ClientId;
+    let addr = format!("{}:{}", d.host, d.port);
+    let transient = |message: String| SendError {
+        failure: Failure::Transient,
+        message,
+    };
+    let stream = tokio::time::timeout(d.timeout, tokio::net::TcpStream::connect(&addr))
+        .await
+        .map_err(|_| transient(format!("connecting to {addr} timed out")))?
+        .map_err(|e| transient(format!("cannot connect to {addr}: {e}")))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| transient(format!("cannot set TCP_NODELAY: {e}")))?;
+    let hello = ClientId::default();
+    let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+        .await
+        .map_err(classify)?;
+    if let Some(tls) = &d.starttls {
+        conn.starttls(tls.clone(), &hello).await.map_err(classify)?;
+    }
+    if let Some(credentials) = &d.credentials {
+        use lettre::transport::smtp::authentication::Mechanism;
+        conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+            .await
+            .map_err(classify)?;
+    }
+    Ok(conn)
 }
 
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
@@ -250,14 +362,32 @@ fn transport(config: &Config) -> Result<Transport, MailConfigError> {
     } else {
         Tls::None
     };
+    let starttls = match &tls {
+        Tls::Required(p) => Some(p.clone()),
+        _ => None,
+    };
+    let implicit = matches!(tls, Tls::Wrapper(_));
+    let timeout = Duration::from_secs(mail.timeout_seconds.max(1));
+    let credentials = match (&mail.username, &mail.password) {
+        (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.clone())),
+        _ => None,
+    };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
         .port(port)
         .tls(tls)
-        .timeout(Some(Duration::from_secs(mail.timeout_seconds.max(1))));
-    if let (Some(user), Some(pass)) = (&mail.username, &mail.password) {
-        builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+        .timeout(Some(timeout));
+    if let Some(c) = &credentials {
+        builder = builder.credentials(c.clone());
     }
-    Ok(Transport::Smtp(builder.build()))
+    let direct = Direct {
+        host,
+        port,
+        starttls,
+        implicit_tls: implicit,
+        credentials,
+        timeout,
+    };
+    Ok(Transport::Smtp(builder.build(), direct))
 }
 
 #[cfg(test)]
