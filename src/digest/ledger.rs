@@ -135,28 +135,37 @@ pub struct Claimed {
 
 /// What the queue holds for a worker right now.
 pub enum Next {
-    Claimed(Claimed),
+    /// Up to the asked number of deliveries, now leased to the caller, oldest first.
+    Claimed(Vec<Claimed>),
     /// Only retries that are not due yet: the earliest is at this time.
     WaitUntil(DateTime<Utc>),
     Empty,
 }
 
-/// Takes the next due delivery (pending, or sending under an expired lease) for `owner`.
+/// Takes up to `limit` due deliveries (pending, or sending under an expired lease) for `owner`,
+/// in one transaction `tx` the caller commits (so more can be written with the claim).
 pub fn claim(
-    conn: &mut Connection,
+    tx: &rusqlite::Transaction<'_>,
     owner: i64,
     now: DateTime<Utc>,
     lease: chrono::Duration,
+    limit: usize,
 ) -> rusqlite::Result<Next> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now_us = now.timestamp_micros();
-    let claimed = tx
-        .query_row(
-            "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_until_us = ?3 \
-             WHERE id = (SELECT id FROM deliveries WHERE (state = 'pending' AND next_attempt_us <= ?2) \
-                          OR (state = 'sending' AND lease_until_us < ?2) ORDER BY id LIMIT 1) \
-             RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
-            params![owner, now_us, (now + lease).timestamp_micros()],
+    let mut stmt = tx.prepare_cached(
+        "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_until_us = ?3 \
+         WHERE id IN (SELECT id FROM deliveries WHERE (state = 'pending' AND next_attempt_us <= ?2) \
+                      OR (state = 'sending' AND lease_until_us < ?2) ORDER BY id LIMIT ?4) \
+         RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
+    )?;
+    let mut claimed: Vec<Claimed> = stmt
+        .query_map(
+            params![
+                owner,
+                now_us,
+                (now + lease).timestamp_micros(),
+                limit as i64
+            ],
             |r| {
                 let articles: String = r.get(4)?;
                 Ok(Claimed {
@@ -168,24 +177,33 @@ pub fn claim(
                     attempts: r.get::<_, i64>(5)?.max(0) as u32,
                 })
             },
-        )
-        .optional()?;
-    let next = match claimed {
-        Some(c) => Next::Claimed(c),
-        None => {
-            let wait: Option<i64> = tx.query_row(
-                "SELECT min(next_attempt_us) FROM deliveries WHERE state = 'pending'",
-                [],
-                |r| r.get(0),
-            )?;
-            match wait {
-                Some(us) => Next::WaitUntil(from_us(us)),
-                None => Next::Empty,
-            }
-        }
-    };
-    tx.commit()?;
-    Ok(next)
+        )?
+        .collect::<Result<_, _>>()?;
+    if !claimed.is_empty() {
+        claimed.sort_by_key(|c| c.id);
+        return Ok(Next::Claimed(claimed));
+    }
+    let wait: Option<i64> = tx.query_row(
+        "SELECT min(next_attempt_us) FROM deliveries WHERE state = 'pending'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(match wait {
+        Some(us) => Next::WaitUntil(from_us(us)),
+        None => Next::Empty,
+    })
+}
+
+/// Gives claimed deliveries back untouched (a worker stopping before it sent them).
+pub fn release(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until_us = NULL \
+         WHERE id = ?1 AND state = 'sending'",
+    )?;
+    for id in ids {
+        stmt.execute([id])?;
+    }
+    Ok(())
 }
 
 /// Gives back deliveries left `sending` by processes that no longer run (killed mid-send).

@@ -98,10 +98,28 @@ pub struct Digests {
     /// Stop taking new deliveries (SIGTERM).
     pub stop: CancellationToken,
     owner: i64,
+    /// Article lists already loaded, by their ids.
+    article_cache: Mutex<std::collections::HashMap<String, Arc<Vec<Article>>>>,
+}
+
+/// A claimed delivery with what its email needs.
+struct Prepared {
+    claimed: Claimed,
+    subscriber: Subscriber,
+    preferences: crate::subscribers::tokens::Token,
+    unsubscribe: crate::subscribers::tokens::Token,
+}
+
+enum Batch {
+    Ready { ready: Vec<Prepared>, skipped: u64 },
+    WaitUntil(DateTime<Utc>),
+    Empty,
 }
 
 /// How long a claimed delivery stays ours before another process may take it over.
 const LEASE_SECONDS: i64 = 300;
+/// Deliveries a worker claims at once (each is still sent and recorded on its own).
+const BATCH: usize = 16;
 /// Longest a run waits in-process for a retry to come due before leaving it to the next run.
 const MAX_IN_RUN_WAIT_SECONDS: i64 = 60;
 
@@ -122,6 +140,7 @@ impl Digests {
             running: tokio::sync::Mutex::new(()),
             stop,
             owner: i64::from(std::process::id()),
+            article_cache: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -180,6 +199,11 @@ impl Digests {
         opts: RunOptions,
         progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
     ) -> Result<RunReport, DigestError> {
+        // Articles may have been edited since the last run.
+        self.article_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         let this = self.clone();
         let mut report = self
             .with_db(move |catalog| this.plan_run(catalog, opts))
@@ -205,49 +229,68 @@ impl Digests {
             workers.spawn(async move {
                 let mailer = this.mailer.clone();
                 let mut session = mailer.session();
-                loop {
+                let record = |outcome: Outcome| {
+                    let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                    match outcome {
+                        Outcome::Sent => c.sent += 1,
+                        Outcome::Retried => c.retried += 1,
+                        Outcome::Failed => c.failed += 1,
+                        Outcome::Skipped => c.skipped += 1,
+                    }
+                    drop(c);
+                    if outcome != Outcome::Retried {
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if let Some(p) = &progress {
+                            p(total, n);
+                        }
+                    }
+                };
+                'work: loop {
                     if this.stop.is_cancelled() {
                         break;
                     }
-                    match this.next_delivery().await {
-                        Ok(Next::Claimed(d)) => {
-                            if let Some(l) = &limiter {
-                                l.until_ready().await;
+                    match this.next_batch().await {
+                        Ok(Batch::Ready { ready, skipped }) => {
+                            for _ in 0..skipped {
+                                record(Outcome::Skipped);
                             }
-                            let outcome = match this.deliver(d, &mut session).await {
-                                Ok(o) => o,
-                                Err(e) => {
-                                    tracing::error!(error = %e, "delivery bookkeeping failed; it will be retried");
-                                    Outcome::Retried
+                            let mut ready = ready.into_iter();
+                            while let Some(p) = ready.next() {
+                                if this.stop.is_cancelled() {
+                                    // Finish nothing new: hand the rest back for the next start.
+                                    let rest: Vec<i64> =
+                                        std::iter::once(p.claimed.id).chain(ready.map(|r| r.claimed.id)).collect();
+                                    let _ = this.with_db(move |c| Ok(ledger::release(c.connection(), &rest)?)).await;
+                                    break 'work;
                                 }
-                            };
-                            let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
-                            match outcome {
-                                Outcome::Sent => c.sent += 1,
-                                Outcome::Retried => c.retried += 1,
-                                Outcome::Failed => c.failed += 1,
-                                Outcome::Skipped => c.skipped += 1,
-                            }
-                            drop(c);
-                            if outcome != Outcome::Retried {
-                                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                                if let Some(p) = &progress {
-                                    p(total, n);
+                                if let Some(l) = &limiter {
+                                    l.until_ready().await;
                                 }
+                                let outcome = match this.deliver(p, &mut session).await {
+                                    Ok(o) => o,
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "delivery bookkeeping failed; it will be retried");
+                                        Outcome::Retried
+                                    }
+                                };
+                                record(outcome);
                             }
                         }
-                        Ok(Next::WaitUntil(at)) => {
+                        Ok(Batch::WaitUntil(at)) => {
                             let wait = at - Utc::now();
                             if wait > Duration::seconds(MAX_IN_RUN_WAIT_SECONDS) {
                                 break;
                             }
-                            let sleep = wait.to_std().unwrap_or_default().max(std::time::Duration::from_millis(20));
+                            let sleep = wait
+                                .to_std()
+                                .unwrap_or_default()
+                                .max(std::time::Duration::from_millis(20));
                             tokio::select! {
                                 _ = tokio::time::sleep(sleep) => {}
                                 _ = this.stop.cancelled() => break,
                             }
                         }
-                        Ok(Next::Empty) => break,
+                        Ok(Batch::Empty) => break,
                         Err(e) => {
                             tracing::error!(error = %e, "cannot read the delivery ledger");
                             break;
@@ -366,55 +409,111 @@ impl Digests {
         Ok(report)
     }
 
-    async fn next_delivery(&self) -> Result<Next, DigestError> {
-        let owner = self.owner;
-        self.with_db(move |c| {
-            Ok(ledger::claim(
-                c.connection_mut(),
-                owner,
-                Utc::now(),
+    /// Claims a batch of deliveries and, in the same transaction, loads each subscriber and
+    /// mints the links their email carries; deliveries whose subscriber left are skipped here.
+    async fn next_batch(self: &Arc<Self>) -> Result<Batch, DigestError> {
+        let this = self.clone();
+        self.with_db(move |catalog| {
+            let link_ttl = Duration::days(this.config.subscribers.link_ttl_days as i64);
+            let now = Utc::now();
+            let tx = catalog
+                .connection_mut()
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let claimed = match ledger::claim(
+                &tx,
+                this.owner,
+                now,
                 Duration::seconds(LEASE_SECONDS),
-            )?)
+                BATCH,
+            )? {
+                Next::Claimed(c) => c,
+                Next::WaitUntil(at) => {
+                    tx.commit()?;
+                    return Ok(Batch::WaitUntil(at));
+                }
+                Next::Empty => {
+                    tx.commit()?;
+                    return Ok(Batch::Empty);
+                }
+            };
+            let mut ready = Vec::with_capacity(claimed.len());
+            let mut skipped = 0;
+            for d in claimed {
+                let subscriber = match store::get(&tx, d.subscriber_id)? {
+                    Some(s) if s.status == Status::Confirmed => s,
+                    _ => {
+                        ledger::mark_skipped(&tx, &d, "no longer subscribed")?;
+                        skipped += 1;
+                        continue;
+                    }
+                };
+                let preferences =
+                    store::mint(&tx, subscriber.id, Purpose::Preferences, now, link_ttl)?;
+                let unsubscribe =
+                    store::mint(&tx, subscriber.id, Purpose::Unsubscribe, now, link_ttl)?;
+                ready.push(Prepared {
+                    claimed: d,
+                    subscriber,
+                    preferences,
+                    unsubscribe,
+                });
+            }
+            tx.commit()?;
+            this.metrics.digests_skipped.increment(skipped);
+            Ok(Batch::Ready { ready, skipped })
         })
         .await
     }
 
-    /// Sends one claimed delivery and records the outcome.
+    /// The articles of a delivery, loaded once per distinct list in this process.
+    async fn articles(self: &Arc<Self>, ids: &[String]) -> Result<Arc<Vec<Article>>, DigestError> {
+        let key = ids.join("\n");
+        if let Some(hit) = self
+            .article_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(hit.clone());
+        }
+        let ids = ids.to_vec();
+        let loaded = Arc::new(self.with_db(move |c| Ok(c.by_ids(&ids)?)).await?);
+        let mut cache = self
+            .article_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Sends one prepared delivery and records the outcome.
     async fn deliver(
-        &self,
-        d: Claimed,
+        self: &Arc<Self>,
+        p: Prepared,
         session: &mut crate::mail::Session<'_>,
     ) -> Result<Outcome, DigestError> {
-        let link_ttl = Duration::days(self.config.subscribers.link_ttl_days as i64);
-        let claimed = d.clone();
-        let prepared = self
-            .with_db(move |c| {
-                let conn = c.connection();
-                let subscriber = match store::get(conn, claimed.subscriber_id)? {
-                    Some(s) if s.status == Status::Confirmed => s,
-                    _ => {
-                        ledger::mark_skipped(conn, &claimed, "no longer subscribed")?;
-                        return Ok(None);
-                    }
-                };
-                let articles = c.by_ids(&claimed.article_ids)?;
-                if articles.is_empty() {
-                    ledger::mark_skipped(c.connection(), &claimed, "its articles were removed")?;
-                    return Ok(None);
-                }
-                let conn = c.connection_mut();
-                let tx = conn.transaction()?;
-                let now = Utc::now();
-                let prefs = store::mint(&tx, subscriber.id, Purpose::Preferences, now, link_ttl)?;
-                let unsub = store::mint(&tx, subscriber.id, Purpose::Unsubscribe, now, link_ttl)?;
-                tx.commit()?;
-                Ok(Some((subscriber, articles, prefs, unsub)))
+        let Prepared {
+            claimed: d,
+            subscriber,
+            preferences: prefs,
+            unsubscribe: unsub,
+        } = p;
+        let articles = self.articles(&d.article_ids).await?;
+        if articles.is_empty() {
+            self.with_db(move |c| {
+                Ok(ledger::mark_skipped(
+                    c.connection(),
+                    &d,
+                    "its articles were removed",
+                )?)
             })
             .await?;
-        let Some((subscriber, articles, prefs, unsub)) = prepared else {
             self.metrics.digests_skipped.increment(1);
             return Ok(Outcome::Skipped);
-        };
+        }
         let email = self.personal_email(&d, &subscriber, &articles, &prefs, &unsub)?;
         let started = std::time::Instant::now();
         let result = session.send(&email).await;
