@@ -88,5 +88,5 @@ pub fn render_json(doc: &FeedDoc<'_>) -> String {
             })
             .collect(),
     };
-    serde_json::to_string_pretty(&feed).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    serde_json::to_string(&feed).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }

@@ -149,13 +149,17 @@ impl State {
         tag_slugs: &BTreeSet<String>,
         defer: bool,
     ) -> Result<usize, CatalogError> {
-        let mut changed: Vec<String> = Vec::new();
-        let mut count = 0;
-        count += self.render_feeds(None, &mut changed)?;
+        let mut groups: Vec<Option<Tag>> = vec![None];
         for slug in tag_slugs {
             if let Some(tag) = self.catalog.tag(slug)? {
-                count += self.render_feeds(Some(&tag), &mut changed)?;
+                groups.push(Some(tag));
             }
+        }
+        let mut changed: Vec<String> = Vec::new();
+        let mut count = 0;
+        // A few feeds at a time: their articles are in memory while they render.
+        for chunk in groups.chunks(16) {
+            count += self.render_feeds(chunk, &mut changed)?;
         }
         self.pending.extend(changed);
         if !defer {
@@ -165,34 +169,70 @@ impl State {
     }
 }
 
+/// One feed's contents, read from the catalog, ready to render in every format.
+struct Group<'a> {
+    tag: Option<&'a Tag>,
+    articles: Vec<crate::catalog::Article>,
+    last_removal: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
 impl State {
+    /// Renders these feeds in every format, on all cores, and installs the ones whose bytes changed.
     fn render_feeds(
         &mut self,
-        tag: Option<&Tag>,
+        tags: &[Option<Tag>],
         changed: &mut Vec<String>,
     ) -> Result<usize, CatalogError> {
-        let slug = tag.map(|t| t.slug.as_str());
-        let articles = self.catalog.newest(slug, self.config.feeds.items, 0)?;
-        let last_removal = self.catalog.last_removal(slug.unwrap_or(""))?;
-        let doc = FeedDoc {
-            config: &self.config,
-            tag,
-            articles: &articles,
-            last_removal,
+        let mut groups = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let slug = tag.as_ref().map(|t| t.slug.as_str());
+            groups.push(Group {
+                tag: tag.as_ref(),
+                articles: self.catalog.newest(slug, self.config.feeds.items, 0)?,
+                last_removal: self.catalog.last_removal(slug.unwrap_or(""))?,
+            });
+        }
+        let jobs: Vec<(&Group, Format)> = groups
+            .iter()
+            .flat_map(|g| Format::ALL.iter().map(move |f| (g, *f)))
+            .collect();
+        let config = &self.config;
+        let render = |(g, format): &(&Group, Format)| {
+            let doc = FeedDoc {
+                config,
+                tag: g.tag,
+                articles: &g.articles,
+                last_removal: g.last_removal,
+            };
+            let path = feed_path(g.tag.map(|t| t.slug.as_str()), *format);
+            let body = Bytes::from(doc.render(*format));
+            (
+                path,
+                Rendered::new(format.content_type(), body, doc.updated()),
+            )
         };
-        let updated = doc.updated();
-        for format in Format::ALL {
-            let path = feed_path(slug, format);
-            let rendered = Rendered::new(
-                format.content_type(),
-                Bytes::from(doc.render(format)),
-                updated,
-            );
-            if self.cache.install(&path, rendered) {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        let per_thread = jobs.len().div_ceil(threads).max(1);
+        let rendered: Vec<(String, Rendered)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .chunks(per_thread)
+                .map(|chunk| scope.spawn(move || chunk.iter().map(render).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let count = rendered.len();
+        for (path, r) in rendered {
+            if self.cache.install(&path, r) {
                 changed.push(path);
             }
         }
-        Ok(Format::ALL.len())
+        Ok(count)
     }
 
     /// Compresses, mirrors and announces the feeds that changed, then re-renders the index page.
