@@ -36,31 +36,43 @@ impl Publisher {
         config: Arc<Config>,
         cache: Arc<FeedCache>,
     ) -> Result<(Publisher, JoinHandle<()>), CatalogError> {
-        let catalog = Catalog::open(&config.database.path)
-            .map_err(|e| CatalogError::Db(rusqlite::Error::InvalidParameterName(e.to_string())))?;
-        let mirror = mirror::Mirror::start(config.feeds.mirror_dir.clone());
-        let websub = config.feeds.websub_hub.clone().map(websub::Notifier::start);
+        let open = || {
+            Catalog::open(&config.database.path)
+                .map_err(|e| CatalogError::Db(rusqlite::Error::InvalidParameterName(e.to_string())))
+        };
+        let mut finisher = Finisher {
+            config: config.clone(),
+            cache: cache.clone(),
+            catalog: open()?,
+            mirror: mirror::Mirror::start(config.feeds.mirror_dir.clone()),
+            websub: config.feeds.websub_hub.clone().map(websub::Notifier::start),
+        };
+        let (finish_tx, finish_rx) = mpsc::channel::<Vec<String>>();
         let mut state = State {
+            catalog: open()?,
             config,
             cache,
-            catalog,
-            mirror,
-            websub,
+            finisher: finish_tx,
             last_change: 0,
             data_version: 0,
-            pending: Vec::new(),
         };
         let started = Instant::now();
         state.last_change = state.catalog.last_change()?;
         state.data_version = state.catalog.data_version()?;
         let tags = state.catalog.tags()?;
         let all: BTreeSet<String> = tags.into_iter().map(|t| t.slug).collect();
-        let count = state.rebuild(&all, false)?;
+        let (count, changed) = state.rebuild(&all)?;
+        // At start, compress and mirror everything before serving.
+        finisher.finish(changed)?;
         tracing::info!(
             feeds = count,
             ms = started.elapsed().as_millis() as u64,
             "rendered every feed"
         );
+        std::thread::Builder::new()
+            .name("feed-finisher".into())
+            .spawn(move || finisher.run(finish_rx))
+            .map_err(|e| CatalogError::Db(rusqlite::Error::InvalidParameterName(e.to_string())))?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("publisher".into())
@@ -82,12 +94,20 @@ struct State {
     config: Arc<Config>,
     cache: Arc<FeedCache>,
     catalog: Catalog,
-    mirror: mirror::Mirror,
-    websub: Option<websub::Notifier>,
+    /// Paths whose identity bytes changed go here for gzip, mirror, WebSub and the index page.
+    finisher: mpsc::Sender<Vec<String>>,
     last_change: i64,
     data_version: i64,
-    /// Paths whose identity bytes changed and still need gzip, mirror and WebSub.
-    pending: Vec<String>,
+}
+
+/// The work that follows a change once the new bytes are live, on a thread of its own so the next
+/// publish never waits for it: gzip copies, the static mirror, WebSub pings, the index page.
+struct Finisher {
+    config: Arc<Config>,
+    cache: Arc<FeedCache>,
+    catalog: Catalog,
+    mirror: mirror::Mirror,
+    websub: Option<websub::Notifier>,
 }
 
 impl State {
@@ -124,31 +144,29 @@ impl State {
         let changes = self.catalog.changes_since(self.last_change)?;
         if changes.any {
             let started = Instant::now();
-            let count = self.rebuild(&changes.tag_slugs, true)?;
+            let (count, changed) = self.rebuild(&changes.tag_slugs)?;
             self.last_change = changes.last_id;
             tracing::info!(
                 feeds = count,
                 ms = started.elapsed().as_millis() as u64,
                 "feeds updated"
             );
+            // The index page lists every tag: it follows any change.
+            let _ = self.finisher.send(changed);
         }
-        // The identity bytes are live: let the writer go on; compression and the index follow.
+        // The identity bytes are live: let the writer go on.
         if let Some(done) = waiter {
             let _ = done.send(());
-        }
-        if changes.any {
-            self.finish_pending()?;
         }
         Ok(())
     }
 
-    /// Renders the site feeds and these tags' feeds. With `defer`, gzip variants, the index page
-    /// and the mirror are left for `finish_pending` so the new bytes go live sooner.
+    /// Renders the site feeds and these tags' feeds; returns how many, and the paths whose bytes
+    /// changed.
     fn rebuild(
         &mut self,
         tag_slugs: &BTreeSet<String>,
-        defer: bool,
-    ) -> Result<usize, CatalogError> {
+    ) -> Result<(usize, Vec<String>), CatalogError> {
         let mut groups: Vec<Option<Tag>> = vec![None];
         for slug in tag_slugs {
             if let Some(tag) = self.catalog.tag(slug)? {
@@ -161,11 +179,7 @@ impl State {
         for chunk in groups.chunks(16) {
             count += self.render_feeds(chunk, &mut changed)?;
         }
-        self.pending.extend(changed);
-        if !defer {
-            self.finish_pending()?;
-        }
-        Ok(count)
+        Ok((count, changed))
     }
 }
 
@@ -234,11 +248,27 @@ impl State {
         }
         Ok(count)
     }
+}
+
+impl Finisher {
+    fn run(mut self, rx: mpsc::Receiver<Vec<String>>) {
+        while let Ok(mut paths) = rx.recv() {
+            // Coalesce a burst of changes into one pass.
+            while let Ok(more) = rx.try_recv() {
+                paths.extend(more);
+            }
+            paths.sort();
+            paths.dedup();
+            if let Err(e) = self.finish(paths) {
+                tracing::error!(error = %e, "cannot finish feed updates (index page)");
+            }
+        }
+        tracing::debug!("feed finisher stopped");
+    }
 
     /// Compresses, mirrors and announces the feeds that changed, then re-renders the index page.
-    fn finish_pending(&mut self) -> Result<(), CatalogError> {
-        let pending = std::mem::take(&mut self.pending);
-        for path in &pending {
+    fn finish(&mut self, paths: Vec<String>) -> Result<(), CatalogError> {
+        for path in &paths {
             let Some(current) = self.cache.get(path) else {
                 continue;
             };
