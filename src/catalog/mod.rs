@@ -444,21 +444,7 @@ impl Catalog {
         added_after: DateTime<Utc>,
         published_from: DateTime<Utc>,
     ) -> Result<Vec<Article>, CatalogError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ARTICLE_COLUMNS} FROM articles a \
-             WHERE a.added_us > ?1 AND a.published_us >= ?2 ORDER BY a.published_us DESC, a.seq DESC"
-        ))?;
-        let mut rows: Vec<(i64, Article)> = stmt
-            .query_map(
-                params![
-                    added_after.timestamp_micros(),
-                    published_from.timestamp_micros()
-                ],
-                read_article,
-            )?
-            .collect::<Result<_, _>>()?;
-        attach_tags(&self.conn, &mut rows)?;
-        Ok(rows.into_iter().map(|(_, a)| a).collect())
+        added_since(&self.conn, added_after, published_from)
     }
 
     /// The articles with these ids (those that still exist), in no particular order.
@@ -564,6 +550,29 @@ impl Catalog {
             .conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
+}
+
+/// `Catalog::added_since` on any connection (a digest plan reads it inside its own transaction).
+pub fn added_since(
+    conn: &Connection,
+    added_after: DateTime<Utc>,
+    published_from: DateTime<Utc>,
+) -> Result<Vec<Article>, CatalogError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ARTICLE_COLUMNS} FROM articles a \
+         WHERE a.added_us > ?1 AND a.published_us >= ?2 ORDER BY a.published_us DESC, a.seq DESC"
+    ))?;
+    let mut rows: Vec<(i64, Article)> = stmt
+        .query_map(
+            params![
+                added_after.timestamp_micros(),
+                published_from.timestamp_micros()
+            ],
+            read_article,
+        )?
+        .collect::<Result<_, _>>()?;
+    attach_tags(conn, &mut rows)?;
+    Ok(rows.into_iter().map(|(_, a)| a).collect())
 }
 
 fn read_article(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Article)> {

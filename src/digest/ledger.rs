@@ -68,50 +68,88 @@ pub fn candidates(conn: &Connection) -> rusqlite::Result<Vec<Candidate>> {
     Ok(out)
 }
 
-/// One planned digest, ready to be written.
-pub struct NewDelivery {
-    pub subscriber_id: i64,
-    pub article_ids: Vec<String>,
-}
-
-/// Writes a run's plan in one transaction: the run, one pending delivery per digest, and the slot
-/// each subscriber's schedule has now handled (`slots`, even for those with nothing new).
-pub fn record_plan(
-    conn: &mut Connection,
+/// Writes a run's plan inside one transaction as it is computed (nothing is held in memory per
+/// subscriber): the run, one pending delivery per digest, and the slot each subscriber's schedule
+/// has now handled. Nothing is visible until `finish` commits.
+pub struct PlanWriter<'c> {
+    tx: rusqlite::Transaction<'c>,
     now: DateTime<Utc>,
     manual: bool,
-    subject: &str,
-    generic_html: &str,
-    deliveries: &[NewDelivery],
-    slots: &[(i64, DateTime<Utc>)],
-) -> rusqlite::Result<Option<i64>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut run_id = None;
-    if !deliveries.is_empty() {
-        tx.execute(
-            "INSERT INTO digest_runs (now_us, manual, subject, html, deliveries) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now.timestamp_micros(), manual, subject, generic_html, deliveries.len() as i64],
-        )?;
-        let id = tx.last_insert_rowid();
-        run_id = Some(id);
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO deliveries (run_id, subscriber_id, state, window_end_us, articles, next_attempt_us) \
-             VALUES (?1, ?2, 'pending', ?3, ?4, 0)",
-        )?;
-        for d in deliveries {
-            let ids = serde_json::to_string(&d.article_ids).unwrap_or_else(|_| "[]".into());
-            insert.execute(params![id, d.subscriber_id, now.timestamp_micros(), ids])?;
-        }
+    run_id: Option<i64>,
+    count: i64,
+}
+
+impl<'c> PlanWriter<'c> {
+    pub fn begin(
+        conn: &'c mut Connection,
+        now: DateTime<Utc>,
+        manual: bool,
+    ) -> rusqlite::Result<Self> {
+        Ok(PlanWriter {
+            tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+            now,
+            manual,
+            run_id: None,
+            count: 0,
+        })
     }
-    {
-        let mut slot =
-            tx.prepare_cached("UPDATE subscribers SET last_slot_us = ?2 WHERE id = ?1")?;
-        for (id, at) in slots {
-            slot.execute(params![id, at.timestamp_micros()])?;
-        }
+
+    /// The transaction, for reading what the plan is based on.
+    pub fn conn(&self) -> &Connection {
+        &self.tx
     }
-    tx.commit()?;
-    Ok(run_id)
+
+    pub fn delivery<'i>(
+        &mut self,
+        subscriber_id: i64,
+        article_ids: impl Iterator<Item = &'i str>,
+    ) -> rusqlite::Result<()> {
+        let run_id = match self.run_id {
+            Some(id) => id,
+            None => {
+                self.tx.execute(
+                    "INSERT INTO digest_runs (now_us, manual, subject, html, deliveries) VALUES (?1, ?2, '', '', 0)",
+                    params![self.now.timestamp_micros(), self.manual],
+                )?;
+                let id = self.tx.last_insert_rowid();
+                self.run_id = Some(id);
+                id
+            }
+        };
+        let ids =
+            serde_json::to_string(&article_ids.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
+        self.tx
+            .prepare_cached(
+                "INSERT INTO deliveries (run_id, subscriber_id, state, window_end_us, articles, next_attempt_us) \
+                 VALUES (?1, ?2, 'pending', ?3, ?4, 0)",
+            )?
+            .execute(params![run_id, subscriber_id, self.now.timestamp_micros(), ids])?;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn slot(&self, subscriber_id: i64, at: DateTime<Utc>) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("UPDATE subscribers SET last_slot_us = ?2 WHERE id = ?1")?
+            .execute(params![subscriber_id, at.timestamp_micros()])
+            .map(|_| ())
+    }
+
+    pub fn planned(&self) -> i64 {
+        self.count
+    }
+
+    /// Stores the run's archive copy and commits everything.
+    pub fn finish(self, subject: &str, generic_html: &str) -> rusqlite::Result<Option<i64>> {
+        if let Some(id) = self.run_id {
+            self.tx.execute(
+                "UPDATE digest_runs SET subject = ?2, html = ?3, deliveries = ?4 WHERE id = ?1",
+                params![id, subject, generic_html, self.count],
+            )?;
+        }
+        self.tx.commit()?;
+        Ok(self.run_id)
+    }
 }
 
 /// When the newest earlier run was planned for (the generic archive version covers what is new since).

@@ -17,7 +17,7 @@ use rand::Rng;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use self::ledger::{Claimed, NewDelivery, Next};
+use self::ledger::{Claimed, Next};
 use self::plan::{Plan, Reader, Section};
 use crate::catalog::{Article, Catalog};
 use crate::config::Config;
@@ -321,9 +321,8 @@ impl Digests {
     /// slots handled) in one transaction. With `dry_run`, writes nothing.
     fn plan_run(&self, catalog: &mut Catalog, opts: RunOptions) -> Result<RunReport, DigestError> {
         let mut report = RunReport::default();
-        let conn = catalog.connection();
         if !opts.dry_run {
-            let reclaimed = ledger::reclaim_abandoned(conn, self.owner)?;
+            let reclaimed = ledger::reclaim_abandoned(catalog.connection(), self.owner)?;
             if reclaimed > 0 {
                 tracing::info!(
                     reclaimed,
@@ -331,31 +330,34 @@ impl Digests {
                 );
             }
         }
-        report.resumed = ledger::queue_depth(conn)?.max(0) as u64;
         let digest = &self.config.digest;
         let weekly_day = due::parse_weekday(&digest.weekly_day).unwrap_or(chrono::Weekday::Mon);
         let max_age = Duration::days(i64::from(digest.max_age_days));
-        let mut slots = Vec::new();
-        let mut due_now = Vec::new();
-        for c in ledger::candidates(conn)? {
-            let slot =
-                due::current_slot(c.cadence, c.zone.0, digest.send_hour, weekly_day, opts.now);
-            if opts.force || due::is_due(c.last_slot, slot) {
-                if !opts.force {
-                    slots.push((c.id, slot));
-                }
-                due_now.push(c);
-            }
-        }
-        report.due = due_now.len() as u64;
-        let earliest = due_now
+        // Read and write in one immediate transaction: a concurrent run (the CLI while the
+        // daemon runs) waits, then sees these rows and slots, so nobody is planned twice.
+        let mut plan = ledger::PlanWriter::begin(catalog.connection_mut(), opts.now, opts.force)?;
+        report.resumed = ledger::queue_depth(plan.conn())?.max(0) as u64;
+        let candidates = ledger::candidates(plan.conn())?;
+        let slots: Vec<Option<DateTime<Utc>>> = candidates
             .iter()
-            .map(|c| c.window_start)
+            .map(|c| {
+                let slot =
+                    due::current_slot(c.cadence, c.zone.0, digest.send_hour, weekly_day, opts.now);
+                (opts.force || due::is_due(c.last_slot, slot)).then_some(slot)
+            })
+            .collect();
+        report.due = slots.iter().filter(|s| s.is_some()).count() as u64;
+        let earliest = candidates
+            .iter()
+            .zip(&slots)
+            .filter(|(_, s)| s.is_some())
+            .map(|(c, _)| c.window_start)
             .min()
             .unwrap_or(opts.now);
-        let articles = catalog.added_since(earliest, opts.now - max_age)?;
-        let mut deliveries = Vec::new();
-        for c in &due_now {
+        let articles = crate::catalog::added_since(plan.conn(), earliest, opts.now - max_age)?;
+        let previous_run = ledger::previous_run(plan.conn())?;
+        for (c, slot) in candidates.iter().zip(&slots) {
+            let Some(slot) = slot else { continue };
             let reader = Reader {
                 tags: &c.tags,
                 window_start: c.window_start,
@@ -371,41 +373,38 @@ impl Digests {
                             .flat_map(|s| s.articles.iter().map(|a| a.title.clone()))
                             .collect(),
                     });
+                } else {
+                    plan.delivery(
+                        c.id,
+                        p.sections
+                            .iter()
+                            .flat_map(|s| s.articles.iter().map(|a| a.id.as_str())),
+                    )?;
                 }
-                deliveries.push(NewDelivery {
-                    subscriber_id: c.id,
-                    article_ids: p.article_ids(),
-                });
+                report.planned += 1;
+            }
+            if !opts.force && !opts.dry_run {
+                plan.slot(c.id, *slot)?;
             }
         }
-        report.planned = deliveries.len() as u64;
         if opts.dry_run {
+            // Dropping the writer rolls back: a dry run changes nothing.
             return Ok(report);
         }
         // The archive copy: everything new since the previous run, for every tag.
-        let since = ledger::previous_run(catalog.connection())?.unwrap_or(opts.now - max_age);
+        let since = previous_run.unwrap_or(opts.now - max_age);
         let everyone = Reader {
             tags: &[],
             window_start: since,
         };
-        let generic = plan::plan(&everyone, &articles, opts.now, max_age);
-        let (subject, html) = match (&generic, deliveries.is_empty()) {
-            (_, true) => (String::new(), String::new()),
-            (Some(g), false) => {
-                let r = self.render(g.sections.clone(), opts.now, chrono_tz::UTC, None)?;
+        let (subject, html) = match plan::plan(&everyone, &articles, opts.now, max_age) {
+            Some(g) if plan.planned() > 0 => {
+                let r = self.render(g.sections, opts.now, chrono_tz::UTC, None)?;
                 (r.subject, r.html)
             }
-            (None, false) => (String::new(), String::new()),
+            _ => (String::new(), String::new()),
         };
-        report.run_id = ledger::record_plan(
-            catalog.connection_mut(),
-            opts.now,
-            opts.force,
-            &subject,
-            &html,
-            &deliveries,
-            &slots,
-        )?;
+        report.run_id = plan.finish(&subject, &html)?;
         Ok(report)
     }
 
