@@ -360,25 +360,39 @@ async fn subscribe(
     }
 }
 
-async fn confirm_page(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
-    let token = match parse_token(&raw) {
+/// A GET on a confirm or unsubscribe link: a page with a button that POSTs; nothing changes.
+async fn button_page(
+    state: &AppState,
+    raw: &str,
+    purpose: Purpose,
+    template: &str,
+    title: &str,
+) -> Response {
+    let token = match parse_token(raw) {
         Ok(t) => t,
-        Err(p) => return token_problem(&state, p),
+        Err(p) => return token_problem(state, p),
     };
-    match state
-        .subscriptions
-        .check(token.clone(), Purpose::Confirm)
-        .await
-    {
+    match state.subscriptions.check(token.clone(), purpose).await {
         Ok(s) => page(
-            &state,
+            state,
             StatusCode::OK,
-            "confirm.html",
-            "Confirm your subscription",
+            template,
+            title,
             context! { email => s.email.as_str(), token => token.as_str() },
         ),
-        Err(e) => flow_error(&state, e),
+        Err(e) => flow_error(state, e),
     }
+}
+
+async fn confirm_page(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+    button_page(
+        &state,
+        &raw,
+        Purpose::Confirm,
+        "confirm.html",
+        "Confirm your subscription",
+    )
+    .await
 }
 
 async fn confirm(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
@@ -512,24 +526,14 @@ fn unsubscribed(state: &AppState, s: &Subscriber) -> Response {
 }
 
 async fn unsubscribe_page(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
-    let token = match parse_token(&raw) {
-        Ok(t) => t,
-        Err(p) => return token_problem(&state, p),
-    };
-    match state
-        .subscriptions
-        .check(token.clone(), Purpose::Unsubscribe)
-        .await
-    {
-        Ok(s) => page(
-            &state,
-            StatusCode::OK,
-            "unsubscribe.html",
-            "Unsubscribe",
-            context! { email => s.email.as_str(), token => token.as_str() },
-        ),
-        Err(e) => flow_error(&state, e),
-    }
+    button_page(
+        &state,
+        &raw,
+        Purpose::Unsubscribe,
+        "unsubscribe.html",
+        "Unsubscribe",
+    )
+    .await
 }
 
 /// RFC 8058 one-click: a POST with `List-Unsubscribe=One-Click` unsubscribes at once, no cookies.
