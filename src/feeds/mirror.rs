@@ -77,6 +77,13 @@ pub fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // Temp files start as 0600; the mirror is for a web server running as another user.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     std::io::Write::write_all(&mut tmp, bytes)?;
     tmp.as_file().sync_data()?;
     tmp.persist(file).map_err(|e| e.error)?;

@@ -502,6 +502,16 @@ fn static_mirror_holds_the_served_bytes() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
+    // Readable by a web server running as another user (nginx's www-data).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.mirror().join("feed.xml"))
+            .expect("mirror file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
     // No temp files are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(d.mirror())
         .expect("mirror")
