@@ -23,49 +23,64 @@ fn from_us(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
-/// Confirmed subscribers with no unfinished delivery (those are finished, not planned again).
-pub fn candidates(conn: &Connection) -> rusqlite::Result<Vec<Candidate>> {
-    let mut tags: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT st.subscriber_id, st.tag_slug FROM subscriber_tags st \
-             JOIN subscribers s ON s.id = st.subscriber_id WHERE s.status = 'confirmed' \
-             ORDER BY st.subscriber_id, st.tag_slug",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        for row in rows {
-            let (id, tag) = row?;
-            tags.entry(id).or_default().push(tag);
-        }
-    }
+/// Calls `f` for each confirmed subscriber with no unfinished delivery (those are finished, not
+/// planned again), streaming rows so a million subscribers never sit in memory at once.
+pub fn for_each_candidate<E: From<rusqlite::Error>>(
+    conn: &Connection,
+    mut f: impl FnMut(Candidate) -> Result<(), E>,
+) -> Result<(), E> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.id, s.email, s.cadence, s.time_zone, \
                 coalesce(s.window_start_us, CAST(strftime('%s', s.confirmed_at) AS INTEGER) * 1000000, 0), \
-                s.last_slot_us \
+                s.last_slot_us, \
+                (SELECT group_concat(st.tag_slug, ',') FROM subscriber_tags st WHERE st.subscriber_id = s.id) \
          FROM subscribers s WHERE s.status = 'confirmed' AND NOT EXISTS \
            (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND d.state IN ('pending', 'sending')) \
          ORDER BY s.id",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
         let cadence: String = r.get(2)?;
         let zone: String = r.get(3)?;
-        Ok(Candidate {
+        let tags: Option<String> = r.get(6)?;
+        let mut tags: Vec<String> = tags
+            .map(|t| t.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        tags.sort();
+        f(Candidate {
             id: r.get(0)?,
             email: r.get(1)?,
             cadence: Cadence::parse(&cadence).unwrap_or(Cadence::Daily),
             zone: TimeZone::parse(&zone).unwrap_or(TimeZone(chrono_tz::UTC)),
-            tags: Vec::new(),
+            tags,
             window_start: from_us(r.get(4)?),
             last_slot: r.get::<_, Option<i64>>(5)?.map(from_us),
-        })
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let mut c = row?;
-        c.tags = tags.remove(&c.id).unwrap_or_default();
-        out.push(c);
+        })?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The candidate for one subscriber, if they are one (for previews).
+pub fn candidate(conn: &Connection, subscriber: i64) -> rusqlite::Result<Option<Candidate>> {
+    let mut found = None;
+    for_each_candidate(conn, |c| {
+        if c.id == subscriber {
+            found = Some(c);
+        }
+        Ok::<(), rusqlite::Error>(())
+    })?;
+    Ok(found)
+}
+
+/// The oldest window among the candidates: articles added after it may be new to someone.
+pub fn earliest_window(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    conn.query_row(
+        "SELECT min(coalesce(s.window_start_us, CAST(strftime('%s', s.confirmed_at) AS INTEGER) * 1000000, 0)) \
+         FROM subscribers s WHERE s.status = 'confirmed'",
+        [],
+        |r| r.get::<_, Option<i64>>(0),
+    )
+    .map(|v| v.map(from_us))
 }
 
 /// Writes a run's plan inside one transaction as it is computed (nothing is held in memory per
@@ -75,8 +90,8 @@ pub struct PlanWriter<'c> {
     tx: rusqlite::Transaction<'c>,
     now: DateTime<Utc>,
     manual: bool,
-    run_id: Option<i64>,
-    count: i64,
+    run_id: std::cell::Cell<Option<i64>>,
+    count: std::cell::Cell<i64>,
 }
 
 impl<'c> PlanWriter<'c> {
@@ -89,8 +104,8 @@ impl<'c> PlanWriter<'c> {
             tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
             now,
             manual,
-            run_id: None,
-            count: 0,
+            run_id: std::cell::Cell::new(None),
+            count: std::cell::Cell::new(0),
         })
     }
 
@@ -100,11 +115,11 @@ impl<'c> PlanWriter<'c> {
     }
 
     pub fn delivery<'i>(
-        &mut self,
+        &self,
         subscriber_id: i64,
         article_ids: impl Iterator<Item = &'i str>,
     ) -> rusqlite::Result<()> {
-        let run_id = match self.run_id {
+        let run_id = match self.run_id.get() {
             Some(id) => id,
             None => {
                 self.tx.execute(
@@ -112,7 +127,7 @@ impl<'c> PlanWriter<'c> {
                     params![self.now.timestamp_micros(), self.manual],
                 )?;
                 let id = self.tx.last_insert_rowid();
-                self.run_id = Some(id);
+                self.run_id.set(Some(id));
                 id
             }
         };
@@ -124,7 +139,7 @@ impl<'c> PlanWriter<'c> {
                  VALUES (?1, ?2, 'pending', ?3, ?4, 0)",
             )?
             .execute(params![run_id, subscriber_id, self.now.timestamp_micros(), ids])?;
-        self.count += 1;
+        self.count.set(self.count.get() + 1);
         Ok(())
     }
 
@@ -136,19 +151,20 @@ impl<'c> PlanWriter<'c> {
     }
 
     pub fn planned(&self) -> i64 {
-        self.count
+        self.count.get()
     }
 
     /// Stores the run's archive copy and commits everything.
     pub fn finish(self, subject: &str, generic_html: &str) -> rusqlite::Result<Option<i64>> {
-        if let Some(id) = self.run_id {
+        let run_id = self.run_id.get();
+        if let Some(id) = run_id {
             self.tx.execute(
                 "UPDATE digest_runs SET subject = ?2, html = ?3, deliveries = ?4 WHERE id = ?1",
-                params![id, subject, generic_html, self.count],
+                params![id, subject, generic_html, self.count.get()],
             )?;
         }
         self.tx.commit()?;
-        Ok(self.run_id)
+        Ok(run_id)
     }
 }
 

@@ -335,29 +335,18 @@ impl Digests {
         let max_age = Duration::days(i64::from(digest.max_age_days));
         // Read and write in one immediate transaction: a concurrent run (the CLI while the
         // daemon runs) waits, then sees these rows and slots, so nobody is planned twice.
-        let mut plan = ledger::PlanWriter::begin(catalog.connection_mut(), opts.now, opts.force)?;
+        let plan = ledger::PlanWriter::begin(catalog.connection_mut(), opts.now, opts.force)?;
         report.resumed = ledger::queue_depth(plan.conn())?.max(0) as u64;
-        let candidates = ledger::candidates(plan.conn())?;
-        let slots: Vec<Option<DateTime<Utc>>> = candidates
-            .iter()
-            .map(|c| {
-                let slot =
-                    due::current_slot(c.cadence, c.zone.0, digest.send_hour, weekly_day, opts.now);
-                (opts.force || due::is_due(c.last_slot, slot)).then_some(slot)
-            })
-            .collect();
-        report.due = slots.iter().filter(|s| s.is_some()).count() as u64;
-        let earliest = candidates
-            .iter()
-            .zip(&slots)
-            .filter(|(_, s)| s.is_some())
-            .map(|(c, _)| c.window_start)
-            .min()
-            .unwrap_or(opts.now);
+        let earliest = ledger::earliest_window(plan.conn())?.unwrap_or(opts.now);
         let articles = crate::catalog::added_since(plan.conn(), earliest, opts.now - max_age)?;
         let previous_run = ledger::previous_run(plan.conn())?;
-        for (c, slot) in candidates.iter().zip(&slots) {
-            let Some(slot) = slot else { continue };
+        ledger::for_each_candidate(plan.conn(), |c| -> Result<(), DigestError> {
+            let slot =
+                due::current_slot(c.cadence, c.zone.0, digest.send_hour, weekly_day, opts.now);
+            if !(opts.force || due::is_due(c.last_slot, slot)) {
+                return Ok(());
+            }
+            report.due += 1;
             let reader = Reader {
                 tags: &c.tags,
                 window_start: c.window_start,
@@ -384,9 +373,10 @@ impl Digests {
                 report.planned += 1;
             }
             if !opts.force && !opts.dry_run {
-                plan.slot(c.id, *slot)?;
+                plan.slot(c.id, slot)?;
             }
-        }
+            Ok(())
+        })?;
         if opts.dry_run {
             // Dropping the writer rolls back: a dry run changes nothing.
             return Ok(report);
@@ -682,9 +672,7 @@ impl Digests {
         let conn = catalog.connection();
         let subscriber = store::find(conn, email)?
             .ok_or_else(|| DigestError::Internal(format!("no subscriber {email}")))?;
-        let candidate = ledger::candidates(conn)?
-            .into_iter()
-            .find(|c| c.id == subscriber.id);
+        let candidate = ledger::candidate(conn, subscriber.id)?;
         let digest = &self.config.digest;
         let weekly_day = due::parse_weekday(&digest.weekly_day).unwrap_or(chrono::Weekday::Mon);
         let max_age = Duration::days(i64::from(digest.max_age_days));
