@@ -273,7 +273,7 @@ fi
 
 # ---------------------------------------------------------------- summary
 put baselines "[$(IFS=,; echo "${BASELINES[*]}")]"
-MEDIAN=$(python3 -c "import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))" "${BASELINES[@]}")
+MEDIAN=$(python3 -c "import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:])), 1))" "${BASELINES[@]}")
 put baseline_msgs "$MEDIAN"
 {
     echo "tidings $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%FT%TZ), $(nproc) cores;" \
