@@ -309,14 +309,7 @@ async fn subscribe(
     let ip = client_ip(&state, Some(peer), &headers);
     let form = match Form::read(body).await {
         Ok(f) => f,
-        Err(e) => {
-            return notice(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "Please check the form",
-                &[&e.to_string()],
-            )
-        }
+        Err(e) => return flow_error(&state, FlowError::Input(e)),
     };
     let raw_email = form.get("email").unwrap_or("").to_string();
     if let Err(wait) = state.limits.check(ip, Some(raw_email.trim())) {
@@ -466,14 +459,7 @@ async fn save_preferences(
     };
     let form = match Form::read(body).await {
         Ok(f) => f,
-        Err(e) => {
-            return notice(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "Please check the form",
-                &[&e.to_string()],
-            )
-        }
+        Err(e) => return flow_error(&state, FlowError::Input(e)),
     };
     if form.get("action") == Some("unsubscribe") {
         return match state
@@ -548,14 +534,7 @@ async fn unsubscribe(
     };
     let form = match Form::read(body).await {
         Ok(f) => f,
-        Err(e) => {
-            return notice(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "Please check the form",
-                &[&e.to_string()],
-            )
-        }
+        Err(e) => return flow_error(&state, FlowError::Input(e)),
     };
     if form.get("List-Unsubscribe") != Some("One-Click") {
         return notice(
