@@ -35,11 +35,8 @@ impl Publisher {
     pub fn start(
         config: Arc<Config>,
         cache: Arc<FeedCache>,
-    ) -> Result<(Publisher, JoinHandle<()>), CatalogError> {
-        let open = || {
-            Catalog::open(&config.database.path)
-                .map_err(|e| CatalogError::Db(rusqlite::Error::InvalidParameterName(e.to_string())))
-        };
+    ) -> anyhow::Result<(Publisher, JoinHandle<()>)> {
+        let open = || Catalog::open(&config.database.path).map_err(anyhow::Error::from);
         let mut finisher = Finisher {
             config: config.clone(),
             cache: cache.clone(),
@@ -72,12 +69,12 @@ impl Publisher {
         std::thread::Builder::new()
             .name("feed-finisher".into())
             .spawn(move || finisher.run(finish_rx))
-            .map_err(|e| CatalogError::Db(rusqlite::Error::InvalidParameterName(e.to_string())))?;
+            .map_err(|e| anyhow::anyhow!("cannot start a feed thread: {e}"))?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("publisher".into())
             .spawn(move || state.run(rx))
-            .map_err(|e| CatalogError::Db(rusqlite::Error::InvalidParameterName(e.to_string())))?;
+            .map_err(|e| anyhow::anyhow!("cannot start a feed thread: {e}"))?;
         Ok((Publisher { tx }, handle))
     }
 
