@@ -21,8 +21,9 @@ use self::ledger::{Claimed, Next};
 use self::plan::{Plan, Reader, Section};
 use crate::catalog::{Article, Catalog};
 use crate::config::Config;
+use crate::mail::bulk::{placeholder, BodyTemplate};
 use crate::mail::templates::Templates;
-use crate::mail::{Failure, Mailer, OutgoingEmail};
+use crate::mail::{Failure, Mailer};
 use crate::subscribers::store;
 use crate::subscribers::tokens::Purpose;
 use crate::subscribers::{Status, Subscriber};
@@ -100,7 +101,21 @@ pub struct Digests {
     owner: i64,
     /// Article lists already loaded, by their ids.
     article_cache: Mutex<std::collections::HashMap<String, Arc<Vec<Article>>>>,
+    /// Digest bodies already rendered and encoded, by what they show (see `body_template`).
+    body_cache: Mutex<BodyCache>,
+    /// Stand-ins for the preferences and unsubscribe tokens in a body template.
+    placeholders: [String; 2],
 }
+
+/// Encoded digest bodies shared by every recipient who would see the same thing.
+#[derive(Default)]
+struct BodyCache {
+    bodies: std::collections::HashMap<String, Arc<BodyTemplate>>,
+    bytes: usize,
+}
+
+/// Most bytes of encoded bodies kept at once (a run with more distinct digests re-renders some).
+const BODY_CACHE_BYTES: usize = 16 << 20;
 
 /// A claimed delivery with what its email needs.
 struct Prepared {
@@ -141,6 +156,11 @@ impl Digests {
             stop,
             owner: i64::from(std::process::id()),
             article_cache: Mutex::new(std::collections::HashMap::new()),
+            body_cache: Mutex::new(BodyCache::default()),
+            placeholders: {
+                let len = crate::subscribers::tokens::Token::generate().as_str().len();
+                [placeholder(len), placeholder(len)]
+            },
         }
     }
 
@@ -204,6 +224,10 @@ impl Digests {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        *self
+            .body_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = BodyCache::default();
         let this = self.clone();
         let mut report = self
             .with_db(move |catalog| this.plan_run(catalog, opts))
@@ -503,9 +527,20 @@ impl Digests {
             self.metrics.digests_skipped.increment(1);
             return Ok(Outcome::Skipped);
         }
-        let email = self.personal_email(&d, &subscriber, &articles, &prefs, &unsub)?;
+        let template = self.body_template(&d, &subscriber, &articles)?;
+        let unsubscribe_url = self
+            .config
+            .site_url(&format!("/unsubscribe/{}", unsub.as_str()));
         let started = std::time::Instant::now();
-        let result = session.send(&email).await;
+        let result = match self.mailer.build_from_template(
+            &template,
+            subscriber.email.address(),
+            &[prefs.as_str(), unsub.as_str()],
+            &unsubscribe_url,
+        ) {
+            Ok(message) => session.send(&message).await,
+            Err(e) => Err(e),
+        };
         let config = self.config.clone();
         let outcome = match result {
             Ok(message_id) => {
@@ -563,41 +598,65 @@ impl Digests {
         Ok(outcome)
     }
 
-    fn personal_email(
+    /// The encoded body of a delivery's digest as this subscriber sees it, with placeholders for
+    /// their links: rendered once per distinct content (sections, articles, local dates) per run.
+    fn body_template(
         &self,
         d: &Claimed,
         subscriber: &Subscriber,
         articles: &[Article],
-        prefs: &crate::subscribers::tokens::Token,
-        unsub: &crate::subscribers::tokens::Token,
-    ) -> Result<OutgoingEmail, DigestError> {
+    ) -> Result<Arc<BodyTemplate>, DigestError> {
+        use std::fmt::Write as _;
         let sections = plan::group(
             &subscriber.preferences.tags,
             articles.iter().collect(),
             true,
         );
+        let zone = subscriber.preferences.time_zone.0;
+        let day = |t: DateTime<chrono::FixedOffset>| t.with_timezone(&zone).date_naive();
+        let mut key = format!("{}|{}", d.run_id, day(d.window_end.fixed_offset()));
+        for s in &sections {
+            let _ = write!(key, "|{}", s.tag.map(|t| t.slug.as_str()).unwrap_or(""));
+            for a in &s.articles {
+                let _ = write!(key, ",{}@{}", a.id, day(a.published_at));
+            }
+        }
+        if let Some(hit) = self
+            .body_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bodies
+            .get(&key)
+        {
+            return Ok(hit.clone());
+        }
+        let [prefs, unsub] = &self.placeholders;
         let links = PersonalLinks {
-            preferences: self
-                .config
-                .site_url(&format!("/preferences/{}", prefs.as_str())),
-            unsubscribe: self
-                .config
-                .site_url(&format!("/unsubscribe/{}", unsub.as_str())),
+            preferences: self.config.site_url(&format!("/preferences/{prefs}")),
+            unsubscribe: self.config.site_url(&format!("/unsubscribe/{unsub}")),
             archive: self.config.site_url(&format!("/digests/{}", d.run_id)),
         };
-        let rendered = self.render(
-            sections,
-            d.window_end,
-            subscriber.preferences.time_zone.0,
-            Some(&links),
-        )?;
-        Ok(OutgoingEmail {
-            to: subscriber.email.address().clone(),
-            subject: rendered.subject,
-            text: rendered.text,
-            html: rendered.html,
-            unsubscribe_url: links.unsubscribe,
-        })
+        let rendered = self.render(sections, d.window_end, zone, Some(&links))?;
+        let template = Arc::new(
+            BodyTemplate::new(
+                rendered.subject,
+                rendered.text,
+                rendered.html,
+                &[prefs, unsub],
+                self.mailer.signs(),
+            )
+            .map_err(DigestError::Template)?,
+        );
+        let mut cache = self
+            .body_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.bytes + template.size() > BODY_CACHE_BYTES {
+            *cache = BodyCache::default();
+        }
+        cache.bytes += template.size();
+        cache.bodies.insert(key, template.clone());
+        Ok(template)
     }
 
     /// Renders the digest email (personal with `links`, else the archive's generic version).

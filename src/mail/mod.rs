@@ -1,14 +1,16 @@
 //! Getting a message out: one `Mailer` for every email tidings sends, over SMTP (pooled, async)
 //! or into a folder of `.eml` files, with List-Id, RFC 8058 one-click unsubscribe headers and DKIM.
 
+pub mod bulk;
 pub mod dkim;
 pub mod templates;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::address::Envelope;
+use lettre::message::header::{ContentTransferEncoding, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{
@@ -81,7 +83,14 @@ pub struct Mailer {
     message_id_domain: String,
     list_id: String,
     unsubscribe_mailto: String,
-    dkim: Option<lettre::message::dkim::DkimConfig>,
+    dkim: Option<dkim::Signer>,
+}
+
+/// A message ready for the wire: who it goes to, its exact bytes (signed), its Message-ID.
+pub struct Prepared {
+    pub envelope: Envelope,
+    pub bytes: Vec<u8>,
+    pub message_id: String,
 }
 
 impl Mailer {
@@ -120,6 +129,11 @@ impl Mailer {
         })
     }
 
+    /// Whether messages are DKIM-signed.
+    pub fn signs(&self) -> bool {
+        self.dkim.is_some()
+    }
+
     /// Where `file:` transports write, for logs and the README's promise.
     pub fn describe(&self) -> String {
         match &self.transport {
@@ -128,23 +142,73 @@ impl Mailer {
         }
     }
 
+    fn message_id(&self) -> String {
+        format!("<{}@{}>", uuid::Uuid::new_v4(), self.message_id_domain)
+    }
+
+    fn build_error(e: impl std::fmt::Display) -> SendError {
+        SendError {
+            failure: Failure::Permanent,
+            message: format!("cannot build the message: {e}"),
+        }
+    }
+
     /// Builds the complete message: headers, multipart/alternative (text, then HTML), DKIM.
-    pub fn build(&self, email: &OutgoingEmail) -> Result<Message, SendError> {
-        let message_id = format!("<{}@{}>", uuid::Uuid::new_v4(), self.message_id_domain);
-        let mut message = Message::builder()
+    pub fn build(&self, email: &OutgoingEmail) -> Result<Prepared, SendError> {
+        let message_id = self.message_id();
+        let message = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, email.to.clone()))
             .subject(header_text(&email.subject))
             .date_now()
-            .message_id(Some(message_id))
+            .message_id(Some(message_id.clone()))
             .multipart(MultiPart::alternative_plain_html(
                 email.text.clone(),
                 email.html.clone(),
             ))
-            .map_err(|e| SendError {
-                failure: Failure::Permanent,
-                message: format!("cannot build the message: {e}"),
-            })?;
+            .map_err(Self::build_error)?;
+        Ok(self.finish(message, message_id, &email.unsubscribe_url, None))
+    }
+
+    /// Builds one recipient's copy of a bulk message: `values` go over the template's
+    /// placeholders; `unsubscribe_url` is theirs.
+    pub fn build_from_template(
+        &self,
+        template: &bulk::BodyTemplate,
+        to: &Address,
+        values: &[&str],
+        unsubscribe_url: &str,
+    ) -> Result<Prepared, SendError> {
+        let body = template.fill(values).map_err(Self::build_error)?;
+        let message_id = self.message_id();
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, to.clone()))
+            .subject(header_text(&template.subject))
+            .date_now()
+            .message_id(Some(message_id.clone()))
+            .header(lettre::message::header::MIME_VERSION_1_0)
+            .header(template.content_type())
+            .body(Body::dangerous_pre_encoded(
+                body,
+                ContentTransferEncoding::SevenBit,
+            ))
+            .map_err(Self::build_error)?;
+        let hash = match self.dkim {
+            Some(_) => template.body_hash(values),
+            None => None,
+        };
+        Ok(self.finish(message, message_id, unsubscribe_url, hash))
+    }
+
+    /// Adds the list headers, formats, and signs (with a known body hash when given).
+    fn finish(
+        &self,
+        mut message: Message,
+        message_id: String,
+        unsubscribe_url: &str,
+        body_hash: Option<[u8; 32]>,
+    ) -> Prepared {
         let headers = message.headers_mut();
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Id"),
@@ -154,33 +218,56 @@ impl Mailer {
             HeaderName::new_from_ascii_str("List-Unsubscribe"),
             format!(
                 "<{}>, <mailto:{}?subject=unsubscribe>",
-                email.unsubscribe_url, self.unsubscribe_mailto
+                header_text(unsubscribe_url),
+                self.unsubscribe_mailto
             ),
         ));
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
             "List-Unsubscribe=One-Click".into(),
         ));
-        if let Some(dkim) = &self.dkim {
-            lettre::message::dkim::dkim_sign(&mut message, dkim);
+        let formatted = message.formatted();
+        let bytes = match &self.dkim {
+            Some(signer) => {
+                let now = chrono::Utc::now().timestamp();
+                match body_hash {
+                    Some(hash) => signer.sign_with_body_hash(&formatted, &hash, now),
+                    None => signer.sign(&formatted, now),
+                }
+            }
+            None => formatted,
+        };
+        Prepared {
+            envelope: message.envelope().clone(),
+            bytes,
+            message_id,
         }
-        Ok(message)
     }
 
     /// Sends one email; the caller decides what to do with a failure.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<String, SendError> {
-        let message = self.build(email)?;
-        let id = message
-            .headers()
-            .get_raw("Message-ID")
-            .unwrap_or_default()
-            .to_string();
+        let prepared = self.build(email)?;
+        self.send_prepared(&prepared).await
+    }
+
+    /// Sends a built message through the shared transport.
+    pub async fn send_prepared(&self, p: &Prepared) -> Result<String, SendError> {
+        let id = p.message_id.clone();
         match &self.transport {
-            Transport::Smtp(t, _) => t.send(message).await.map(|_| id).map_err(classify),
-            Transport::File(t, _) => t.send(message).await.map(|_| id).map_err(|e| SendError {
-                failure: Failure::Transient,
-                message: format!("cannot write the message file: {e}"),
-            }),
+            Transport::Smtp(t, _) => t
+                .send_raw(&p.envelope, &p.bytes)
+                .await
+                .map(|_| id)
+                .map_err(classify),
+            Transport::File(t, _) => {
+                t.send_raw(&p.envelope, &p.bytes)
+                    .await
+                    .map(|_| id)
+                    .map_err(|e| SendError {
+                        failure: Failure::Transient,
+                        message: format!("cannot write the message file: {e}"),
+                    })
+            }
         }
     }
 
@@ -211,21 +298,14 @@ impl Mailer {
 }
 
 impl Session<'_> {
-    /// Builds and sends one email on this session's connection (reconnecting if needed).
-    pub async fn send(&mut self, email: &OutgoingEmail) -> Result<String, SendError> {
+    /// Sends a built message on this session's connection (reconnecting if needed).
+    pub async fn send(&mut self, p: &Prepared) -> Result<String, SendError> {
         let direct = match &self.mailer.transport {
-            Transport::Smtp(_, d) if !d.implicit_tls => d.clone(),
-            _ => return self.mailer.send(email).await,
+            Transport::Smtp(_, d) if !d.implicit_tls => d,
+            _ => return self.mailer.send_prepared(p).await,
         };
-        let message = self.mailer.build(email)?;
-        let id = message
-            .headers()
-            .get_raw("Message-ID")
-            .unwrap_or_default()
-            .to_string();
-        let bytes = message.formatted();
         if self.conn.as_ref().is_none_or(|c| c.has_broken()) {
-            self.conn = Some(connect(&direct).await?);
+            self.conn = Some(connect(direct).await?);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err(SendError {
@@ -233,10 +313,9 @@ impl Session<'_> {
                 message: "no connection".into(),
             });
         };
-        let sent =
-            tokio::time::timeout(direct.timeout, conn.send(message.envelope(), &bytes)).await;
+        let sent = tokio::time::timeout(direct.timeout, conn.send(&p.envelope, &p.bytes)).await;
         match sent {
-            Ok(Ok(_)) => Ok(id),
+            Ok(Ok(_)) => Ok(p.message_id.clone()),
             Ok(Err(e)) => {
                 // After a refused message the connection may still be usable; lettre marks it
                 // broken when it is not.

@@ -299,3 +299,86 @@ fn dry_run_and_preview_change_nothing() {
     // The real run still sends it.
     assert_eq!(run_now(&d)["sent"], 1);
 }
+
+/// A digest is encoded once for everyone who would see the same thing, then personalised: each
+/// copy carries its own links (in the text, the HTML and `List-Unsubscribe`, each opening that
+/// reader's own page) and a DKIM signature that dkimpy verifies, with either kind of key.
+#[test]
+fn every_copy_of_a_shared_digest_has_its_own_links_and_a_valid_signature() {
+    use crate::helpers::{cli_in, dkim_record, dkim_verify};
+    for algorithm in ["rsa", "ed25519"] {
+        let sink = SmtpSink::start();
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = dir.path().join("dkim.pem");
+        let key = key.to_str().expect("path");
+        let out = cli_in(
+            dir.path(),
+            &[],
+            &[
+                "dkim",
+                "keygen",
+                "--algorithm",
+                algorithm,
+                "--selector",
+                "news",
+                "--domain",
+                "blog.example",
+                "--out",
+                key,
+            ],
+        );
+        assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+        let record = dkim_record(&stdout(&out));
+        let d = Daemon::start_mailing(
+            &sink,
+            &[
+                ("TIDINGS_MAIL_DKIM_SELECTOR", "news"),
+                ("TIDINGS_MAIL_DKIM_DOMAIN", "blog.example"),
+                ("TIDINGS_MAIL_DKIM_PRIVATE_KEY", key),
+            ],
+        );
+        tags(&d);
+        for i in 0..3 {
+            subscriber(&d, &format!("same{i}@example.com"), &["ai"], "daily", "UTC");
+        }
+        subscriber(&d, "other@example.com", &[], "weekly", "Pacific/Auckland");
+        article(&d, "a", &["AI"], &recent(1));
+        article(&d, "b", &["Ethics"], &recent(2));
+        assert_eq!(run_now(&d)["sent"], 4);
+        let mails = sink.wait_for(4);
+        let mut seen = std::collections::HashSet::new();
+        for m in &mails {
+            dkim_verify(&m.raw, &record)
+                .unwrap_or_else(|log| panic!("{algorithm} signature does not verify:\n{log}"));
+            let to = m.header("To").expect("To");
+            let unsubscribe = m.unsubscribe_path("https://blog.example");
+            let preferences = m.link("https://blog.example", "/preferences/");
+            for link in [&unsubscribe, &preferences] {
+                let url = format!("https://blog.example{link}");
+                assert!(
+                    m.text().contains(&url) && m.html().contains(&url),
+                    "{url} in both parts"
+                );
+                assert!(seen.insert(link.clone()), "{link} is one reader's only");
+            }
+            let page = d.get(&preferences);
+            assert_eq!(page.status, 200);
+            assert!(page.text().contains(&to), "{to}'s own preferences page");
+        }
+        let texts: Vec<String> = mails
+            .iter()
+            .filter(|m| m.header("To").is_some_and(|t| t.starts_with("same")))
+            .map(|m| {
+                m.text()
+                    .split("/preferences/")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(texts.len(), 3);
+        assert!(texts
+            .iter()
+            .all(|t| t == &texts[0] && t.contains("Title a")));
+    }
+}

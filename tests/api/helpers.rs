@@ -528,3 +528,47 @@ impl Mail {
         url.trim_start_matches(base).to_string()
     }
 }
+
+/// The TXT record value (`v=DKIM1; k=...; p=...`) in the zone-file line `dkim keygen` prints.
+pub fn dkim_record(printed: &str) -> String {
+    printed
+        .lines()
+        .find(|l| l.contains(" IN TXT "))
+        .unwrap_or_else(|| panic!("no TXT record in {printed}"))
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// Whether dkimpy (an implementation tidings did not write) verifies the message's signature
+/// against `record`; the error carries dkimpy's log.
+pub fn dkim_verify(raw: &[u8], record: &str) -> Result<(), String> {
+    use std::io::Write;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/dkim_verify.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(record)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with dkimpy (pip install dkimpy)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(raw)
+        .expect("write message");
+    let out = child.wait_with_output().expect("dkim_verify.py");
+    if std::env::var_os("TIDINGS_TEST_KEEP_MAIL").is_some() {
+        let _ = std::fs::write("/tmp/tidings-dkim-last.eml", raw);
+        let _ = std::fs::write("/tmp/tidings-dkim-last.txt", record);
+    }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

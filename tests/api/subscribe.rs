@@ -592,6 +592,8 @@ fn dkim_keygen_prints_the_record_and_the_daemon_signs_with_the_key() {
         catalog(&d);
         subscribe(&d, "signed@example.com");
         let mail = &sink.wait_for(1)[0];
+        crate::helpers::dkim_verify(&mail.raw, &crate::helpers::dkim_record(&printed))
+            .unwrap_or_else(|log| panic!("{algorithm} signature does not verify:\n{log}"));
         let sig = mail.header("DKIM-Signature").expect("signed");
         let sig: String = sig.split_whitespace().collect();
         assert!(sig.contains("c=relaxed/relaxed"), "{sig}");
