@@ -29,6 +29,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/001_catalog.sql")),
         M::up(include_str!("migrations/002_subscribers.sql")),
         M::up(include_str!("migrations/003_digests.sql")),
+        M::up(include_str!(
+            "migrations/004_link_key_and_ledger_indexes.sql"
+        )),
     ])
 }
 

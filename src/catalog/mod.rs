@@ -700,6 +700,12 @@ fn record_removals<'a>(
     Ok(())
 }
 
+impl AsMut<Connection> for Catalog {
+    fn as_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

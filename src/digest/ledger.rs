@@ -305,24 +305,102 @@ pub fn status_of(conn: &Connection, subscriber: i64) -> rusqlite::Result<Option<
     .map(|s| s.and_then(|s| Status::parse(&s).ok()))
 }
 
-/// Sent: the subscriber's window moves to the end of this digest's.
-pub fn mark_sent(
-    conn: &mut Connection,
-    d: &Claimed,
-    message_id: &str,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
+/// A digest the SMTP server accepted, to be recorded.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub delivery: i64,
+    pub subscriber_id: i64,
+    pub window_end: DateTime<Utc>,
+    pub message_id: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Sent {
+    pub fn of(d: &Claimed, message_id: String, at: DateTime<Utc>) -> Sent {
+        Sent {
+            delivery: d.id,
+            subscriber_id: d.subscriber_id,
+            window_end: d.window_end,
+            message_id,
+            at,
+        }
+    }
+}
+
+/// Sent: each delivery is `sent` and its subscriber's window moves to the end of the digest's,
+/// all in one transaction.
+pub fn mark_sent(conn: &mut Connection, sent: &[Sent]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
-        "UPDATE deliveries SET state = 'sent', message_id = ?2, sent_us = ?3, attempts = attempts + 1, \
-         lease_owner = NULL, lease_until_us = NULL, last_error = NULL WHERE id = ?1",
-        params![d.id, message_id, now.timestamp_micros()],
-    )?;
-    tx.execute(
-        "UPDATE subscribers SET window_start_us = max(coalesce(window_start_us, 0), ?2), bounces = 0 WHERE id = ?1",
-        params![d.subscriber_id, d.window_end.timestamp_micros()],
-    )?;
+    {
+        let mut delivery = tx.prepare_cached(
+            "UPDATE deliveries SET state = 'sent', message_id = ?2, sent_us = ?3, attempts = attempts + 1, \
+             lease_owner = NULL, lease_until_us = NULL, last_error = NULL WHERE id = ?1",
+        )?;
+        let mut window = tx.prepare_cached(
+            "UPDATE subscribers SET window_start_us = max(coalesce(window_start_us, 0), ?2), bounces = 0 WHERE id = ?1",
+        )?;
+        for s in sent {
+            delivery.execute(params![s.delivery, s.message_id, s.at.timestamp_micros()])?;
+            window.execute(params![s.subscriber_id, s.window_end.timestamp_micros()])?;
+        }
+    }
     tx.commit()
+}
+
+/// Records sent digests on a thread of its own, committing everything that arrived while the
+/// previous commit ran as one transaction (group commit). `record` returns once the row is
+/// committed, so a worker sends its next digest only after the last one is on disk: a kill can
+/// double at most the messages in flight. It shares the run's connection (behind its mutex) with
+/// the claims, rather than opening its own: two connections writing in turn meet SQLite's busy
+/// handler, which sleeps in milliseconds.
+pub struct Recorder {
+    jobs: std::sync::mpsc::Sender<(Sent, tokio::sync::oneshot::Sender<Result<(), String>>)>,
+}
+
+/// Most deliveries recorded in one transaction.
+const GROUP: usize = 256;
+
+impl Recorder {
+    /// Starts the thread; it ends when the recorder is dropped.
+    pub fn start<C: AsMut<Connection> + Send + 'static>(
+        db: std::sync::Arc<std::sync::Mutex<C>>,
+    ) -> Result<Recorder, String> {
+        let (jobs, queue) =
+            std::sync::mpsc::channel::<(Sent, tokio::sync::oneshot::Sender<Result<(), String>>)>();
+        std::thread::Builder::new()
+            .name("tidings-ledger".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut group = vec![first];
+                    while group.len() < GROUP {
+                        match queue.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let (sent, replies): (Vec<Sent>, Vec<_>) = group.into_iter().unzip();
+                    let result = {
+                        let mut conn = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        mark_sent(conn.as_mut(), &sent).map_err(|e| e.to_string())
+                    };
+                    for reply in replies {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the ledger thread: {e}"))?;
+        Ok(Recorder { jobs })
+    }
+
+    /// Records one sent digest; returns once it is committed.
+    pub async fn record(&self, sent: Sent) -> Result<(), String> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((sent, reply))
+            .map_err(|_| "the ledger thread has stopped".to_string())?;
+        done.await
+            .map_err(|_| "the ledger thread has stopped".to_string())?
+    }
 }
 
 /// A transient failure: retry at `retry_at`, or give up as `failed` when out of attempts.

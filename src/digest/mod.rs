@@ -238,66 +238,71 @@ impl Digests {
         let total = report.planned + report.resumed;
         let done = Arc::new(AtomicU64::new(0));
         let counts = Arc::new(Mutex::new(RunReport::default()));
+        let record = {
+            let counts = counts.clone();
+            let done = done.clone();
+            Arc::new(move |outcome: Outcome| {
+                let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                match outcome {
+                    Outcome::Sent => c.sent += 1,
+                    Outcome::Retried => c.retried += 1,
+                    Outcome::Failed => c.failed += 1,
+                    Outcome::Skipped => c.skipped += 1,
+                }
+                drop(c);
+                if outcome != Outcome::Retried {
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(p) = &progress {
+                        p(total, n);
+                    }
+                }
+            })
+        };
         let limiter = NonZeroU32::new(self.config.digest.rate_per_second).map(|rate| {
             Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
                 rate,
             )))
         });
+        let recorder = ledger::Recorder::start(self.db.clone()).map_err(DigestError::Internal)?;
+        let recorder = Arc::new(recorder);
+        // One feeder claims deliveries (and mints their links) ahead of the workers, so a worker
+        // never waits for a claim; `in_flight` counts those claimed and not yet settled.
+        let (queue, deliveries) = tokio::sync::mpsc::channel::<Prepared>(BATCH * 2);
+        let deliveries = Arc::new(tokio::sync::Mutex::new(deliveries));
+        let in_flight = Arc::new(AtomicU64::new(0));
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..self.config.digest.concurrency.max(1) {
+        {
             let this = self.clone();
-            let done = done.clone();
-            let counts = counts.clone();
-            let limiter = limiter.clone();
-            let progress = progress.clone();
+            let in_flight = in_flight.clone();
+            let record = record.clone();
             workers.spawn(async move {
-                let mailer = this.mailer.clone();
-                let mut session = mailer.session();
-                let record = |outcome: Outcome| {
-                    let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
-                    match outcome {
-                        Outcome::Sent => c.sent += 1,
-                        Outcome::Retried => c.retried += 1,
-                        Outcome::Failed => c.failed += 1,
-                        Outcome::Skipped => c.skipped += 1,
-                    }
-                    drop(c);
-                    if outcome != Outcome::Retried {
-                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if let Some(p) = &progress {
-                            p(total, n);
-                        }
-                    }
-                };
-                'work: loop {
+                loop {
                     if this.stop.is_cancelled() {
                         break;
                     }
+                    let busy = in_flight.load(Ordering::Relaxed) > 0;
                     match this.next_batch().await {
                         Ok(Batch::Ready { ready, skipped }) => {
                             for _ in 0..skipped {
                                 record(Outcome::Skipped);
                             }
-                            let mut ready = ready.into_iter();
-                            while let Some(p) = ready.next() {
-                                if this.stop.is_cancelled() {
-                                    // Finish nothing new: hand the rest back for the next start.
-                                    let rest: Vec<i64> =
-                                        std::iter::once(p.claimed.id).chain(ready.map(|r| r.claimed.id)).collect();
-                                    let _ = this.with_db(move |c| Ok(ledger::release(c.connection(), &rest)?)).await;
-                                    break 'work;
+                            in_flight.fetch_add(ready.len() as u64, Ordering::Relaxed);
+                            for p in ready {
+                                if let Err(unsent) = queue.send(p).await {
+                                    let id = unsent.0.claimed.id;
+                                    let _ = this
+                                        .with_db(move |c| {
+                                            Ok(ledger::release(c.connection(), &[id])?)
+                                        })
+                                        .await;
                                 }
-                                if let Some(l) = &limiter {
-                                    l.until_ready().await;
-                                }
-                                let outcome = match this.deliver(p, &mut session).await {
-                                    Ok(o) => o,
-                                    Err(e) => {
-                                        tracing::error!(error = %e, "delivery bookkeeping failed; it will be retried");
-                                        Outcome::Retried
-                                    }
-                                };
-                                record(outcome);
+                            }
+                        }
+                        // Workers still sending may yet hand back retries: look again shortly.
+                        Ok(Batch::WaitUntil(_) | Batch::Empty) if busy => {
+                            tokio::select! {
+                                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                                _ = this.stop.cancelled() => break,
                             }
                         }
                         Ok(Batch::WaitUntil(at)) => {
@@ -320,6 +325,44 @@ impl Digests {
                             break;
                         }
                     }
+                }
+                // Dropping `queue` tells the workers there is no more.
+            });
+        }
+        for _ in 0..self.config.digest.concurrency.max(1) {
+            let this = self.clone();
+            let record = record.clone();
+            let limiter = limiter.clone();
+            let deliveries = deliveries.clone();
+            let in_flight = in_flight.clone();
+            let recorder = recorder.clone();
+            workers.spawn(async move {
+                let mailer = this.mailer.clone();
+                let mut session = mailer.session();
+                loop {
+                    let next = deliveries.lock().await.recv().await;
+                    let Some(p) = next else { break };
+                    if this.stop.is_cancelled() {
+                        // Finish nothing new: hand it back for the next start.
+                        let id = p.claimed.id;
+                        let _ = this
+                            .with_db(move |c| Ok(ledger::release(c.connection(), &[id])?))
+                            .await;
+                        in_flight.fetch_sub(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if let Some(l) = &limiter {
+                        l.until_ready().await;
+                    }
+                    let outcome = match this.deliver(p, &mut session, &recorder).await {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::error!(error = %e, "delivery bookkeeping failed; it will be retried");
+                            Outcome::Retried
+                        }
+                    };
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                    record(outcome);
                 }
                 session.close().await;
             });
@@ -449,6 +492,7 @@ impl Digests {
                     return Ok(Batch::Empty);
                 }
             };
+            let key = store::link_key(&tx)?;
             let mut ready = Vec::with_capacity(claimed.len());
             let mut skipped = 0;
             for d in claimed {
@@ -460,10 +504,9 @@ impl Digests {
                         continue;
                     }
                 };
-                let preferences =
-                    store::mint(&tx, subscriber.id, Purpose::Preferences, now, link_ttl)?;
-                let unsubscribe =
-                    store::mint(&tx, subscriber.id, Purpose::Unsubscribe, now, link_ttl)?;
+                let expires = (now + link_ttl).timestamp();
+                let preferences = key.seal(subscriber.id, Purpose::Preferences, expires);
+                let unsubscribe = key.seal(subscriber.id, Purpose::Unsubscribe, expires);
                 ready.push(Prepared {
                     claimed: d,
                     subscriber,
@@ -507,6 +550,7 @@ impl Digests {
         self: &Arc<Self>,
         p: Prepared,
         session: &mut crate::mail::Session<'_>,
+        recorder: &ledger::Recorder,
     ) -> Result<Outcome, DigestError> {
         let Prepared {
             claimed: d,
@@ -548,11 +592,11 @@ impl Digests {
                 self.metrics
                     .send_seconds
                     .record(started.elapsed().as_secs_f64());
-                self.with_db(move |c| {
-                    ledger::mark_sent(c.connection_mut(), &d, &message_id, Utc::now())?;
-                    Ok(Outcome::Sent)
-                })
-                .await?
+                recorder
+                    .record(ledger::Sent::of(&d, message_id, Utc::now()))
+                    .await
+                    .map_err(DigestError::Internal)?;
+                Outcome::Sent
             }
             Err(e) if e.failure == Failure::Transient => {
                 let attempts = d.attempts + 1;

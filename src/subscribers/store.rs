@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::tokens::{Purpose, Token};
+use super::tokens::{LinkKey, Purpose, Token};
 use super::{Cadence, Preferences, Status, Subscriber, SubscriberEmail, TimeZone};
 
 const COLUMNS: &str =
@@ -218,7 +218,7 @@ pub fn check(
         )
         .optional()?;
     let Some((subscriber_id, expires_us, used_us)) = row else {
-        return Ok(Err(TokenProblem::Unknown));
+        return check_sealed(conn, token, purpose, now);
     };
     if used_us.is_some() {
         return Ok(Err(TokenProblem::Used));
@@ -230,6 +230,56 @@ pub fn check(
         Some(subscriber) => Ok(Redeemed { hash, subscriber }),
         None => Err(TokenProblem::Unknown),
     })
+}
+
+/// A sealed token (see `tokens`): only preferences and unsubscribe links are sealed.
+fn check_sealed(
+    conn: &Connection,
+    token: &Token,
+    purpose: Purpose,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Result<Redeemed, TokenProblem>> {
+    if purpose == Purpose::Confirm {
+        return Ok(Err(TokenProblem::Unknown));
+    }
+    let Some((subscriber_id, expires)) = link_key(conn)?.open(token, purpose) else {
+        return Ok(Err(TokenProblem::Unknown));
+    };
+    if now.timestamp() >= expires {
+        return Ok(Err(TokenProblem::Expired));
+    }
+    Ok(match get(conn, subscriber_id)? {
+        Some(subscriber) => Ok(Redeemed {
+            hash: token.hash(),
+            subscriber,
+        }),
+        None => Err(TokenProblem::Unknown),
+    })
+}
+
+/// This installation's key for sealed tokens, made on first use from the OS CSPRNG and kept in
+/// the database, so the daemon and the CLI share it and links outlive restarts.
+pub fn link_key(conn: &Connection) -> rusqlite::Result<LinkKey> {
+    let stored: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT value FROM secrets WHERE name = 'link_key'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    if let Some(Ok(bytes)) = stored.map(<[u8; 32]>::try_from) {
+        return Ok(LinkKey::new(bytes));
+    }
+    conn.execute(
+        "INSERT OR IGNORE INTO secrets (name, value) VALUES ('link_key', ?1)",
+        [&LinkKey::generate().bytes()[..]],
+    )?;
+    let bytes: Vec<u8> = conn.query_row(
+        "SELECT value FROM secrets WHERE name = 'link_key'",
+        [],
+        |r| r.get(0),
+    )?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| rusqlite::Error::InvalidQuery)?;
+    Ok(LinkKey::new(bytes))
 }
 
 /// Uses up a single-use token; `false` if someone else used it first.
@@ -254,4 +304,65 @@ pub fn known_tags(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> 
         conn.prepare_cached("SELECT slug, name FROM tags ORDER BY name COLLATE NOCASE")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let conn = crate::db::open(&dir.path().join("t.db")).expect("db");
+        (dir, conn)
+    }
+
+    #[test]
+    fn sealed_links_work_until_they_expire_and_only_for_their_purpose() {
+        let (_dir, conn) = db();
+        let email = SubscriberEmail::parse("reader@example.com").expect("email");
+        let now = Utc::now();
+        let prefs = Preferences {
+            tags: vec![],
+            cadence: Cadence::Daily,
+            time_zone: TimeZone(chrono_tz::UTC),
+        };
+        let id = insert(&conn, &email, &prefs, Status::Confirmed, now).expect("insert");
+        let key = link_key(&conn).expect("key");
+        assert_eq!(
+            link_key(&conn).expect("again").bytes(),
+            key.bytes(),
+            "one key per database"
+        );
+        let expires = (now + Duration::days(30)).timestamp();
+        let unsub = key.seal(id, Purpose::Unsubscribe, expires);
+        let ok = check(&conn, &unsub, Purpose::Unsubscribe, now).expect("check");
+        assert_eq!(ok.map(|r| r.subscriber.id).ok(), Some(id));
+        assert_eq!(
+            check(&conn, &unsub, Purpose::Preferences, now)
+                .expect("check")
+                .err(),
+            Some(TokenProblem::Unknown)
+        );
+        assert_eq!(
+            check(&conn, &unsub, Purpose::Confirm, now)
+                .expect("check")
+                .err(),
+            Some(TokenProblem::Unknown)
+        );
+        let later = now + Duration::days(31);
+        assert_eq!(
+            check(&conn, &unsub, Purpose::Unsubscribe, later)
+                .expect("check")
+                .err(),
+            Some(TokenProblem::Expired)
+        );
+        let other = LinkKey::generate().seal(id, Purpose::Unsubscribe, expires);
+        assert_eq!(
+            check(&conn, &other, Purpose::Unsubscribe, now)
+                .expect("check")
+                .err(),
+            Some(TokenProblem::Unknown),
+            "another installation's key"
+        );
+    }
 }

@@ -346,6 +346,11 @@ fn every_copy_of_a_shared_digest_has_its_own_links_and_a_valid_signature() {
         article(&d, "b", &["Ethics"], &recent(2));
         assert_eq!(run_now(&d)["sent"], 4);
         let mails = sink.wait_for(4);
+        assert_eq!(
+            sink.pipelined(),
+            vec![true; 4],
+            "envelopes sent as one group"
+        );
         let mut seen = std::collections::HashSet::new();
         for m in &mails {
             dkim_verify(&m.raw, &record)

@@ -414,6 +414,15 @@ impl SmtpSink {
         (child, port)
     }
 
+    /// For each MAIL command so far, whether it came in a pipelined group.
+    pub fn pipelined(&self) -> Vec<bool> {
+        std::fs::read_to_string(self.dir.path().join("pipelining"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l == "1")
+            .collect()
+    }
+
     /// The environment that points a daemon at this sink.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![

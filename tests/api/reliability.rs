@@ -128,9 +128,19 @@ fn an_smtp_outage_mid_run_delays_digests_but_loses_and_doubles_none() {
     assert!(counts.values().all(|c| *c == 1), "none twice");
 }
 
+/// The same over both ways of talking to a server: with PIPELINING (the refused RCPT's reply is
+/// read along with the others, and the connection goes on) and without.
 #[test]
 fn a_5xx_for_one_address_marks_only_that_one_failed() {
-    let sink = SmtpSink::start_with(&["--reject", "reader00001@example.com"]);
+    for sink_args in [&[][..], &["--no-pipelining", "1"][..]] {
+        refused_one_of_three(sink_args);
+    }
+}
+
+fn refused_one_of_three(sink_args: &[&str]) {
+    let mut args = vec!["--reject", "reader00001@example.com"];
+    args.extend_from_slice(sink_args);
+    let sink = SmtpSink::start_with(&args);
     let d = Daemon::start_mailing(&sink, &[("TIDINGS_MAIL_BOUNCE_LIMIT", "1")]);
     import_subscribers(&d, 3);
     publish(&d);
@@ -153,4 +163,10 @@ fn a_5xx_for_one_address_marks_only_that_one_failed() {
         .api("GET", "/api/subscribers/reader00000@example.com", None)
         .json();
     assert_eq!(good["status"], "confirmed");
+    let pipelined = sink.pipelined();
+    assert_eq!(pipelined.len(), 3, "one MAIL per digest");
+    assert!(
+        pipelined.iter().all(|p| *p == sink_args.is_empty()),
+        "MAIL, RCPT and DATA grouped exactly when the server offers PIPELINING: {pipelined:?}"
+    );
 }
