@@ -392,13 +392,27 @@ impl Recorder {
         Ok(Recorder { jobs })
     }
 
-    /// Records one sent digest; returns once it is committed.
-    pub async fn record(&self, sent: Sent) -> Result<(), String> {
+    /// Hands one sent digest to the ledger thread; `Pending::wait` returns once it is committed.
+    pub fn submit(&self, sent: Sent) -> Pending {
         let (reply, done) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send((sent, reply))
-            .map_err(|_| "the ledger thread has stopped".to_string())?;
-        done.await
+        let queued = self.jobs.send((sent, reply)).is_ok();
+        Pending { done, queued }
+    }
+}
+
+/// A sent digest on its way into the ledger.
+pub struct Pending {
+    done: tokio::sync::oneshot::Receiver<Result<(), String>>,
+    queued: bool,
+}
+
+impl Pending {
+    pub async fn wait(self) -> Result<(), String> {
+        if !self.queued {
+            return Err("the ledger thread has stopped".into());
+        }
+        self.done
+            .await
             .map_err(|_| "the ledger thread has stopped".to_string())?
     }
 }

@@ -86,11 +86,26 @@ pub struct Mailer {
     dkim: Option<dkim::Signer>,
 }
 
-/// A message ready for the wire: who it goes to, its exact bytes (signed), its Message-ID.
+/// A message ready for the wire: who it goes to, its exact bytes (the DKIM-Signature field, if
+/// any, then the message as lettre formats it), its Message-ID.
 pub struct Prepared {
     pub envelope: Envelope,
+    pub signature: String,
     pub bytes: Vec<u8>,
     pub message_id: String,
+}
+
+impl Prepared {
+    /// The whole message in one piece.
+    pub fn whole(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.signature.is_empty() {
+            std::borrow::Cow::Borrowed(&self.bytes)
+        } else {
+            let mut all = self.signature.as_bytes().to_vec();
+            all.extend_from_slice(&self.bytes);
+            std::borrow::Cow::Owned(all)
+        }
+    }
 }
 
 impl Mailer {
@@ -227,19 +242,22 @@ impl Mailer {
             "List-Unsubscribe=One-Click".into(),
         ));
         let formatted = message.formatted();
-        let bytes = match &self.dkim {
+        let signature = match &self.dkim {
             Some(signer) => {
                 let now = chrono::Utc::now().timestamp();
-                match body_hash {
-                    Some(hash) => signer.sign_with_body_hash(&formatted, &hash, now),
-                    None => signer.sign(&formatted, now),
-                }
+                let end = dkim::header_end(&formatted).unwrap_or(formatted.len());
+                let hash = body_hash.unwrap_or_else(|| {
+                    let body = formatted.get(end + 2..).unwrap_or_default();
+                    dkim::body_hash(&dkim::relaxed_body(body))
+                });
+                signer.signature_header(&formatted[..end], &hash, now)
             }
-            None => formatted,
+            None => String::new(),
         };
         Prepared {
             envelope: message.envelope().clone(),
-            bytes,
+            signature,
+            bytes: formatted,
             message_id,
         }
     }
@@ -255,19 +273,18 @@ impl Mailer {
         let id = p.message_id.clone();
         match &self.transport {
             Transport::Smtp(t, _) => t
-                .send_raw(&p.envelope, &p.bytes)
+                .send_raw(&p.envelope, &p.whole())
                 .await
                 .map(|_| id)
                 .map_err(classify),
-            Transport::File(t, _) => {
-                t.send_raw(&p.envelope, &p.bytes)
-                    .await
-                    .map(|_| id)
-                    .map_err(|e| SendError {
-                        failure: Failure::Transient,
-                        message: format!("cannot write the message file: {e}"),
-                    })
-            }
+            Transport::File(t, _) => t
+                .send_raw(&p.envelope, &p.whole())
+                .await
+                .map(|_| id)
+                .map_err(|e| SendError {
+                    failure: Failure::Transient,
+                    message: format!("cannot write the message file: {e}"),
+                }),
         }
     }
 
@@ -321,22 +338,30 @@ impl std::fmt::Display for Verbatim<'_> {
 /// 4.5.2), the content ends with CRLF, then the terminating ".\r\n".
 pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 64);
-    let mut rest = message;
+    dot_stuff_into(&mut out, &[message]);
+    out
+}
+
+/// `dot_stuffed` of the concatenated `parts`, appended to `out`.
+fn dot_stuff_into(out: &mut Vec<u8>, parts: &[&[u8]]) {
     let mut line_start = true;
-    while !rest.is_empty() {
-        if line_start && rest[0] == b'.' {
-            out.push(b'.');
-        }
-        match memchr::memchr(b'\n', rest) {
-            Some(i) => {
-                out.extend_from_slice(&rest[..=i]);
-                rest = &rest[i + 1..];
-                line_start = true;
+    for part in parts {
+        let mut rest = *part;
+        while !rest.is_empty() {
+            if line_start && rest[0] == b'.' {
+                out.push(b'.');
             }
-            None => {
-                out.extend_from_slice(rest);
-                rest = &[];
-                line_start = false;
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    out.extend_from_slice(&rest[..=i]);
+                    rest = &rest[i + 1..];
+                    line_start = true;
+                }
+                None => {
+                    out.extend_from_slice(rest);
+                    rest = &[];
+                    line_start = false;
+                }
             }
         }
     }
@@ -344,33 +369,104 @@ pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
-    out
+}
+
+/// What one `Session::exchange` did with the content and the envelope it was given.
+pub struct Exchange {
+    /// The content's outcome: the Message-ID once the server took it.
+    pub content: Option<Result<String, SendError>>,
+    /// The envelope's outcome: the server is ready for this message's content.
+    pub envelope: Option<Result<(), SendError>>,
 }
 
 impl Session<'_> {
     /// Sends a built message on this session's connection (reconnecting if needed).
     pub async fn send(&mut self, p: &Prepared) -> Result<String, SendError> {
-        let direct = match &self.mailer.transport {
-            Transport::Smtp(_, d) if !d.implicit_tls => d,
-            _ => return self.mailer.send_prepared(p).await,
+        if let Some(Err(e)) = self.exchange(None, Some(p)).await.envelope {
+            return Err(e);
+        }
+        self.exchange(Some(p), None)
+            .await
+            .content
+            .unwrap_or_else(|| Err(lost("no reply to the content")))
+    }
+
+    /// One round trip: the content of the message whose envelope the last exchange opened
+    /// (`content`), then the envelope (MAIL, RCPT, DATA) of the next (`envelope`), written together
+    /// when the server offers PIPELINING (RFC 2920 lets message content open a group, and DATA
+    /// close it). With the connection kept busy this way a digest costs one round trip. Other
+    /// transports send the content whole and have no envelope step.
+    pub async fn exchange(
+        &mut self,
+        content: Option<&Prepared>,
+        envelope: Option<&Prepared>,
+    ) -> Exchange {
+        let Some(direct) = self.direct() else {
+            let content = match content {
+                Some(p) => Some(self.mailer.send_prepared(p).await),
+                None => None,
+            };
+            return Exchange {
+                content,
+                envelope: envelope.map(|_| Ok(())),
+            };
         };
-        let mut conn = match self.conn.take() {
-            Some(c) if !c.smtp.has_broken() => c,
-            _ => connect(direct).await?,
+        let mut conn = self.conn.take().filter(|c| !c.smtp.has_broken());
+        let mut out = Exchange {
+            content: None,
+            envelope: None,
         };
-        match tokio::time::timeout(direct.timeout, transaction(&mut conn, p)).await {
-            Ok(Ok(())) => {
-                self.conn = Some(conn);
-                Ok(p.message_id.clone())
+        let mut content = content;
+        if content.is_some() && conn.is_none() {
+            out.content = Some(Err(lost("the SMTP connection closed before the content")));
+            content = None;
+        }
+        if content.is_none() && envelope.is_none() {
+            self.conn = conn;
+            return out;
+        }
+        let mut conn = match conn.take() {
+            Some(c) => c,
+            None => match connect(&direct).await {
+                Ok(c) => c,
+                Err(e) => {
+                    out.envelope = envelope.map(|_| Err(e));
+                    return out;
+                }
+            },
+        };
+        let result =
+            tokio::time::timeout(direct.timeout, exchange_on(&mut conn, content, envelope)).await;
+        let (c, e) = match result {
+            Ok(r) => r,
+            Err(_) => {
+                let message = "timed out talking to the SMTP server";
+                out.content = out.content.or(content.map(|_| Err(lost(message))));
+                out.envelope = envelope.map(|_| Err(lost(message)));
+                return out;
             }
-            Ok(Err(e)) => {
-                conn.smtp.abort().await;
-                Err(classify(e))
+        };
+        let failed = matches!(c, Some(Err(_))) || matches!(e, Some(Err(_)));
+        if let (Some(p), Some(r)) = (content, c) {
+            out.content = Some(r.map(|()| p.message_id.clone()).map_err(classify));
+        }
+        out.envelope = e.map(|r| r.map_err(classify));
+        if failed {
+            // As lettre's own send does after any error: close, and reconnect for the next.
+            conn.smtp.abort().await;
+            if let Some(Ok(())) = out.envelope {
+                out.envelope = Some(Err(lost("the connection was closed after a refusal")));
             }
-            Err(_) => Err(SendError {
-                failure: Failure::Transient,
-                message: "timed out sending to the SMTP server".into(),
-            }),
+        } else {
+            self.conn = Some(conn);
+        }
+        out
+    }
+
+    fn direct(&self) -> Option<Direct> {
+        match &self.mailer.transport {
+            Transport::Smtp(_, d) if !d.implicit_tls => Some(d.clone()),
+            _ => None,
         }
     }
 
@@ -382,14 +478,21 @@ impl Session<'_> {
     }
 }
 
-/// One SMTP transaction: the envelope (pipelined when offered), then the content.
-async fn transaction(
-    conn: &mut Connection,
-    p: &Prepared,
-) -> Result<(), lettre::transport::smtp::Error> {
+fn lost(message: &str) -> SendError {
+    SendError {
+        failure: Failure::Transient,
+        message: message.into(),
+    }
+}
+
+type SmtpResult = Result<(), lettre::transport::smtp::Error>;
+
+/// The commands of an envelope, for a pipelined group.
+fn envelope_commands(conn: &Connection, p: &Prepared) -> String {
     use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
     use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
-    let smtp = &mut conn.smtp;
+    use std::fmt::Write as _;
+    let info = conn.smtp.server_info();
     let mut params = Vec::new();
     let non_ascii_addresses = p
         .envelope
@@ -399,49 +502,87 @@ async fn transaction(
             .to()
             .iter()
             .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
-    if non_ascii_addresses && smtp.server_info().supports_feature(Extension::SmtpUtfEight) {
+    if non_ascii_addresses && info.supports_feature(Extension::SmtpUtfEight) {
         params.push(MailParameter::SmtpUtfEight);
     }
-    if !p.bytes.is_ascii() && smtp.server_info().supports_feature(Extension::EightBitMime) {
+    if !p.bytes.is_ascii() && info.supports_feature(Extension::EightBitMime) {
         params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    let mail = Mail::new(p.envelope.from().cloned(), params);
-    let rcpts: Vec<Rcpt> = p
-        .envelope
-        .to()
-        .iter()
-        .map(|to| Rcpt::new(to.clone(), vec![]))
-        .collect();
-    if conn.pipelining {
-        use std::fmt::Write as _;
-        let mut group = mail.to_string();
-        for r in &rcpts {
-            let _ = write!(group, "{r}");
-        }
-        let _ = write!(group, "{Data}");
-        // Every reply is read, even after a refusal, so the next command meets its own reply.
-        let mut first_error = smtp.command(Verbatim(&group)).await.err();
-        for _ in 0..rcpts.len() + 1 {
-            if let Err(e) = smtp.read_response().await {
-                first_error.get_or_insert(e);
+    let mut group = Mail::new(p.envelope.from().cloned(), params).to_string();
+    for to in p.envelope.to() {
+        let _ = write!(group, "{}", Rcpt::new(to.clone(), vec![]));
+    }
+    let _ = write!(group, "{Data}");
+    group
+}
+
+/// Writes what an exchange sends and reads every reply (even after a refusal, so that the
+/// connection stays in step): the content's, then the envelope's.
+async fn exchange_on(
+    conn: &mut Connection,
+    content: Option<&Prepared>,
+    envelope: Option<&Prepared>,
+) -> (Option<SmtpResult>, Option<SmtpResult>) {
+    let commands = envelope.map(|p| envelope_commands(conn, p));
+    let pipelining = conn.pipelining;
+    let smtp = &mut conn.smtp;
+    let mut content_result = None;
+    let mut group = String::new();
+    if let Some(p) = content {
+        let mut bytes = Vec::with_capacity(p.signature.len() + p.bytes.len() + 512);
+        dot_stuff_into(&mut bytes, &[p.signature.as_bytes(), &p.bytes]);
+        match String::from_utf8(bytes) {
+            Ok(text) => group = text,
+            // lettre stuffs and terminates raw bytes itself.
+            Err(_) => {
+                content_result = Some(
+                    smtp.message_iter([p.signature.as_bytes(), &p.bytes[..]].into_iter())
+                        .await
+                        .map(|_| ()),
+                )
             }
         }
-        if let Some(e) = first_error {
-            return Err(e);
+    }
+    let Some(commands) = commands else {
+        if content_result.is_none() && !group.is_empty() {
+            content_result = Some(smtp.command(Verbatim(&group)).await.map(|_| ()));
         }
+        return (content_result, None);
+    };
+    let p = envelope.map(|p| p.envelope.to().len()).unwrap_or(1);
+    if !pipelining {
+        if content_result.is_none() && !group.is_empty() {
+            content_result = Some(smtp.command(Verbatim(&group)).await.map(|_| ()));
+        }
+        let mut lines = commands.split_inclusive("\r\n");
+        let mut result = Ok(());
+        for line in lines.by_ref() {
+            if let Err(e) = smtp.command(Verbatim(line)).await {
+                result = Err(e);
+                break;
+            }
+        }
+        return (content_result, Some(result));
+    }
+    let content_in_group = content_result.is_none() && !group.is_empty();
+    group.push_str(&commands);
+    let first = smtp.command(Verbatim(&group)).await.map(|_| ());
+    let mut envelope_result = Ok(());
+    let mut replies = p + 2;
+    if content_in_group {
+        content_result = Some(first);
     } else {
-        smtp.command(mail).await?;
-        for r in rcpts {
-            smtp.command(r).await?;
+        envelope_result = first;
+        replies -= 1;
+    }
+    for _ in 0..replies {
+        if let Err(e) = smtp.read_response().await {
+            if envelope_result.is_ok() {
+                envelope_result = Err(e);
+            }
         }
-        smtp.command(Data).await?;
     }
-    let content = dot_stuffed(&p.bytes);
-    match std::str::from_utf8(&content) {
-        Ok(text) => smtp.command(Verbatim(text)).await.map(|_| ()),
-        // lettre stuffs and terminates raw bytes itself.
-        Err(_) => smtp.message(&p.bytes).await.map(|_| ()),
-    }
+    (content_result, Some(envelope_result))
 }
 
 async fn connect(d: &Direct) -> Result<Connection, SendError> {

@@ -268,7 +268,11 @@ fn head_answers_like_get_without_a_body() {
 fn index_page_has_autodiscovery_links_for_every_feed_and_each_tag() {
     let d = Daemon::start();
     seed(&d);
-    let r = d.get("/");
+    // The index is re-rendered in the background after a publish, like the feeds.
+    let r = d.wait_for("/", |r| {
+        r.text()
+            .contains("https://blog.example/tags/open-science/feed.xml")
+    });
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type").as_deref(),
