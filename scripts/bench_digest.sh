@@ -14,7 +14,7 @@
 # Knobs (environment): BENCH_SUBSCRIBERS (100000), BENCH_BIG (1000000; 0 skips step 3),
 #   BENCH_MESSAGES (20000 per smtp-source run), BENCH_SEND_LIMIT (150: seconds a send run may take;
 #   it is then stopped with SIGINT, which tidings handles, and the rate is what it sent so far),
-#   BENCH_PLAN_LIMIT (120 s per dry run), BENCH_CONCURRENCY (8), BENCH_VARIANTS ("none ed25519 rsa"),
+#   BENCH_PLAN_LIMIT (120 s per dry run), BENCH_CONCURRENCY (unset: tidings' default digest.concurrency, 16), BENCH_VARIANTS ("none ed25519 rsa"),
 #   BENCH_BUILD (1: cargo build --release first; CARGO_TARGET_DIR is honoured), BENCH_PERF (1: a
 #   10 s `perf record` of each send run, top symbols in the work folder), BENCH_KEEP (1: keep the
 #   work folder), BENCH_SUMMARY (file to copy the summary table to), BENCH_RESULTS (same for JSON).
@@ -26,7 +26,7 @@ BIG=${BENCH_BIG:-1000000}
 MESSAGES=${BENCH_MESSAGES:-20000}
 SEND_LIMIT=${BENCH_SEND_LIMIT:-150}
 PLAN_LIMIT=${BENCH_PLAN_LIMIT:-120}
-CONCURRENCY=${BENCH_CONCURRENCY:-8}
+CONCURRENCY=${BENCH_CONCURRENCY:-}
 VARIANTS=${BENCH_VARIANTS:-none ed25519 rsa}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tidings
 PY="python3 $ROOT/scripts/bench_digest.py"
@@ -99,7 +99,7 @@ export TIDINGS_CATALOG_LOAD_SAMPLE=false
 export TIDINGS_MAIL_TRANSPORT="smtp://127.0.0.1:$PORT"
 export TIDINGS_MAIL_TLS=none
 export TIDINGS_MAIL_FROM="Bench <bench@example.com>"
-export TIDINGS_DIGEST_CONCURRENCY=$CONCURRENCY
+[ -n "$CONCURRENCY" ] && export TIDINGS_DIGEST_CONCURRENCY=$CONCURRENCY
 export TIDINGS_MAIL_TEMPLATES_DIR="$ROOT/email_templates"
 export TIDINGS_SITE_BASE_URL="https://blog.example/"
 export RUST_LOG=warn

@@ -632,12 +632,29 @@ fn digest(config: &Config, cmd: DigestCommand) -> anyhow::Result<ExitCode> {
                     stop.cancel();
                 }
             });
-            let report = digests.run(opts, Some(progress)).await?;
+            let report = if dry_run {
+                // Streamed as planned: a million plans never sit in memory.
+                let out = Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(
+                    std::io::stdout(),
+                )));
+                let sink = out.clone();
+                let each: crate::digest::PlanSink = Arc::new(move |p| {
+                    use std::io::Write;
+                    let mut out = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let _ = writeln!(out, "{}: {} ({})", p.email, p.summary, p.articles.join("; "));
+                });
+                let report = digests.dry_run_each(opts, Some(progress), each).await?;
+                use std::io::Write;
+                let _ = out
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .flush();
+                report
+            } else {
+                digests.run(opts, Some(progress)).await?
+            };
             bar.finish_and_clear();
             if dry_run {
-                for p in &report.plans {
-                    println!("{}: {} ({})", p.email, p.summary, p.articles.join("; "));
-                }
                 println!(
                     "dry run: {} due, {} would get a digest, {} unfinished from earlier runs",
                     report.due, report.planned, report.resumed

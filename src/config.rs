@@ -134,7 +134,7 @@ impl Default for DigestConfig {
             subject: "{{ site }} digest: {{ count }} new article{{ \"s\" if count != 1 }}".into(),
             rate_per_second: 0,
             max_attempts: 5,
-            concurrency: 8,
+            concurrency: 16,
         }
     }
 }

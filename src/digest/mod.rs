@@ -71,6 +71,9 @@ pub struct RunReport {
     pub plans: Vec<PlannedDigest>,
 }
 
+/// Where a streaming dry run sends each planned digest.
+pub type PlanSink = Arc<dyn Fn(PlannedDigest) + Send + Sync>;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedDigest {
     pub email: String,
@@ -207,7 +210,7 @@ impl Digests {
             force: false,
             dry_run: false,
         };
-        match self.run_locked(opts, None).await {
+        match self.run_locked(opts, None, None).await {
             Ok(r) if r.planned + r.resumed > 0 => tracing::info!(
                 run = ?r.run_id, planned = r.planned, resumed = r.resumed, sent = r.sent,
                 failed = r.failed, retried = r.retried, waiting = r.waiting, "digest run done"
@@ -225,13 +228,27 @@ impl Digests {
         progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
     ) -> Result<RunReport, DigestError> {
         let _guard = self.running.lock().await;
-        self.run_locked(opts, progress).await
+        self.run_locked(opts, progress, None).await
+    }
+
+    /// A dry run that hands each planned digest to `each` as it is planned instead of keeping
+    /// them all in the report (a million subscribers' plans do not fit in memory).
+    pub async fn dry_run_each(
+        self: &Arc<Self>,
+        mut opts: RunOptions,
+        progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+        each: PlanSink,
+    ) -> Result<RunReport, DigestError> {
+        opts.dry_run = true;
+        let _guard = self.running.lock().await;
+        self.run_locked(opts, progress, Some(each)).await
     }
 
     async fn run_locked(
         self: &Arc<Self>,
         opts: RunOptions,
         progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+        each: Option<PlanSink>,
     ) -> Result<RunReport, DigestError> {
         // Articles may have been edited since the last run.
         self.article_cache
@@ -244,7 +261,7 @@ impl Digests {
             .unwrap_or_else(PoisonError::into_inner) = BodyCache::default();
         let this = self.clone();
         let mut report = self
-            .with_db(move |catalog| this.plan_run(catalog, opts))
+            .with_db(move |catalog| this.plan_run(catalog, opts, each))
             .await?;
         if opts.dry_run {
             return Ok(report);
@@ -384,7 +401,12 @@ impl Digests {
 
     /// Plans the run: finds the due subscribers, plans each digest, and writes it all (plus the
     /// slots handled) in one transaction. With `dry_run`, writes nothing.
-    fn plan_run(&self, catalog: &mut Catalog, opts: RunOptions) -> Result<RunReport, DigestError> {
+    fn plan_run(
+        &self,
+        catalog: &mut Catalog,
+        opts: RunOptions,
+        each: Option<PlanSink>,
+    ) -> Result<RunReport, DigestError> {
         let mut report = RunReport::default();
         if !opts.dry_run {
             let reclaimed = ledger::reclaim_abandoned(catalog.connection(), self.owner)?;
@@ -418,7 +440,7 @@ impl Digests {
             };
             if let Some(p) = plan::plan(&reader, &articles, opts.now, max_age) {
                 if opts.dry_run {
-                    report.plans.push(PlannedDigest {
+                    let planned = PlannedDigest {
                         email: c.email.clone(),
                         summary: p.summary(),
                         articles: p
@@ -426,7 +448,11 @@ impl Digests {
                             .iter()
                             .flat_map(|s| s.articles.iter().map(|a| a.title.clone()))
                             .collect(),
-                    });
+                    };
+                    match &each {
+                        Some(each) => each(planned),
+                        None => report.plans.push(planned),
+                    }
                 } else {
                     plan.delivery(
                         c.id,

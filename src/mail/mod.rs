@@ -86,25 +86,30 @@ pub struct Mailer {
     dkim: Option<dkim::Signer>,
 }
 
-/// A message ready for the wire: who it goes to, its exact bytes (the DKIM-Signature field, if
-/// any, then the message as lettre formats it), its Message-ID.
+/// A message ready for the wire: who it goes to, its exact bytes in parts (the DKIM-Signature
+/// field if any, the other header fields as lettre formats them, the blank line, the encoded
+/// body), its Message-ID. Kept in parts so a digest's 20 KB body is not copied to add a header.
 pub struct Prepared {
     pub envelope: Envelope,
     pub signature: String,
-    pub bytes: Vec<u8>,
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
     pub message_id: String,
 }
 
 impl Prepared {
+    /// The parts in order; together, the whole message.
+    pub fn parts(&self) -> [&[u8]; 4] {
+        [self.signature.as_bytes(), &self.head, b"\r\n", &self.body]
+    }
+
     /// The whole message in one piece.
-    pub fn whole(&self) -> std::borrow::Cow<'_, [u8]> {
-        if self.signature.is_empty() {
-            std::borrow::Cow::Borrowed(&self.bytes)
-        } else {
-            let mut all = self.signature.as_bytes().to_vec();
-            all.extend_from_slice(&self.bytes);
-            std::borrow::Cow::Owned(all)
-        }
+    pub fn whole(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
+
+    fn is_ascii(&self) -> bool {
+        self.parts().iter().all(|p| p.is_ascii())
     }
 }
 
@@ -196,6 +201,7 @@ impl Mailer {
     ) -> Result<Prepared, SendError> {
         let body = template.fill(values).map_err(Self::build_error)?;
         let message_id = self.message_id();
+        // The body stays out of lettre's message: only the header fields are formatted.
         let message = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, to.clone()))
@@ -205,7 +211,7 @@ impl Mailer {
             .header(lettre::message::header::MIME_VERSION_1_0)
             .header(template.content_type())
             .body(Body::dangerous_pre_encoded(
-                body,
+                Vec::new(),
                 ContentTransferEncoding::SevenBit,
             ))
             .map_err(Self::build_error)?;
@@ -213,16 +219,17 @@ impl Mailer {
             Some(_) => template.body_hash(values),
             None => None,
         };
-        Ok(self.finish(message, message_id, unsubscribe_url, hash))
+        Ok(self.finish(message, message_id, unsubscribe_url, Some((body, hash))))
     }
 
-    /// Adds the list headers, formats, and signs (with a known body hash when given).
+    /// Adds the list headers, formats, and signs. `encoded` is the body when it is kept out of
+    /// `message` (with its DKIM body hash when known); otherwise the body is lettre's.
     fn finish(
         &self,
         mut message: Message,
         message_id: String,
         unsubscribe_url: &str,
-        body_hash: Option<[u8; 32]>,
+        encoded: Option<(Vec<u8>, Option<[u8; 32]>)>,
     ) -> Prepared {
         let headers = message.headers_mut();
         headers.insert_raw(HeaderValue::new(
@@ -241,23 +248,28 @@ impl Mailer {
             HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
             "List-Unsubscribe=One-Click".into(),
         ));
-        let formatted = message.formatted();
+        let (head, body, hash) = match encoded {
+            Some((body, hash)) => (message.headers().to_string().into_bytes(), body, hash),
+            None => {
+                let formatted = message.formatted();
+                let end = dkim::header_end(&formatted).unwrap_or(formatted.len());
+                let body = formatted.get(end + 2..).unwrap_or_default().to_vec();
+                (formatted[..end].to_vec(), body, None)
+            }
+        };
         let signature = match &self.dkim {
             Some(signer) => {
                 let now = chrono::Utc::now().timestamp();
-                let end = dkim::header_end(&formatted).unwrap_or(formatted.len());
-                let hash = body_hash.unwrap_or_else(|| {
-                    let body = formatted.get(end + 2..).unwrap_or_default();
-                    dkim::body_hash(&dkim::relaxed_body(body))
-                });
-                signer.signature_header(&formatted[..end], &hash, now)
+                let hash = hash.unwrap_or_else(|| dkim::body_hash(&dkim::relaxed_body(&body)));
+                signer.signature_header(&head, &hash, now)
             }
             None => String::new(),
         };
         Prepared {
             envelope: message.envelope().clone(),
             signature,
-            bytes: formatted,
+            head,
+            body,
             message_id,
         }
     }
@@ -321,16 +333,6 @@ impl Mailer {
             mailer: self,
             conn: None,
         }
-    }
-}
-
-/// Bytes that go to the server as they are (a pipelined group of commands, or message content
-/// already dot-stuffed and terminated).
-struct Verbatim<'a>(&'a str);
-
-impl std::fmt::Display for Verbatim<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
     }
 }
 
@@ -505,7 +507,7 @@ fn envelope_commands(conn: &Connection, p: &Prepared) -> String {
     if non_ascii_addresses && info.supports_feature(Extension::SmtpUtfEight) {
         params.push(MailParameter::SmtpUtfEight);
     }
-    if !p.bytes.is_ascii() && info.supports_feature(Extension::EightBitMime) {
+    if !p.is_ascii() && info.supports_feature(Extension::EightBitMime) {
         params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     let mut group = Mail::new(p.envelope.from().cloned(), params).to_string();
@@ -529,35 +531,30 @@ async fn exchange_on(
     let mut content_result = None;
     let mut group = String::new();
     if let Some(p) = content {
-        let mut bytes = Vec::with_capacity(p.signature.len() + p.bytes.len() + 512);
-        dot_stuff_into(&mut bytes, &[p.signature.as_bytes(), &p.bytes]);
+        let parts = p.parts();
+        let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 512);
+        dot_stuff_into(&mut bytes, &parts);
         match String::from_utf8(bytes) {
             Ok(text) => group = text,
             // lettre stuffs and terminates raw bytes itself.
-            Err(_) => {
-                content_result = Some(
-                    smtp.message_iter([p.signature.as_bytes(), &p.bytes[..]].into_iter())
-                        .await
-                        .map(|_| ()),
-                )
-            }
+            Err(_) => content_result = Some(smtp.message_iter(parts.into_iter()).await.map(|_| ())),
         }
     }
     let Some(commands) = commands else {
         if content_result.is_none() && !group.is_empty() {
-            content_result = Some(smtp.command(Verbatim(&group)).await.map(|_| ()));
+            content_result = Some(smtp.command(group).await.map(|_| ()));
         }
         return (content_result, None);
     };
     let p = envelope.map(|p| p.envelope.to().len()).unwrap_or(1);
     if !pipelining {
         if content_result.is_none() && !group.is_empty() {
-            content_result = Some(smtp.command(Verbatim(&group)).await.map(|_| ()));
+            content_result = Some(smtp.command(group).await.map(|_| ()));
         }
         let mut lines = commands.split_inclusive("\r\n");
         let mut result = Ok(());
         for line in lines.by_ref() {
-            if let Err(e) = smtp.command(Verbatim(line)).await {
+            if let Err(e) = smtp.command(line).await {
                 result = Err(e);
                 break;
             }
@@ -566,7 +563,9 @@ async fn exchange_on(
     }
     let content_in_group = content_result.is_none() && !group.is_empty();
     group.push_str(&commands);
-    let first = smtp.command(Verbatim(&group)).await.map(|_| ());
+    // A String, not a Display wrapper: std turns a String into the bytes to write with one copy,
+    // a Display with a dozen reallocations.
+    let first = smtp.command(group).await.map(|_| ());
     let mut envelope_result = Ok(());
     let mut replies = p + 2;
     if content_in_group {
