@@ -185,6 +185,8 @@ pub struct Claimed {
     pub window_end: DateTime<Utc>,
     pub article_ids: Vec<String>,
     pub attempts: u32,
+    /// Until when the claim is ours; past it another process may take the row.
+    pub lease_until: DateTime<Utc>,
 }
 
 /// What the queue holds for a worker right now.
@@ -210,9 +212,10 @@ pub fn claim(
     // each claim (a temp B-tree), which made claiming O(queue) and capped sending speed.
     let mut ids: Vec<i64> = tx
         .prepare_cached(
-            "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until_us < ?1 LIMIT ?2",
+            "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until_us < ?1 \
+             AND lease_owner IS NOT ?3 LIMIT ?2",
         )?
-        .query_map(params![now_us, limit as i64], |r| r.get(0))?
+        .query_map(params![now_us, limit as i64, owner], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     if ids.len() < limit {
         let more: Vec<i64> = tx
@@ -241,6 +244,7 @@ pub fn claim(
                     window_end: from_us(r.get(3)?),
                     article_ids: serde_json::from_str(&articles).unwrap_or_default(),
                     attempts: r.get::<_, i64>(5)?.max(0) as u32,
+                    lease_until: now + lease,
                 })
             },
         )?);
@@ -270,6 +274,17 @@ pub fn release(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
         stmt.execute([id])?;
     }
     Ok(())
+}
+
+/// Gives back this process's own `sending` rows: called when a run starts (one run at a time per
+/// process), they are leftovers of an earlier run that stopped without settling them. A running
+/// run never re-claims its own rows, even past their lease, so nothing is queued twice.
+pub fn release_own(conn: &Connection, owner: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until_us = NULL \
+         WHERE state = 'sending' AND lease_owner = ?1",
+        [owner],
+    )
 }
 
 /// Gives back deliveries left `sending` by processes that no longer run (killed mid-send).
@@ -393,10 +408,20 @@ impl Recorder {
                         waited = true;
                     }
                     let (sent, replies): (Vec<Sent>, Vec<_>) = group.into_iter().unzip();
-                    let result = {
-                        let mut conn = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        mark_sent(conn.as_mut(), &sent).map_err(|e| e.to_string())
-                    };
+                    // These digests were sent: keep trying to say so (a busy or briefly
+                    // failing database), and only then report the failure.
+                    let mut result = Err(String::new());
+                    for attempt in 0..8u32 {
+                        result = {
+                            let mut conn =
+                                db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            mark_sent(conn.as_mut(), &sent).map_err(|e| e.to_string())
+                        };
+                        if result.is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(50 << attempt));
+                    }
                     for reply in replies {
                         let _ = reply.send(result.clone());
                     }
@@ -503,4 +528,54 @@ pub fn archived(conn: &Connection, run: i64) -> rusqlite::Result<Option<String>>
         r.get(0)
     })
     .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two deliveries whose leases ran out: one held by this process (still queued in its own
+    /// run), one by another process.
+    fn lapsed_claims() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let conn = crate::db::open(&dir.path().join("t.db")).expect("db");
+        conn.execute_batch(
+            "INSERT INTO subscribers (id, email, status, cadence, time_zone, created_at) VALUES
+                 (1, 'a@example.com', 'confirmed', 'daily', 'UTC', '2026-01-01T00:00:00Z'),
+                 (2, 'b@example.com', 'confirmed', 'daily', 'UTC', '2026-01-01T00:00:00Z');
+             INSERT INTO digest_runs (id, now_us, manual, subject, html, deliveries) VALUES (1, 0, 1, '', '', 2);
+             INSERT INTO deliveries (id, run_id, subscriber_id, state, window_end_us, articles, next_attempt_us, lease_owner, lease_until_us)
+                 VALUES (1, 1, 1, 'sending', 0, '[]', 0, 100, 1),
+                        (2, 1, 2, 'sending', 0, '[]', 0, 200, 1);",
+        )
+        .expect("rows");
+        (dir, conn)
+    }
+
+    #[test]
+    fn a_run_never_reclaims_its_own_lapsed_claims_but_takes_others() {
+        let (_dir, mut conn) = lapsed_claims();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("tx");
+        let next = claim(&tx, 100, Utc::now(), chrono::Duration::seconds(300), 10).expect("claim");
+        tx.commit().expect("commit");
+        let Next::Claimed(claimed) = next else {
+            panic!("the other process's lapsed claim is due");
+        };
+        assert_eq!(
+            claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![2],
+            "not its own row 1, which may still be queued in this run"
+        );
+        // A new run of the same process starts by taking its leftovers back.
+        // Row 2 is its own now too: both go back.
+        assert_eq!(release_own(&conn, 100).expect("release"), 2);
+        let state: String = conn
+            .query_row("SELECT state FROM deliveries WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .expect("row");
+        assert_eq!(state, "pending");
+    }
 }

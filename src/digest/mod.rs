@@ -150,6 +150,8 @@ enum Batch {
 
 /// How long a claimed delivery stays ours before another process may take it over.
 const LEASE_SECONDS: i64 = 300;
+/// A claim with less than this left is handed back rather than sent.
+const LEASE_MARGIN_SECONDS: i64 = 60;
 /// Deliveries a worker claims at once (each is still sent and recorded on its own).
 const BATCH: usize = 64;
 /// Longest a run waits in-process for a retry to come due before leaving it to the next run.
@@ -309,14 +311,17 @@ impl Digests {
         // never waits for a claim; `in_flight` counts those claimed and not yet settled.
         let (queue, deliveries) = async_channel::bounded::<Job>(BATCH * 2);
         let in_flight = Arc::new(AtomicU64::new(0));
+        // Stops this run (not the service): the ledger cannot record sends, or a worker died.
+        let halt = self.stop.child_token();
         let mut workers = tokio::task::JoinSet::new();
         {
             let this = self.clone();
             let in_flight = in_flight.clone();
             let record = record.clone();
+            let halt = halt.clone();
             workers.spawn(async move {
                 loop {
-                    if this.stop.is_cancelled() {
+                    if halt.is_cancelled() {
                         break;
                     }
                     let busy = in_flight.load(Ordering::Relaxed) > 0;
@@ -341,7 +346,7 @@ impl Digests {
                         Ok(Batch::WaitUntil(_) | Batch::Empty) if busy => {
                             tokio::select! {
                                 _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
-                                _ = this.stop.cancelled() => break,
+                                _ = halt.cancelled() => break,
                             }
                         }
                         Ok(Batch::WaitUntil(at)) => {
@@ -355,7 +360,7 @@ impl Digests {
                                 .max(std::time::Duration::from_millis(20));
                             tokio::select! {
                                 _ = tokio::time::sleep(sleep) => {}
-                                _ = this.stop.cancelled() => break,
+                                _ = halt.cancelled() => break,
                             }
                         }
                         Ok(Batch::Empty) => break,
@@ -379,10 +384,18 @@ impl Digests {
                 deliveries.clone(),
                 recorder.clone(),
                 limiter.clone(),
+                halt.clone(),
                 settle,
             ));
         }
-        while workers.join_next().await.is_some() {}
+        while let Some(done) = workers.join_next().await {
+            if let Err(e) = done {
+                // Its claimed rows stay `sending` until their lease ends; the rest of the run
+                // stops rather than wait for them.
+                tracing::error!(error = %e, "a digest worker died; stopping this run");
+                halt.cancel();
+            }
+        }
         let counts = counts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -409,6 +422,7 @@ impl Digests {
     ) -> Result<RunReport, DigestError> {
         let mut report = RunReport::default();
         if !opts.dry_run {
+            ledger::release_own(catalog.connection(), self.owner)?;
             let reclaimed = ledger::reclaim_abandoned(catalog.connection(), self.owner)?;
             if reclaimed > 0 {
                 tracing::info!(
@@ -529,8 +543,9 @@ impl Digests {
                     }
                 };
                 let expires = (now + link_ttl).timestamp();
-                let preferences = key.seal(subscriber.id, Purpose::Preferences, expires);
-                let unsubscribe = key.seal(subscriber.id, Purpose::Unsubscribe, expires);
+                let email = subscriber.email.to_string();
+                let preferences = key.seal(subscriber.id, &email, Purpose::Preferences, expires);
+                let unsubscribe = key.seal(subscriber.id, &email, Purpose::Unsubscribe, expires);
                 ready.push(Job {
                     claimed: d,
                     subscriber,
@@ -666,6 +681,7 @@ impl Digests {
         deliveries: async_channel::Receiver<Job>,
         recorder: Arc<ledger::Recorder>,
         limiter: Option<Arc<governor::DefaultDirectRateLimiter>>,
+        halt: CancellationToken,
         settle: impl Fn(Outcome),
     ) {
         let mailer = self.mailer.clone();
@@ -677,7 +693,9 @@ impl Digests {
         let recorded = |result: Result<(), String>| match result {
             Ok(()) => Outcome::Sent,
             Err(e) => {
-                tracing::error!(error = %e, "cannot record a sent digest; it may be sent again");
+                // Sending on would pile up digests the ledger does not know were sent.
+                tracing::error!(error = %e, "cannot record a sent digest (it may be sent again); stopping this run");
+                halt.cancel();
                 Outcome::Retried
             }
         };
@@ -700,7 +718,10 @@ impl Digests {
             }
             let mut next = None;
             if let Some(job) = job {
-                if self.stop.is_cancelled() {
+                // A claim about to lapse could be taken by another process: hand it back, and
+                // the feeder claims it afresh.
+                let lapsing = job.claimed.lease_until - Duration::seconds(LEASE_MARGIN_SECONDS);
+                if halt.is_cancelled() || Utc::now() >= lapsing {
                     // Start nothing new: hand it back for the next start.
                     let id = job.claimed.id;
                     let _ = self

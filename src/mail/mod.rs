@@ -437,14 +437,25 @@ impl Session<'_> {
                 }
             },
         };
-        let result =
-            tokio::time::timeout(direct.timeout, exchange_on(&mut conn, content, envelope)).await;
-        let (c, e) = match result {
-            Ok(r) => r,
+        // The content's reply is kept even when a later reply times out: a digest the server
+        // took must not be retried.
+        let mut c = None;
+        let result = tokio::time::timeout(
+            direct.timeout,
+            exchange_on(&mut conn, content, envelope, &mut c),
+        )
+        .await;
+        let e = match result {
+            Ok(e) => e,
             Err(_) => {
                 let message = "timed out talking to the SMTP server";
-                out.content = out.content.or(content.map(|_| Err(lost(message))));
+                if let (Some(p), Some(Ok(()))) = (content, &c) {
+                    out.content = Some(Ok(p.message_id.clone()));
+                } else {
+                    out.content = out.content.or(content.map(|_| Err(lost(message))));
+                }
                 out.envelope = envelope.map(|_| Err(lost(message)));
+                close_now(conn).await;
                 return out;
             }
         };
@@ -455,7 +466,7 @@ impl Session<'_> {
         out.envelope = e.map(|r| r.map_err(classify));
         if failed {
             // As lettre's own send does after any error: close, and reconnect for the next.
-            conn.smtp.abort().await;
+            close_now(conn).await;
             if let Some(Ok(())) = out.envelope {
                 out.envelope = Some(Err(lost("the connection was closed after a refusal")));
             }
@@ -472,12 +483,19 @@ impl Session<'_> {
         }
     }
 
-    /// Says goodbye to the server.
+    /// Says goodbye to the server (without waiting long for its answer).
     pub async fn close(mut self) {
         if let Some(mut conn) = self.conn.take() {
-            let _ = conn.smtp.quit().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.smtp.quit()).await;
         }
     }
+}
+
+/// Closes a connection after an error. lettre's `abort` sends QUIT and waits for the reply; a
+/// server that has just said 354 reads QUIT as message text and never answers, so the wait is
+/// bounded and the socket is dropped either way.
+async fn close_now(mut conn: Connection) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.smtp.abort()).await;
 }
 
 fn lost(message: &str) -> SendError {
@@ -520,15 +538,18 @@ fn envelope_commands(conn: &Connection, p: &Prepared) -> String {
 
 /// Writes what an exchange sends and reads every reply (even after a refusal, so that the
 /// connection stays in step): the content's, then the envelope's.
+/// Writes what an exchange sends and reads every reply (even after a refusal, so that the
+/// connection stays in step). The content's reply goes into `content_out` as soon as it is read;
+/// the envelope's result is returned.
 async fn exchange_on(
     conn: &mut Connection,
     content: Option<&Prepared>,
     envelope: Option<&Prepared>,
-) -> (Option<SmtpResult>, Option<SmtpResult>) {
+    content_out: &mut Option<SmtpResult>,
+) -> Option<SmtpResult> {
     let commands = envelope.map(|p| envelope_commands(conn, p));
     let pipelining = conn.pipelining;
     let smtp = &mut conn.smtp;
-    let mut content_result = None;
     let mut group = String::new();
     if let Some(p) = content {
         let parts = p.parts();
@@ -537,39 +558,36 @@ async fn exchange_on(
         match String::from_utf8(bytes) {
             Ok(text) => group = text,
             // lettre stuffs and terminates raw bytes itself.
-            Err(_) => content_result = Some(smtp.message_iter(parts.into_iter()).await.map(|_| ())),
+            Err(_) => *content_out = Some(smtp.message_iter(parts.into_iter()).await.map(|_| ())),
         }
     }
+    let content_in_group = content_out.is_none() && !group.is_empty();
     let Some(commands) = commands else {
-        if content_result.is_none() && !group.is_empty() {
-            content_result = Some(smtp.command(group).await.map(|_| ()));
+        if content_in_group {
+            *content_out = Some(smtp.command(group).await.map(|_| ()));
         }
-        return (content_result, None);
+        return None;
     };
-    let p = envelope.map(|p| p.envelope.to().len()).unwrap_or(1);
+    let recipients = envelope.map(|p| p.envelope.to().len()).unwrap_or(1);
     if !pipelining {
-        if content_result.is_none() && !group.is_empty() {
-            content_result = Some(smtp.command(group).await.map(|_| ()));
+        if content_in_group {
+            *content_out = Some(smtp.command(group).await.map(|_| ()));
         }
-        let mut lines = commands.split_inclusive("\r\n");
-        let mut result = Ok(());
-        for line in lines.by_ref() {
+        for line in commands.split_inclusive("\r\n") {
             if let Err(e) = smtp.command(line).await {
-                result = Err(e);
-                break;
+                return Some(Err(e));
             }
         }
-        return (content_result, Some(result));
+        return Some(Ok(()));
     }
-    let content_in_group = content_result.is_none() && !group.is_empty();
     group.push_str(&commands);
     // A String, not a Display wrapper: std turns a String into the bytes to write with one copy,
     // a Display with a dozen reallocations.
     let first = smtp.command(group).await.map(|_| ());
     let mut envelope_result = Ok(());
-    let mut replies = p + 2;
+    let mut replies = recipients + 2;
     if content_in_group {
-        content_result = Some(first);
+        *content_out = Some(first);
     } else {
         envelope_result = first;
         replies -= 1;
@@ -581,10 +599,23 @@ async fn exchange_on(
             }
         }
     }
-    (content_result, Some(envelope_result))
+    Some(envelope_result)
 }
 
+/// Opens a connection, the whole handshake (greeting, STARTTLS, AUTH, EHLO) bounded in time: a
+/// server that accepts and then stays silent must not hold a worker.
 async fn connect(d: &Direct) -> Result<Connection, SendError> {
+    tokio::time::timeout(d.timeout, handshake(d))
+        .await
+        .unwrap_or_else(|_| {
+            Err(lost(&format!(
+                "{}:{} did not complete the SMTP handshake in time",
+                d.host, d.port
+            )))
+        })
+}
+
+async fn handshake(d: &Direct) -> Result<Connection, SendError> {
     use lettre::transport::smtp::client::AsyncSmtpConnection;
     use lettre::transport::smtp::commands::Ehlo;
     use lettre::transport::smtp::extension::ClientId;

@@ -242,19 +242,23 @@ fn check_sealed(
     if purpose == Purpose::Confirm {
         return Ok(Err(TokenProblem::Unknown));
     }
-    let Some((subscriber_id, expires)) = link_key(conn)?.open(token, purpose) else {
+    let Some((subscriber_id, sealed)) = LinkKey::claimed(token) else {
+        return Ok(Err(TokenProblem::Unknown));
+    };
+    let Some(subscriber) = get(conn, subscriber_id)? else {
+        return Ok(Err(TokenProblem::Unknown));
+    };
+    let email = subscriber.email.to_string();
+    let Some(expires) = link_key(conn)?.open(&sealed, purpose, &email) else {
         return Ok(Err(TokenProblem::Unknown));
     };
     if now.timestamp() >= expires {
         return Ok(Err(TokenProblem::Expired));
     }
-    Ok(match get(conn, subscriber_id)? {
-        Some(subscriber) => Ok(Redeemed {
-            hash: token.hash(),
-            subscriber,
-        }),
-        None => Err(TokenProblem::Unknown),
-    })
+    Ok(Ok(Redeemed {
+        hash: token.hash(),
+        subscriber,
+    }))
 }
 
 /// This installation's key for sealed tokens, made on first use from the OS CSPRNG and kept in
@@ -334,7 +338,7 @@ mod tests {
             "one key per database"
         );
         let expires = (now + Duration::days(30)).timestamp();
-        let unsub = key.seal(id, Purpose::Unsubscribe, expires);
+        let unsub = key.seal(id, "reader@example.com", Purpose::Unsubscribe, expires);
         let ok = check(&conn, &unsub, Purpose::Unsubscribe, now).expect("check");
         assert_eq!(ok.map(|r| r.subscriber.id).ok(), Some(id));
         assert_eq!(
@@ -356,7 +360,8 @@ mod tests {
                 .err(),
             Some(TokenProblem::Expired)
         );
-        let other = LinkKey::generate().seal(id, Purpose::Unsubscribe, expires);
+        let other =
+            LinkKey::generate().seal(id, "reader@example.com", Purpose::Unsubscribe, expires);
         assert_eq!(
             check(&conn, &other, Purpose::Unsubscribe, now)
                 .expect("check")

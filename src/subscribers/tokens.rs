@@ -83,51 +83,63 @@ impl LinkKey {
         &self.0
     }
 
-    fn mac(&self, purpose: Purpose, body: &[u8; 12]) -> [u8; MAC_BYTES] {
+    /// The MAC binds the purpose, the id, the expiry and the subscriber's address: SQLite may give
+    /// a deleted subscriber's id to a newcomer, whose address differs.
+    fn mac(&self, purpose: Purpose, body: &[u8; 12], email: &str) -> [u8; MAC_BYTES] {
         let mut h = blake3::Hasher::new_keyed(&self.0);
         h.update(b"tidings link token\0");
         h.update(purpose.as_str().as_bytes());
         h.update(b"\0");
         h.update(body);
+        h.update(email.as_bytes());
         let mut out = [0u8; MAC_BYTES];
         out.copy_from_slice(&h.finalize().as_bytes()[..MAC_BYTES]);
         out
     }
 
-    /// A sealed token for `subscriber` and `purpose`, good until `expires` (unix seconds).
-    pub fn seal(&self, subscriber: i64, purpose: Purpose, expires: i64) -> Token {
+    /// A sealed token for `subscriber` (whose address is `email`) and `purpose`, good until
+    /// `expires` (unix seconds).
+    pub fn seal(&self, subscriber: i64, email: &str, purpose: Purpose, expires: i64) -> Token {
         let mut body = [0u8; 12];
         body[..8].copy_from_slice(&subscriber.to_be_bytes());
         body[8..].copy_from_slice(&(expires.clamp(0, u32::MAX as i64) as u32).to_be_bytes());
         let mut bytes = [0u8; 32];
         bytes[..12].copy_from_slice(&body);
-        bytes[12..].copy_from_slice(&self.mac(purpose, &body));
+        bytes[12..].copy_from_slice(&self.mac(purpose, &body, email));
         Token(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// The subscriber and expiry (unix seconds) a sealed token for `purpose` carries, if it is
-    /// one made with this key for this purpose.
-    pub fn open(&self, token: &Token, purpose: Purpose) -> Option<(i64, i64)> {
+    /// Whom a token claims to be for, before any check: (subscriber id, the sealed parts).
+    pub fn claimed(token: &Token) -> Option<(i64, Sealed)> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token.as_str())
             .ok()?;
         let bytes: [u8; 32] = bytes.try_into().ok()?;
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes[..8]);
+        Some((i64::from_be_bytes(id), Sealed(bytes)))
+    }
+
+    /// The expiry (unix seconds) of a sealed token, if this key made it for `purpose` and the
+    /// subscriber whose address is `email`.
+    pub fn open(&self, sealed: &Sealed, purpose: Purpose, email: &str) -> Option<i64> {
         let mut body = [0u8; 12];
-        body.copy_from_slice(&bytes[..12]);
-        let expected = self.mac(purpose, &body);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &bytes[12..])) {
+        body.copy_from_slice(&sealed.0[..12]);
+        let expected = self.mac(purpose, &body, email);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &expected[..],
+            &sealed.0[12..],
+        )) {
             return None;
         }
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&body[..8]);
         let mut expires = [0u8; 4];
         expires.copy_from_slice(&body[8..]);
-        Some((
-            i64::from_be_bytes(id),
-            i64::from(u32::from_be_bytes(expires)),
-        ))
+        Some(i64::from(u32::from_be_bytes(expires)))
     }
 }
+
+/// A token's bytes, not yet checked.
+pub struct Sealed([u8; 32]);
 
 #[cfg(test)]
 mod tests {
@@ -146,22 +158,54 @@ mod tests {
     }
 
     #[test]
-    fn sealed_tokens_open_only_with_their_key_and_purpose() {
+    fn sealed_tokens_open_only_with_their_key_purpose_and_subscriber() {
         let key = LinkKey::generate();
-        let t = key.seal(42, Purpose::Unsubscribe, 2_000_000_000);
+        let open = |key: &LinkKey, t: &Token, purpose: Purpose, email: &str| {
+            let (id, sealed) = LinkKey::claimed(t)?;
+            key.open(&sealed, purpose, email).map(|e| (id, e))
+        };
+        let t = key.seal(42, "a@example.com", Purpose::Unsubscribe, 2_000_000_000);
         assert_eq!(t.as_str().len(), 43);
         assert_eq!(Token::from_url(t.as_str()), Some(t.clone()));
         assert_eq!(
-            key.open(&t, Purpose::Unsubscribe),
+            open(&key, &t, Purpose::Unsubscribe, "a@example.com"),
             Some((42, 2_000_000_000))
         );
-        assert_eq!(key.open(&t, Purpose::Preferences), None, "single-purpose");
-        assert_eq!(LinkKey::generate().open(&t, Purpose::Unsubscribe), None);
+        assert_eq!(
+            open(&key, &t, Purpose::Preferences, "a@example.com"),
+            None,
+            "single-purpose"
+        );
+        assert_eq!(
+            open(&key, &t, Purpose::Unsubscribe, "b@example.com"),
+            None,
+            "a reused id with another address"
+        );
+        assert_eq!(
+            open(
+                &LinkKey::generate(),
+                &t,
+                Purpose::Unsubscribe,
+                "a@example.com"
+            ),
+            None
+        );
         // Changing the subscriber id (the first bytes) breaks the seal.
         let mut forged = t.as_str().to_string();
         forged.replace_range(0..1, if forged.starts_with('A') { "B" } else { "A" });
         let forged = Token::from_url(&forged).expect("shape");
-        assert_eq!(key.open(&forged, Purpose::Unsubscribe), None);
-        assert_eq!(key.open(&Token::generate(), Purpose::Unsubscribe), None);
+        assert_eq!(
+            open(&key, &forged, Purpose::Unsubscribe, "a@example.com"),
+            None
+        );
+        assert_eq!(
+            open(
+                &key,
+                &Token::generate(),
+                Purpose::Unsubscribe,
+                "a@example.com"
+            ),
+            None
+        );
     }
 }
