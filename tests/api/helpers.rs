@@ -538,6 +538,30 @@ impl Mail {
     }
 }
 
+/// `tidings dkim keygen --algorithm ALGORITHM --selector news --domain blog.example` writing
+/// `DIR/dkim.pem`: the key's path and what the command printed.
+pub fn dkim_keygen(dir: &Path, algorithm: &str) -> (PathBuf, String) {
+    let key = dir.join("dkim.pem");
+    let out = cli_in(
+        dir,
+        &[],
+        &[
+            "dkim",
+            "keygen",
+            "--algorithm",
+            algorithm,
+            "--selector",
+            "news",
+            "--domain",
+            "blog.example",
+            "--out",
+            key.to_str().expect("path"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    (key, stdout(&out))
+}
+
 /// The TXT record value (`v=DKIM1; k=...; p=...`) in the zone-file line `dkim keygen` prints.
 pub fn dkim_record(printed: &str) -> String {
     printed

@@ -550,25 +550,7 @@ fn dkim_keygen_prints_the_record_and_the_daemon_signs_with_the_key() {
     for algorithm in ["ed25519", "rsa"] {
         let sink = SmtpSink::start();
         let dir = tempfile::tempdir().expect("tmp");
-        let key = dir.path().join("dkim.pem");
-        let out = crate::helpers::cli_in(
-            dir.path(),
-            &[],
-            &[
-                "dkim",
-                "keygen",
-                "--algorithm",
-                algorithm,
-                "--selector",
-                "news",
-                "--domain",
-                "blog.example",
-                "--out",
-                key.to_str().expect("path"),
-            ],
-        );
-        assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
-        let printed = crate::helpers::stdout(&out);
+        let (key, printed) = crate::helpers::dkim_keygen(dir.path(), algorithm);
         assert!(
             printed.contains(&format!(
                 "news._domainkey.blog.example. IN TXT ( \"v=DKIM1; k={algorithm}; p="
