@@ -336,15 +336,8 @@ impl Mailer {
     }
 }
 
-/// Message content as SMTP's DATA carries it: a '.' starting a line is doubled (RFC 5321
-/// 4.5.2), the content ends with CRLF, then the terminating ".\r\n".
-pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 64);
-    dot_stuff_into(&mut out, &[message]);
-    out
-}
-
-/// `dot_stuffed` of the concatenated `parts`, appended to `out`.
+/// The concatenated `parts` as SMTP's DATA carries them, appended to `out`: a '.' starting a
+/// line is doubled (RFC 5321 4.5.2), the content ends with CRLF, then the terminating ".\r\n".
 fn dot_stuff_into(out: &mut Vec<u8>, parts: &[&[u8]]) {
     let mut line_start = true;
     for part in parts {
@@ -382,17 +375,6 @@ pub struct Exchange {
 }
 
 impl Session<'_> {
-    /// Sends a built message on this session's connection (reconnecting if needed).
-    pub async fn send(&mut self, p: &Prepared) -> Result<String, SendError> {
-        if let Some(Err(e)) = self.exchange(None, Some(p)).await.envelope {
-            return Err(e);
-        }
-        self.exchange(Some(p), None)
-            .await
-            .content
-            .unwrap_or_else(|| Err(lost("no reply to the content")))
-    }
-
     /// One round trip: the content of the message whose envelope the last exchange opened
     /// (`content`), then the envelope (MAIL, RCPT, DATA) of the next (`envelope`), written together
     /// when the server offers PIPELINING (RFC 2920 lets message content open a group, and DATA
@@ -759,11 +741,21 @@ mod tests {
 
     #[test]
     fn dot_stuffing_doubles_leading_dots_and_terminates() {
+        let stuffed = |parts: &[&[u8]]| {
+            let mut out = Vec::new();
+            dot_stuff_into(&mut out, parts);
+            out
+        };
         assert_eq!(
-            dot_stuffed(b".a\r\nb.\r\n..c\r\n."),
+            stuffed(&[b".a\r\nb.\r\n..c\r\n."]),
             b"..a\r\nb.\r\n...c\r\n..\r\n.\r\n".to_vec()
         );
-        assert_eq!(dot_stuffed(b"x\r\n"), b"x\r\n.\r\n".to_vec());
+        assert_eq!(stuffed(&[b"x\r\n"]), b"x\r\n.\r\n".to_vec());
+        // A line that starts in one part and continues in the next is one line.
+        assert_eq!(
+            stuffed(&[b"a\r\n", b".b", b"\r\n"]),
+            b"a\r\n..b\r\n.\r\n".to_vec()
+        );
     }
 
     #[test]
