@@ -356,74 +356,11 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A real SMTP server (Python aiosmtpd, `tests/support/smtp_sink.py`) that saves every message.
-pub struct SmtpSink {
-    child: Child,
-    pub port: u16,
-    pub dir: tempfile::TempDir,
-}
+pub use crate::smtp_sink::{SinkOptions, SinkTls, SmtpSink, TestCa};
 
+/// What the tests read off the sink.
 impl SmtpSink {
-    pub fn start() -> SmtpSink {
-        SmtpSink::start_with(&[])
-    }
-
-    /// Extra arguments: `--reject ADDRESS` (550) or `--defer ADDRESS` (451).
-    pub fn start_with(args: &[&str]) -> SmtpSink {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (child, port) = Self::spawn(dir.path(), args);
-        SmtpSink { child, port, dir }
-    }
-
-    /// Stops the server (connections are refused until `restart`).
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Starts the server again on the same port and folder.
-    pub fn restart(&mut self, args: &[&str]) {
-        let port = self.port.to_string();
-        let mut all = vec!["--port", port.as_str()];
-        all.extend_from_slice(args);
-        let (child, _) = Self::spawn(self.dir.path(), &all);
-        self.child = child;
-    }
-
-    fn spawn(dir: &Path, args: &[&str]) -> (Child, u16) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(dir)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("sink output");
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                panic!("SMTP sink did not start ({line:?}); is aiosmtpd installed?")
-            });
-        (child, port)
-    }
-
-    /// For each MAIL command so far, whether it came in a pipelined group.
-    pub fn pipelined(&self) -> Vec<bool> {
-        std::fs::read_to_string(self.dir.path().join("pipelining"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l == "1")
-            .collect()
-    }
-
-    /// The environment that points a daemon at this sink.
+    /// The environment that points a daemon at this sink (plain SMTP on 127.0.0.1).
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             (
@@ -440,46 +377,33 @@ impl SmtpSink {
 
     /// Every message received so far, oldest first.
     pub fn messages(&self) -> Vec<Mail> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .expect("sink dir")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|p| Mail {
-                raw: std::fs::read(p).expect("message"),
-            })
-            .collect()
+        self.received().into_iter().map(Mail::from).collect()
     }
 
     /// Waits (up to 10 s) until at least `n` messages arrived, and returns them all.
     pub fn wait_for(&self, n: usize) -> Vec<Mail> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let all = self.messages();
-            if all.len() >= n {
-                return all;
-            }
-            if Instant::now() > deadline {
-                panic!("expected {n} messages, got {}", all.len());
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        self.wait_for_received(n, 10)
+            .into_iter()
+            .map(Mail::from)
+            .collect()
+    }
+}
+
+impl From<crate::smtp_sink::Received> for Mail {
+    fn from(r: crate::smtp_sink::Received) -> Mail {
+        Mail {
+            raw: r.raw,
+            mail_from: r.mail_from,
+            rcpt_to: r.rcpt_to,
         }
     }
 }
 
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One message as it arrived.
+/// One message as it arrived, with its envelope.
 pub struct Mail {
     pub raw: Vec<u8>,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
 }
 
 impl Mail {
@@ -575,33 +499,8 @@ pub fn dkim_record(printed: &str) -> String {
         .concat()
 }
 
-/// Whether dkimpy (an implementation tidings did not write) verifies the message's signature
-/// against `record`; the error carries dkimpy's log.
+/// Whether mail-auth (an implementation tidings did not write) verifies the message's signature
+/// against `record`, published for selector `news` of `blog.example` (as `dkim_keygen` made it).
 pub fn dkim_verify(raw: &[u8], record: &str) -> Result<(), String> {
-    use std::io::Write;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/dkim_verify.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(record)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 with dkimpy (pip install dkimpy)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(raw)
-        .expect("write message");
-    let out = child.wait_with_output().expect("dkim_verify.py");
-    if std::env::var_os("TIDINGS_TEST_KEEP_MAIL").is_some() {
-        let _ = std::fs::write("/tmp/tidings-dkim-last.eml", raw);
-        let _ = std::fs::write("/tmp/tidings-dkim-last.txt", record);
-    }
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    crate::dkim_verify::dkim_verify(raw, "news", "blog.example", record)
 }

@@ -1,6 +1,10 @@
 //! One test binary: the real daemon, real HTTP, real SQLite; one file per capability.
 
+#[path = "../support/dkim_verify.rs"]
+mod dkim_verify;
 mod helpers;
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;
 
 mod articles;
 mod cli;

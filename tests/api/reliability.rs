@@ -120,7 +120,7 @@ fn an_smtp_outage_mid_run_delays_digests_but_loses_and_doubles_none() {
     });
     sink.stop();
     std::thread::sleep(std::time::Duration::from_secs(2));
-    sink.restart(&[]);
+    sink.restart();
     run.join().expect("run");
     wait_until("every digest", 60, || received(&sink).len() >= N);
     let counts = received(&sink);

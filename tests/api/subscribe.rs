@@ -576,6 +576,14 @@ fn dkim_keygen_prints_the_record_and_the_daemon_signs_with_the_key() {
         let mail = &sink.wait_for(1)[0];
         crate::helpers::dkim_verify(&mail.raw, &crate::helpers::dkim_record(&printed))
             .unwrap_or_else(|log| panic!("{algorithm} signature does not verify:\n{log}"));
+        // The verifier can say no: one changed byte in the body breaks the signature.
+        let mut tampered = mail.raw.clone();
+        let at = tampered.len() - 10;
+        tampered[at] = if tampered[at] == b'x' { b'y' } else { b'x' };
+        assert!(
+            crate::helpers::dkim_verify(&tampered, &crate::helpers::dkim_record(&printed)).is_err(),
+            "{algorithm}: a tampered message must not verify"
+        );
         let sig = mail.header("DKIM-Signature").expect("signed");
         let sig: String = sig.split_whitespace().collect();
         assert!(sig.contains("c=relaxed/relaxed"), "{sig}");
