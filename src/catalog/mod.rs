@@ -478,6 +478,23 @@ impl Catalog {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// One tag with its article count (`tags` for every tag at once).
+    pub fn tag_count(&self, slug: &str) -> Result<Option<TagCount>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.slug, t.name, (SELECT count(*) FROM article_tags at WHERE at.tag_id = t.id) \
+             FROM tags t WHERE t.slug = ?1",
+        )?;
+        Ok(stmt
+            .query_row([slug], |r| {
+                Ok(TagCount {
+                    slug: r.get(0)?,
+                    name: r.get(1)?,
+                    articles: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })
+            .optional()?)
+    }
+
     pub fn tag(&self, slug: &str) -> Result<Option<Tag>, CatalogError> {
         Ok(self
             .conn

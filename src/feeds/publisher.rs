@@ -1,8 +1,10 @@
 //! The publisher: follows the catalog's change journal and re-renders only the feeds a change
 //! touched (the site feeds and the feeds of the article's tags), whoever made the change: the
 //! daemon's own API, or the CLI in another process (noticed through `PRAGMA data_version`).
+//! The index page is rendered with them, from the same read of the catalog, so `/` never shows an
+//! older catalog than the feeds do.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,7 +15,7 @@ use chrono::Utc;
 
 use super::cache::{FeedCache, Rendered};
 use super::{feed_path, index, mirror, websub, FeedDoc, Format};
-use crate::catalog::{Catalog, CatalogError, Tag};
+use crate::catalog::{Catalog, CatalogError, Tag, TagCount};
 use crate::config::Config;
 
 /// How often the publisher looks for changes made by other processes.
@@ -40,7 +42,6 @@ impl Publisher {
         let mut finisher = Finisher {
             config: config.clone(),
             cache: cache.clone(),
-            catalog: open()?,
             mirror: mirror::Mirror::start(config.feeds.mirror_dir.clone()),
             websub: config.feeds.websub_hub.clone().map(websub::Notifier::start),
         };
@@ -52,6 +53,7 @@ impl Publisher {
             finisher: finish_tx,
             last_change: 0,
             data_version: 0,
+            tag_counts: BTreeMap::new(),
         };
         let started = Instant::now();
         state.last_change = state.catalog.last_change()?;
@@ -95,14 +97,15 @@ struct State {
     finisher: mpsc::Sender<Vec<String>>,
     last_change: i64,
     data_version: i64,
+    /// Every tag with its article count, for the index page; kept current tag by tag.
+    tag_counts: BTreeMap<String, TagCount>,
 }
 
 /// The work that follows a change once the new bytes are live, on a thread of its own so the next
-/// publish never waits for it: gzip copies, the static mirror, WebSub pings, the index page.
+/// publish never waits for it: gzip copies, the static mirror, WebSub pings.
 struct Finisher {
     config: Arc<Config>,
     cache: Arc<FeedCache>,
-    catalog: Catalog,
     mirror: mirror::Mirror,
     websub: Option<websub::Notifier>,
 }
@@ -148,7 +151,6 @@ impl State {
                 ms = started.elapsed().as_millis() as u64,
                 "feeds updated"
             );
-            // The index page lists every tag: it follows any change.
             let _ = self.finisher.send(changed);
         }
         // The identity bytes are live: let the writer go on.
@@ -158,9 +160,21 @@ impl State {
         Ok(())
     }
 
-    /// Renders the site feeds and these tags' feeds; returns how many, and the paths whose bytes
-    /// changed.
+    /// Renders the site feeds, these tags' feeds and the index page, all from one read of the
+    /// catalog; returns how many feeds, and the paths whose bytes changed.
     fn rebuild(
+        &mut self,
+        tag_slugs: &BTreeSet<String>,
+    ) -> Result<(usize, Vec<String>), CatalogError> {
+        // One read transaction: every feed and the index page see the same catalog.
+        self.catalog.connection().execute_batch("BEGIN DEFERRED")?;
+        let result = self.rebuild_in_snapshot(tag_slugs);
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.catalog.connection().execute_batch(end)?;
+        result
+    }
+
+    fn rebuild_in_snapshot(
         &mut self,
         tag_slugs: &BTreeSet<String>,
     ) -> Result<(usize, Vec<String>), CatalogError> {
@@ -176,7 +190,37 @@ impl State {
         for chunk in groups.chunks(16) {
             count += self.render_feeds(chunk, &mut changed)?;
         }
+        for slug in tag_slugs {
+            match self.catalog.tag_count(slug)? {
+                Some(t) => self.tag_counts.insert(slug.clone(), t),
+                None => self.tag_counts.remove(slug),
+            };
+        }
+        if self.render_index()? {
+            changed.push("/".to_string());
+        }
         Ok((count, changed))
+    }
+
+    /// Renders the index page (latest articles, every tag); whether its bytes changed.
+    fn render_index(&mut self) -> Result<bool, CatalogError> {
+        let mut tags: Vec<TagCount> = self.tag_counts.values().cloned().collect();
+        // As `Catalog::tags` orders them (COLLATE NOCASE folds ASCII only).
+        tags.sort_by(|a, b| {
+            a.name
+                .to_ascii_lowercase()
+                .cmp(&b.name.to_ascii_lowercase())
+                .then_with(|| a.slug.cmp(&b.slug))
+        });
+        let newest = self.catalog.newest(None, 10, 0)?;
+        let html = index::render_index(&self.config, &tags, &newest);
+        let updated = newest
+            .iter()
+            .map(|a| a.updated_at)
+            .max()
+            .unwrap_or(chrono::DateTime::UNIX_EPOCH.fixed_offset());
+        let page = Rendered::new("text/html; charset=utf-8", Bytes::from(html), updated);
+        Ok(self.cache.install("/", page))
     }
 }
 
@@ -263,7 +307,7 @@ impl Finisher {
         tracing::debug!("feed finisher stopped");
     }
 
-    /// Compresses, mirrors and announces the feeds that changed, then re-renders the index page.
+    /// Compresses, mirrors and announces the feeds (and the index page) that changed.
     fn finish(&mut self, paths: Vec<String>) -> Result<(), CatalogError> {
         for path in &paths {
             let Some(current) = self.cache.get(path) else {
@@ -273,25 +317,8 @@ impl Finisher {
             self.mirror.write(path, &with_gzip);
             self.cache
                 .install_gzip(path, &current.identity.etag, with_gzip);
-            if let Some(websub) = &self.websub {
+            if let (Some(websub), false) = (&self.websub, path == "/") {
                 websub.publish(self.config.site_url(path));
-            }
-        }
-        let tags = self.catalog.tags()?;
-        let newest = self.catalog.newest(None, 10, 0)?;
-        let html = index::render_index(&self.config, &tags, &newest);
-        let updated = newest
-            .iter()
-            .map(|a| a.updated_at)
-            .max()
-            .unwrap_or(chrono::DateTime::UNIX_EPOCH.fixed_offset());
-        let page = Rendered::new("text/html; charset=utf-8", Bytes::from(html), updated);
-        if self.cache.install("/", page) {
-            if let Some(current) = self.cache.get("/") {
-                let with_gzip = current.with_gzip();
-                self.mirror.write("/", &with_gzip);
-                self.cache
-                    .install_gzip("/", &current.identity.etag, with_gzip);
             }
         }
         Ok(())
