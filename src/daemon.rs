@@ -45,6 +45,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         )?)),
         mailer: mailer.clone(),
         templates: templates.clone(),
+        metrics: crate::metrics::Metrics::new(),
     });
     let shutdown = CancellationToken::new();
     let digests = Arc::new(Digests::new(
@@ -67,7 +68,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // One line on stdout, so scripts and tests started with port 0 learn the port.
     println!("listening on http://{local}");
 
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    crate::shutdown::cancel_on_signal(shutdown.clone());
     let zone: chrono_tz::Tz = config
         .digest
         .time_zone
@@ -109,30 +110,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the daemon");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    shutdown.cancel();
 }
 
 /// Hourly chores: forget expired tokens and idle rate-limit entries.

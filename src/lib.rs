@@ -12,5 +12,6 @@ pub mod html;
 pub mod mail;
 pub mod metrics;
 pub mod schedule;
+pub mod shutdown;
 pub mod subscribers;
 pub mod web;

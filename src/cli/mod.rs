@@ -1,0 +1,107 @@
+//! The command line: the commands and their arguments (clap), one file per noun, and `run`.
+
+mod article;
+mod digest;
+mod dkim;
+mod subscriber;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+pub use self::article::ArticleCommand;
+pub use self::digest::DigestCommand;
+pub use self::dkim::DkimCommand;
+pub use self::subscriber::SubscriberCommand;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tidings",
+    version,
+    about = "Article catalog, feeds and email digests for a blog"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./tidings.toml if present, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon: HTTP server, feed cache, static mirror.
+    Serve,
+    /// Add, list or remove articles.
+    #[command(subcommand)]
+    Article(ArticleCommand),
+    /// Import articles from a JSON file, a folder of Markdown files, or an RSS/Atom feed (file or URL).
+    Import {
+        /// JSON file (array of articles), folder of .md files, feed file, or http(s) URL of a feed.
+        path: String,
+    },
+    /// Copy the database consistently (safe while the daemon runs).
+    Backup {
+        /// Where to write the copy.
+        file: PathBuf,
+    },
+    /// Add, list, remove, import or export subscribers.
+    #[command(subcommand)]
+    Subscriber(SubscriberCommand),
+    /// DKIM keys for signing mail.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+    /// Send or preview digests.
+    #[command(subcommand)]
+    Digest(DigestCommand),
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(crate::daemon::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Article(cmd) => article::article(&config, cmd),
+        Command::Import { path } => article::import(&config, &path),
+        Command::Backup { file } => article::backup(&config, &file),
+        Command::Subscriber(cmd) => subscriber::subscriber(&config, cmd),
+        Command::Dkim(DkimCommand::Keygen {
+            algorithm,
+            out,
+            selector,
+            domain,
+        }) => dkim::dkim_keygen(&config, algorithm, &out, selector, domain),
+        Command::Digest(cmd) => digest::digest(&config, cmd),
+    }
+}

@@ -1,0 +1,190 @@
+//! `tidings subscriber add|list|remove|import|export`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::config::Config;
+
+#[derive(Subcommand, Debug)]
+pub enum SubscriberCommand {
+    /// Add a subscriber (pending, and sent a confirmation email, unless --confirmed), or update one.
+    Add {
+        email: String,
+        /// A tag slug to follow; repeat for more (none = every tag).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// daily or weekly (default: subscribers.default_cadence).
+        #[arg(long)]
+        cadence: Option<String>,
+        /// IANA time zone (default: subscribers.default_time_zone).
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Add as confirmed, without a confirmation email (they opted in elsewhere).
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// List subscribers.
+    List {
+        /// Only this status: pending, confirmed, unsubscribed or bounced.
+        #[arg(long)]
+        status: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a subscriber and everything about them.
+    Remove { email: String },
+    /// Import a CSV file (header email,tags,cadence,time_zone,status; tags as slugs separated by ;).
+    Import { file: PathBuf },
+    /// Write every subscriber as CSV to standard output.
+    Export,
+}
+
+pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<ExitCode> {
+    use crate::subscribers::csv::{admin_upsert, SubscriberJson, Upserted};
+    use crate::subscribers::flow::FlowError;
+    use crate::subscribers::{store, Status, SubscriberEmail};
+    let mut conn = crate::db::open(&config.database.path)?;
+    let report_input = |e: FlowError| -> anyhow::Result<ExitCode> {
+        match e {
+            FlowError::Input(e) => {
+                eprintln!("error: {}: {}", e.field, e.problem);
+                Ok(ExitCode::FAILURE)
+            }
+            other => Err(other.into()),
+        }
+    };
+    match cmd {
+        SubscriberCommand::Add {
+            email,
+            tags,
+            cadence,
+            time_zone,
+            confirmed,
+        } => {
+            let raw = SubscriberJson {
+                email: Some(email),
+                status: confirmed.then(|| "confirmed".to_string()),
+                tags: (!tags.is_empty()).then_some(tags),
+                cadence,
+                time_zone,
+            };
+            let (outcome, s) = match admin_upsert(&mut conn, config, raw, Status::Pending) {
+                Ok(done) => done,
+                Err(e) => return report_input(e),
+            };
+            let word = match outcome {
+                Upserted::Created => "added",
+                Upserted::Updated => "updated",
+                Upserted::Unchanged => "unchanged",
+            };
+            println!("{word} {} ({})", s.email, s.status.as_str());
+            if outcome == Upserted::Created && s.status == Status::Pending {
+                drop(conn);
+                send_confirmation(config, s)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscriberCommand::List { status, json } => {
+            let status = match status.as_deref().map(Status::parse).transpose() {
+                Ok(s) => s,
+                Err(p) => {
+                    eprintln!("error: --status: {p}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let all = store::list(&conn, status)?;
+            for s in &all {
+                if json {
+                    println!("{}", serde_json::to_string(&s.view())?);
+                } else {
+                    let tags = if s.preferences.tags.is_empty() {
+                        "all tags".to_string()
+                    } else {
+                        s.preferences.tags.join(", ")
+                    };
+                    println!(
+                        "{}  {}  {}  {}  [{}]",
+                        s.email,
+                        s.status.as_str(),
+                        s.preferences.cadence.as_str(),
+                        s.preferences.time_zone.name(),
+                        tags
+                    );
+                }
+            }
+            if !json {
+                eprintln!("{} subscribers", all.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscriberCommand::Remove { email } => {
+            let email = match SubscriberEmail::parse(&email) {
+                Ok(e) => e,
+                Err(p) => {
+                    eprintln!("error: email: {p}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            if store::delete(&conn, &email)? {
+                println!("removed {email}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("error: no subscriber {email}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        SubscriberCommand::Import { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let report = match crate::subscribers::csv::import(&mut conn, config, &bytes) {
+                Ok(r) => r,
+                Err(e) => return report_input(e),
+            };
+            for (line, problem) in &report.rejected {
+                eprintln!("line {line}: {problem}");
+            }
+            println!("imported from {}: {report}", file.display());
+            Ok(if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        SubscriberCommand::Export => {
+            let n = crate::subscribers::csv::export(&conn, std::io::stdout().lock())?;
+            eprintln!("{n} subscribers");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Sends a confirmation email for a subscriber an admin added as pending.
+fn send_confirmation(config: &Config, s: crate::subscribers::Subscriber) -> anyhow::Result<()> {
+    use crate::subscribers::flow::Subscriptions;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let subscriptions = std::sync::Arc::new(Subscriptions {
+            config: std::sync::Arc::new(config.clone()),
+            db: std::sync::Arc::new(std::sync::Mutex::new(crate::db::open(
+                &config.database.path,
+            )?)),
+            mailer: std::sync::Arc::new(crate::mail::Mailer::from_config(config)?),
+            templates: std::sync::Arc::new(crate::mail::templates::Templates::load(
+                &config.mail.templates_dir,
+            )?),
+            metrics: crate::metrics::Metrics::new(),
+        });
+        let id = subscriptions
+            .resend_confirmation(s)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot send the confirmation email: {e}"))?;
+        println!("confirmation email sent ({id})");
+        Ok(())
+    })
+}
