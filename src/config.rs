@@ -27,6 +27,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("server.trust_proxy", Kind::Bool),
     ("mail.transport", Kind::Str),
     ("mail.tls", Kind::Str),
+    ("mail.tls_ca_file", Kind::Str),
     ("mail.username", Kind::Str),
     ("mail.password", Kind::Str),
     ("mail.from", Kind::Str),
@@ -49,6 +50,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("digest.rate_per_second", Kind::Int),
     ("digest.max_attempts", Kind::Int),
     ("digest.concurrency", Kind::Int),
+    ("digest.lease_seconds", Kind::Int),
     ("subscribers.confirm_ttl_hours", Kind::Int),
     ("subscribers.link_ttl_days", Kind::Int),
     ("subscribers.default_cadence", Kind::Str),
@@ -121,6 +123,8 @@ pub struct DigestConfig {
     pub max_attempts: u32,
     /// Messages in flight at once.
     pub concurrency: u32,
+    /// How long a claimed delivery stays this process's before another may take it over.
+    pub lease_seconds: u32,
 }
 
 impl Default for DigestConfig {
@@ -135,6 +139,7 @@ impl Default for DigestConfig {
             rate_per_second: 0,
             max_attempts: 5,
             concurrency: 16,
+            lease_seconds: 300,
         }
     }
 }
@@ -201,6 +206,8 @@ pub struct MailConfig {
     pub transport: String,
     /// `none`, `starttls` or `tls` for `smtp://` transports.
     pub tls: String,
+    /// Extra certificate authorities (PEM) trusted for the SMTP server's certificate.
+    pub tls_ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<String>,
     /// `Name <address>` every message comes from.
@@ -248,6 +255,7 @@ impl Default for MailConfig {
         MailConfig {
             transport: "file:data/outbox".into(),
             tls: "starttls".into(),
+            tls_ca_file: None,
             username: None,
             password: None,
             from: "Future Tech Blog <tidings@localhost>".into(),
@@ -508,6 +516,20 @@ impl Config {
                 "digest.max_attempts",
                 "max_attempts and concurrency must be at least 1".into(),
             ));
+        }
+        if !(5..=86_400).contains(&self.digest.lease_seconds) {
+            return Err(invalid(
+                "digest.lease_seconds",
+                format!("{} is out of range 5..=86400", self.digest.lease_seconds),
+            ));
+        }
+        if self
+            .mail
+            .tls_ca_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            self.mail.tls_ca_file = None;
         }
         let dkim = &self.mail.dkim;
         let set = [

@@ -17,6 +17,10 @@ pub struct Metrics {
     pub digests_skipped: Counter,
     pub send_seconds: Histogram,
     pub queue_depth: Gauge,
+    pub claims_released: Counter,
+    pub emails_queued: Counter,
+    pub emails_sent: Counter,
+    pub emails_failed: Counter,
 }
 
 impl Metrics {
@@ -54,7 +58,27 @@ impl Metrics {
             "tidings_digest_queue_depth",
             "deliveries pending or being sent"
         );
+        metrics::describe_counter!(
+            "tidings_digest_claims_released_total",
+            "claimed deliveries handed back unsent (shutdown, or a lease about to lapse)"
+        );
+        metrics::describe_counter!(
+            "tidings_emails_queued_total",
+            "single emails (confirmation, welcome) queued for sending"
+        );
+        metrics::describe_counter!(
+            "tidings_emails_sent_total",
+            "single emails accepted by the mail server"
+        );
+        metrics::describe_counter!(
+            "tidings_emails_failed_total",
+            "single emails that could not be sent"
+        );
         Metrics {
+            claims_released: metrics::counter!("tidings_digest_claims_released_total"),
+            emails_queued: metrics::counter!("tidings_emails_queued_total"),
+            emails_sent: metrics::counter!("tidings_emails_sent_total"),
+            emails_failed: metrics::counter!("tidings_emails_failed_total"),
             feed_requests: metrics::counter!("tidings_feed_requests_total"),
             feed_not_modified: metrics::counter!("tidings_feed_not_modified_total"),
             digests_sent: metrics::counter!("tidings_digests_sent_total"),

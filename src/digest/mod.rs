@@ -148,10 +148,6 @@ enum Batch {
     Empty,
 }
 
-/// How long a claimed delivery stays ours before another process may take it over.
-const LEASE_SECONDS: i64 = 300;
-/// A claim with less than this left is handed back rather than sent.
-const LEASE_MARGIN_SECONDS: i64 = 60;
 /// Deliveries a worker claims at once (each is still sent and recorded on its own).
 const BATCH: usize = 64;
 /// Longest a run waits in-process for a retry to come due before leaving it to the next run.
@@ -517,7 +513,7 @@ impl Digests {
                 &tx,
                 this.owner,
                 now,
-                Duration::seconds(LEASE_SECONDS),
+                Duration::seconds(i64::from(this.config.digest.lease_seconds)),
                 BATCH,
             )? {
                 Next::Claimed(c) => c,
@@ -720,8 +716,9 @@ impl Digests {
             if let Some(job) = job {
                 // A claim about to lapse could be taken by another process: hand it back, and
                 // the feeder claims it afresh.
-                let lapsing = job.claimed.lease_until - Duration::seconds(LEASE_MARGIN_SECONDS);
+                let lapsing = job.claimed.lease_until - lease_margin(&self.config);
                 if halt.is_cancelled() || Utc::now() >= lapsing {
+                    self.metrics.claims_released.increment(1);
                     // Start nothing new: hand it back for the next start.
                     let id = job.claimed.id;
                     let _ = self
@@ -1078,6 +1075,12 @@ pub struct RenderedDigest {
 pub struct Preview {
     pub lines: Vec<String>,
     pub html: Option<String>,
+}
+
+/// A claim with less than this left is handed back rather than sent: a fifth of the lease, at
+/// most a minute (60 s of the default 5 minutes).
+fn lease_margin(config: &Config) -> Duration {
+    Duration::seconds((i64::from(config.digest.lease_seconds) / 5).clamp(1, 60))
 }
 
 /// Exponential backoff with jitter: about 1 s, 2 s, 4 s, … (±25 %), at most 5 minutes.

@@ -696,8 +696,17 @@ fn transport(config: &Config) -> Result<Transport, MailConfigError> {
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
     let port = url.port().unwrap_or(if implicit_tls { 465 } else { 587 });
+    let extra_roots = match &mail.tls_ca_file {
+        None => None,
+        Some(path) => Some(ca_certificates(path)?),
+    };
     let tls_params = || {
-        TlsParameters::new(host.clone())
+        let mut builder = TlsParameters::builder(host.clone());
+        if let Some(roots) = &extra_roots {
+            builder = builder.add_root_certificate(roots.clone());
+        }
+        builder
+            .build()
             .map_err(|e| config_error("mail.tls", format!("cannot set up TLS for {host}: {e}")))
     };
     let tls = if implicit_tls || mail.tls == "tls" {
@@ -733,6 +742,28 @@ fn transport(config: &Config) -> Result<Transport, MailConfigError> {
         timeout,
     };
     Ok(Transport::Smtp(builder.build(), direct))
+}
+
+/// The certificate authorities in `mail.tls_ca_file`, trusted beside the usual ones.
+fn ca_certificates(
+    path: &std::path::Path,
+) -> Result<lettre::transport::smtp::client::Certificate, MailConfigError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        config_error(
+            "mail.tls_ca_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let invalid = || {
+        config_error(
+            "mail.tls_ca_file",
+            format!("{} holds no PEM certificate", path.display()),
+        )
+    };
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(invalid());
+    }
+    lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|_| invalid())
 }
 
 #[cfg(test)]

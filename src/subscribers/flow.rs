@@ -33,6 +33,7 @@ pub struct Subscriptions {
     pub db: Arc<Mutex<Connection>>,
     pub mailer: Arc<Mailer>,
     pub templates: Arc<Templates>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Checks chosen tag slugs against the catalog's tags; the field is named `tags`.
@@ -238,17 +239,25 @@ impl Subscriptions {
     /// Renders `template` for `subscriber` and sends it in the background; failures are logged.
     fn send_later(self: &Arc<Self>, template: &'static str, subscriber: Subscriber, links: Links) {
         let this = self.clone();
+        // Counted before the answer goes out, so a test (or an admin) can tell "not sent yet"
+        // from "never going to be sent".
+        this.metrics.emails_queued.increment(1);
         tokio::spawn(async move {
             let email = match this.email(template, &subscriber, &links).await {
                 Ok(e) => e,
                 Err(e) => {
+                    this.metrics.emails_failed.increment(1);
                     tracing::error!(template, error = %e, "cannot render an email");
                     return;
                 }
             };
             match this.mailer.send(&email).await {
-                Ok(id) => tracing::info!(template, message_id = %id, "email sent"),
+                Ok(id) => {
+                    this.metrics.emails_sent.increment(1);
+                    tracing::info!(template, message_id = %id, "email sent")
+                }
                 Err(e) => {
+                    this.metrics.emails_failed.increment(1);
                     tracing::warn!(template, failure = ?e.failure, error = %e, "email not sent")
                 }
             }

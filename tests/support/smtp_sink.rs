@@ -250,7 +250,11 @@ impl SmtpSink {
         let mut mails = lock(&self.shared.mails);
         while mails.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "expected {n} messages, got {}", mails.len());
+            assert!(
+                !left.is_zero(),
+                "expected {n} messages, got {}",
+                mails.len()
+            );
             mails = self
                 .shared
                 .arrived
