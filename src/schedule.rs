@@ -1,4 +1,4 @@
-//! When things run. `tokio-cron-scheduler` fires a heartbeat every minute (in UTC, which it handles
+//! When things run. `tokio-cron-scheduler` fires a heartbeat every second (in UTC, which it handles
 //! correctly); each heartbeat asks whether `digest.schedule`, evaluated in `digest.time_zone` with
 //! chrono-tz (right across daylight-saving changes), had an occurrence since the last one, and if
 //! so triggers a digest run. A run only sends what is due by the database and the clock, so a late,
@@ -59,7 +59,7 @@ where
     let last = Arc::new(Mutex::new(Utc::now()));
     tokio::spawn((trigger.clone())());
     let scheduler = JobScheduler::new().await?;
-    let job = Job::new_async("0 * * * * *", move |_id, _sched| {
+    let job = Job::new_async("* * * * * *", move |_id, _sched| {
         let trigger = trigger.clone();
         let last = last.clone();
         let cron = cron.clone();

@@ -104,14 +104,9 @@ impl Daemon {
     /// Starts the binary with `args` before `serve`, and waits for its `listening on` line.
     fn launch(&mut self, args: &[&str]) {
         let stderr = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
-        let mut child = Command::new(bin())
+        let mut child = tidings(&self.dir, &self.env)
             .args(args)
             .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -149,23 +144,54 @@ impl Daemon {
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "daemon did not stop within 15 s after SIGTERM\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        signal(&child, libc::SIGTERM);
+        wait_exit(&mut child, 30)
+    }
+
+    /// Starts the daemon again on the same database after `stop`.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.launch(&[]);
+    }
+
+    /// The daemon's database, opened by the test (to read the ledger, the rows that did not change).
+    pub fn db(&self) -> rusqlite::Connection {
+        let path = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "TIDINGS_DATABASE_PATH")
+            .map(|(_, v)| PathBuf::from(v))
+            .expect("database path");
+        let conn = rusqlite::Connection::open(path).expect("open the database");
+        conn.busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        conn
+    }
+
+    /// One number from `/metrics` (a metric without labels).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").text();
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until every single email queued so far was sent or failed; returns how many were sent.
+    pub fn settled_emails(&self) -> usize {
+        wait_until("queued emails to be sent", 15, || {
+            let queued = self.metric("tidings_emails_queued_total");
+            queued
+                == self.metric("tidings_emails_sent_total")
+                    + self.metric("tidings_emails_failed_total")
+        });
+        self.metric("tidings_emails_sent_total") as usize
+    }
+
+    /// The daemon's environment, for a CLI process of one's own.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
     }
 
     pub fn log(&self) -> String {
@@ -296,16 +322,92 @@ impl Drop for Daemon {
     }
 }
 
-pub fn cli_in(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .env_clear()
+/// Imports `n` confirmed subscribers `reader00000@example.com`, … through the CLI.
+pub fn import_subscribers(d: &Daemon, n: usize) {
+    let mut csv = String::from("email,status\n");
+    for i in 0..n {
+        csv.push_str(&format!("reader{i:05}@example.com,confirmed\n"));
+    }
+    let file = d.dir.join("list.csv");
+    std::fs::write(&file, csv).expect("write");
+    let out = d.cli(&["subscriber", "import", file.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Publishes one new article, tagged AI, published now.
+pub fn publish(d: &Daemon) {
+    publish_article(d, "news");
+}
+
+/// Publishes a new article with this slug, tagged AI, published now.
+pub fn publish_article(d: &Daemon, slug: &str) {
+    d.publish(
+        &serde_json::json!({
+            "slug": slug, "title": format!("Title {slug}"),
+            "url": format!("https://blog.example/posts/{slug}"),
+            "tags": ["AI"], "published_at": chrono::Utc::now().to_rfc3339(),
+        })
+        .to_string(),
+    );
+}
+
+/// How many digests each recipient received.
+pub fn received(sink: &SmtpSink) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for m in sink.messages() {
+        *counts
+            .entry(m.header("To").unwrap_or_default())
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The `tidings` binary with a cleared environment (only `PATH`, plus `env`), run in `dir`, with
+/// no standard input: nothing from the developer's shell or checkout reaches it.
+pub fn tidings(dir: &Path, env: &[(String, String)]) -> Command {
+    let mut c = Command::new(bin());
+    c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tidings")
+        .stdin(Stdio::null());
+    c
+}
+
+pub fn cli_in(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+    tidings(dir, env).args(args).output().expect("run tidings")
+}
+
+/// Sends `signal` (e.g. `libc::SIGTERM`) to a child process.
+pub fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a pid this test spawned and has not reaped yet.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal})");
+}
+
+/// Polls `done` every 50 ms until it holds, failing the test after `secs` seconds.
+pub fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a child to exit, failing the test after `secs` seconds.
+pub fn wait_exit(child: &mut Child, secs: u64) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn agent() -> ureq::Agent {

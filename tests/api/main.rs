@@ -13,4 +13,5 @@ mod digest;
 mod docs;
 mod feeds;
 mod reliability;
+mod stopping;
 mod subscribe;

@@ -1,52 +1,9 @@
 //! Digests survive crashes and outages: nothing lost, nothing doubled (but what was in flight at a
 //! kill), and one bad address fails alone.
 
-use std::collections::HashMap;
-
-use crate::helpers::{Daemon, SmtpSink};
-
-fn import_subscribers(d: &Daemon, n: usize) {
-    let mut csv = String::from("email,status\n");
-    for i in 0..n {
-        csv.push_str(&format!("reader{i:05}@example.com,confirmed\n"));
-    }
-    let file = d.dir.join("list.csv");
-    std::fs::write(&file, csv).expect("write");
-    let out = d.cli(&["subscriber", "import", file.to_str().expect("path")]);
-    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
-}
-
-fn publish(d: &Daemon) {
-    d.publish(
-        &serde_json::json!({
-            "slug": "news", "title": "News", "url": "https://blog.example/posts/news",
-            "tags": ["AI"], "published_at": chrono::Utc::now().to_rfc3339(),
-        })
-        .to_string(),
-    );
-}
-
-/// How many digests each recipient received.
-fn received(sink: &SmtpSink) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for m in sink.messages() {
-        *counts
-            .entry(m.header("To").unwrap_or_default())
-            .or_insert(0) += 1;
-    }
-    counts
-}
-
-fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
+use crate::helpers::{
+    import_subscribers, publish, publish_article, received, wait_until, Daemon, SmtpSink,
+};
 
 fn start_run(d: &Daemon) -> std::thread::JoinHandle<()> {
     let base = d.base.clone();
@@ -169,4 +126,151 @@ fn refused_one_of_three(sink_args: &[&str]) {
         pipelined.iter().all(|p| *p == sink_args.is_empty()),
         "MAIL, RCPT and DATA grouped exactly when the server offers PIPELINING: {pipelined:?}"
     );
+}
+
+/// A 4xx is transient: retried with a growing wait (about 1 s, then 2 s), and after
+/// `digest.max_attempts` attempts recorded as failed, without bouncing the subscriber.
+#[test]
+fn a_4xx_is_retried_with_backoff_and_given_up_after_max_attempts() {
+    let sink = SmtpSink::start_with(&["--defer", "reader00001@example.com"]);
+    let d = Daemon::start_mailing(&sink, &[("TIDINGS_DIGEST_MAX_ATTEMPTS", "3")]);
+    import_subscribers(&d, 3);
+    publish(&d);
+    let report = d
+        .api("POST", "/api/digests/run", Some(r#"{"now": true}"#))
+        .json();
+    assert_eq!(report["sent"], 2, "{report}");
+    assert_eq!(report["failed"], 1, "{report}");
+    assert_eq!(report["retried"], 2, "{report}");
+    let attempts = sink.rcpt_attempts("reader00001@example.com");
+    assert_eq!(
+        attempts.iter().map(|(code, _)| *code).collect::<Vec<_>>(),
+        vec![451, 451, 451],
+        "exactly digest.max_attempts tries"
+    );
+    let waits: Vec<f64> = attempts
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1).as_secs_f64())
+        .collect();
+    assert!(
+        waits[0] >= 0.7 && waits[1] >= 1.4 && waits[1] > waits[0],
+        "backoff grows from about 1 s: {waits:?}"
+    );
+    assert_eq!(received(&sink).get("reader00001@example.com"), None);
+    let (state, tries, error): (String, i64, String) = d
+        .db()
+        .query_row(
+            "SELECT d.state, d.attempts, d.last_error FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = 'reader00001@example.com'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("ledger row");
+    assert_eq!((state.as_str(), tries), ("failed", 3), "{error}");
+    assert!(error.contains("451"), "{error}");
+    let status = d
+        .api("GET", "/api/subscribers/reader00001@example.com", None)
+        .json();
+    assert_eq!(status["status"], "confirmed", "a 4xx never bounces");
+}
+
+/// With `mail.bounce_limit = 2`, one refusal does not bounce a subscriber; a delivery that
+/// succeeds resets the count; two refusals in a row do.
+#[test]
+fn bounce_limit_counts_refusals_in_a_row_and_a_success_resets_it() {
+    let sink = SmtpSink::start_with(&["--reject", "reader00001@example.com"]);
+    let d = Daemon::start_mailing(&sink, &[("TIDINGS_MAIL_BOUNCE_LIMIT", "2")]);
+    import_subscribers(&d, 2);
+    let status = || {
+        d.api("GET", "/api/subscribers/reader00001@example.com", None)
+            .json()["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let bounces = || -> i64 {
+        d.db()
+            .query_row(
+                "SELECT bounces FROM subscribers WHERE email = 'reader00001@example.com'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("subscriber")
+    };
+    let run = |slug: &str| {
+        publish_article(&d, slug);
+        d.api("POST", "/api/digests/run", Some(r#"{"now": true}"#))
+            .json()
+    };
+    let r = run("one");
+    assert_eq!(
+        (r["sent"].as_u64(), r["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!((status(), bounces()), ("confirmed".to_string(), 1));
+    sink.set_reject(&[]);
+    assert_eq!(run("two")["sent"], 2);
+    assert_eq!(
+        (status(), bounces()),
+        ("confirmed".to_string(), 0),
+        "a success resets the count"
+    );
+    sink.set_reject(&["reader00001@example.com"]);
+    run("three");
+    assert_eq!(
+        (status(), bounces()),
+        ("confirmed".to_string(), 1),
+        "one refusal after a success is not two in a row"
+    );
+    run("four");
+    assert_eq!((status(), bounces()), ("bounced".to_string(), 2));
+    let r = run("five");
+    assert_eq!(r["planned"], 1, "a bounced subscriber is not planned: {r}");
+    let codes: Vec<u16> = sink
+        .rcpt_attempts("reader00001@example.com")
+        .iter()
+        .map(|(code, _)| *code)
+        .collect();
+    assert_eq!(
+        codes,
+        vec![550, 250, 550, 550],
+        "nothing tried after the bounce"
+    );
+}
+
+/// A claim whose lease is close to running out is handed back and claimed afresh rather than
+/// sent (another process may already have taken it over): with a 5-second lease and a rate
+/// limit, the deliveries queued behind the first ones lapse while they wait.
+#[test]
+fn a_claim_near_the_end_of_its_lease_is_handed_back_and_sent_once_later() {
+    const N: usize = 150;
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(
+        &sink,
+        &[
+            ("TIDINGS_DIGEST_LEASE_SECONDS", "5"),
+            ("TIDINGS_DIGEST_RATE_PER_SECOND", "40"),
+            ("TIDINGS_DIGEST_CONCURRENCY", "1"),
+        ],
+    );
+    import_subscribers(&d, N);
+    publish(&d);
+    let report = d
+        .api("POST", "/api/digests/run", Some(r#"{"now": true}"#))
+        .json();
+    assert_eq!(report["sent"], N as u64, "{report}");
+    let released = d.metric("tidings_digest_claims_released_total");
+    assert!(released > 0.0, "no claim was handed back");
+    let counts = received(&sink);
+    assert_eq!(counts.len(), N);
+    assert!(counts.values().all(|c| *c == 1), "none twice");
+    let open: i64 = d
+        .db()
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE state != 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("ledger");
+    assert_eq!(open, 0);
 }

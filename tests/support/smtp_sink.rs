@@ -122,6 +122,10 @@ impl TestCa {
 
 struct Shared {
     options: SinkOptions,
+    /// Addresses refused for good; starts as `options.reject`, changed by `set_reject`.
+    reject: Mutex<Vec<String>>,
+    /// Every RCPT: the address, the reply code, and when.
+    rcpts: Mutex<Vec<(String, u16, Instant)>>,
     tls: Option<Arc<rustls::ServerConfig>>,
     mails: Mutex<Vec<Received>>,
     arrived: Condvar,
@@ -162,6 +166,8 @@ impl SmtpSink {
             "a TLS sink needs a certificate"
         );
         let shared = Arc::new(Shared {
+            reject: Mutex::new(options.reject.clone()),
+            rcpts: Mutex::new(Vec::new()),
             options,
             tls,
             mails: Mutex::new(Vec::new()),
@@ -228,6 +234,21 @@ impl SmtpSink {
 
     pub fn resume(&self) {
         self.shared.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// From now on, refuse these addresses for good (`550 5.1.1`), and only these.
+    pub fn set_reject(&self, addresses: &[&str]) {
+        *lock(&self.shared.reject) = addresses.iter().map(|a| a.to_lowercase()).collect();
+    }
+
+    /// Every RCPT for `address` so far: the reply code and when it was given.
+    pub fn rcpt_attempts(&self, address: &str) -> Vec<(u16, Instant)> {
+        let address = address.to_lowercase();
+        lock(&self.shared.rcpts)
+            .iter()
+            .filter(|(a, _, _)| *a == address)
+            .map(|(_, code, at)| (*code, *at))
+            .collect()
     }
 
     /// For each MAIL command so far, whether it came in a pipelined group.
@@ -421,20 +442,18 @@ impl mailin::Handler for Handler {
 
     fn rcpt(&mut self, to: &str) -> mailin::Response {
         let address = to.to_lowercase();
-        if self.shared.paused.load(Ordering::SeqCst) {
-            return mailin::Response::custom(
-                421,
-                "4.3.2 Service not available, try again later".into(),
-            );
-        }
-        if self.shared.options.reject.contains(&address) {
-            return mailin::Response::custom(550, "5.1.1 No such user here".into());
-        }
-        if self.shared.options.defer.contains(&address) {
-            return mailin::Response::custom(451, "4.3.0 Try again later".into());
-        }
-        self.rcpt.push(to.to_string());
-        mailin::response::OK
+        let response = if self.shared.paused.load(Ordering::SeqCst) {
+            mailin::Response::custom(421, "4.3.2 Service not available, try again later".into())
+        } else if lock(&self.shared.reject).contains(&address) {
+            mailin::Response::custom(550, "5.1.1 No such user here".into())
+        } else if self.shared.options.defer.contains(&address) {
+            mailin::Response::custom(451, "4.3.0 Try again later".into())
+        } else {
+            self.rcpt.push(to.to_string());
+            mailin::response::OK
+        };
+        lock(&self.shared.rcpts).push((address, response.code, Instant::now()));
+        response
     }
 
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {

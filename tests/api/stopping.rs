@@ -1,0 +1,203 @@
+//! Runs that are stopped, shared or started by the schedule: SIGTERM in the middle of a run (the
+//! daemon's and the CLI's), a CLI run beside the daemon's, and a run the cron schedule starts.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use crate::helpers::{
+    import_subscribers, publish, received, signal, tidings, wait_exit, wait_until, Daemon, SmtpSink,
+};
+
+/// Rows per ledger state.
+fn ledger(d: &Daemon) -> std::collections::BTreeMap<String, i64> {
+    let db = d.db();
+    let mut stmt = db
+        .prepare("SELECT state, count(*) FROM deliveries GROUP BY state")
+        .expect("ledger");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("ledger rows");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+fn start_api_run(d: &Daemon) -> std::thread::JoinHandle<Option<serde_json::Value>> {
+    let base = d.base.clone();
+    std::thread::spawn(move || {
+        let mut r = ureq::post(format!("{base}/api/digests/run"))
+            .header(
+                "Authorization",
+                &format!("Bearer {}", crate::helpers::TOKEN),
+            )
+            .send(r#"{"now": true}"#)
+            .ok()?;
+        serde_json::from_slice(&r.body_mut().read_to_vec().ok()?).ok()
+    })
+}
+
+fn every_one_exactly_once(sink: &SmtpSink, n: usize) {
+    let counts = received(sink);
+    assert_eq!(counts.len(), n, "nobody is skipped");
+    let doubled: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        doubled.is_empty(),
+        "a graceful stop doubles nothing: {doubled:?}"
+    );
+}
+
+/// SIGTERM while the daemon sends: the digests in flight are finished and recorded, it exits 0,
+/// nothing is left claimed, and the next start sends the rest, each once.
+#[test]
+fn sigterm_mid_run_finishes_what_is_in_flight_and_the_next_start_sends_the_rest() {
+    const N: usize = 600;
+    let sink = SmtpSink::start();
+    let mut d = Daemon::start_mailing(
+        &sink,
+        &[
+            ("TIDINGS_DIGEST_RATE_PER_SECOND", "200"),
+            ("TIDINGS_DIGEST_CONCURRENCY", "4"),
+        ],
+    );
+    import_subscribers(&d, N);
+    publish(&d);
+    let run = start_api_run(&d);
+    wait_until("the run to be sending", 60, || sink.count() >= 100);
+    let status = d.stop();
+    assert_eq!(status.code(), Some(0), "{}", d.log());
+    let _ = run.join();
+    let states = ledger(&d);
+    assert_eq!(
+        states.get("sending"),
+        None,
+        "no claim left behind: {states:?}"
+    );
+    let sent = states.get("sent").copied().unwrap_or(0) as usize;
+    assert_eq!(
+        sent,
+        sink.count(),
+        "every digest that went out is recorded as sent"
+    );
+    assert!(sent < N, "stopped mid-run: {states:?}");
+    d.start_again(); // the daemon resumes the ledger on start
+    wait_until("every subscriber's digest", 60, || sink.count() >= N);
+    let report = d
+        .api("POST", "/api/digests/run", Some(r#"{"now": true}"#))
+        .json();
+    assert_eq!(report["planned"], 0, "{report}");
+    every_one_exactly_once(&sink, N);
+}
+
+/// `tidings digest run` stops as the daemon does, on SIGTERM and on Ctrl-C (SIGINT): exit 0, the
+/// in-flight digests recorded, the rest sent once by the next run.
+#[test]
+fn a_cli_run_stops_gracefully_on_sigterm_and_on_ctrl_c() {
+    const N: usize = 500;
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let sink = SmtpSink::start();
+        let d = Daemon::start_mailing(
+            &sink,
+            &[
+                ("TIDINGS_DIGEST_RATE_PER_SECOND", "200"),
+                ("TIDINGS_DIGEST_CONCURRENCY", "4"),
+            ],
+        );
+        import_subscribers(&d, N);
+        publish(&d);
+        let mut cli = tidings(&d.dir, d.env())
+            .args(["digest", "run", "--now"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn digest run");
+        wait_until("the CLI run to be sending", 60, || sink.count() >= 100);
+        signal(&cli, sig);
+        let status = wait_exit(&mut cli, 30);
+        let mut out = String::new();
+        cli.stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out)
+            .expect("read stdout");
+        assert_eq!(status.code(), Some(0), "signal {sig}: {status:?}\n{out}");
+        assert!(out.contains("stopped on request"), "{out}");
+        let states = ledger(&d);
+        assert_eq!(states.get("sending"), None, "signal {sig}: {states:?}");
+        assert_eq!(
+            states.get("sent").copied().unwrap_or(0) as usize,
+            sink.count(),
+            "signal {sig}: every digest that went out is recorded"
+        );
+        assert!(sink.count() < N, "signal {sig}: stopped mid-run");
+        let again = d.cli(&["digest", "run"]);
+        assert!(again.status.success(), "{}", crate::helpers::stderr(&again));
+        assert_eq!(sink.count(), N, "signal {sig}: the next run sends the rest");
+        every_one_exactly_once(&sink, N);
+    }
+}
+
+/// `tidings digest run` on the CLI while the daemon runs its own on the same database: the two
+/// share the deliveries (claims are atomic) and nobody gets two.
+#[test]
+fn a_cli_run_beside_the_daemons_run_shares_the_work_and_sends_each_digest_once() {
+    const N: usize = 800;
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(
+        &sink,
+        &[
+            ("TIDINGS_DIGEST_RATE_PER_SECOND", "150"),
+            ("TIDINGS_DIGEST_CONCURRENCY", "2"),
+        ],
+    );
+    import_subscribers(&d, N);
+    publish(&d);
+    let run = start_api_run(&d);
+    wait_until("the daemon's run to be sending", 60, || sink.count() >= 50);
+    let cli = d.cli(&["digest", "run", "--now"]);
+    assert!(cli.status.success(), "{}", crate::helpers::stderr(&cli));
+    let printed = crate::helpers::stdout(&cli);
+    let cli_sent: u64 = printed
+        .split("; ")
+        .nth(1)
+        .and_then(|t| t.split(" sent").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{printed}"));
+    let report = run.join().expect("run").expect("the daemon's report");
+    let daemon_sent = report["sent"].as_u64().expect("sent");
+    assert!(
+        cli_sent > 0 && daemon_sent > 0,
+        "both sent: cli {cli_sent}, daemon {daemon_sent}"
+    );
+    assert_eq!(cli_sent + daemon_sent, N as u64, "{printed} / {report}");
+    every_one_exactly_once(&sink, N);
+}
+
+/// The daemon's own schedule starts runs: with `digest.schedule` firing a few seconds after the
+/// test has set up (a subscriber and an article, both after the daemon's start-up run), the
+/// subscriber gets the article without anyone asking for a run.
+#[test]
+fn the_cron_schedule_starts_runs_inside_the_daemon() {
+    use chrono::Timelike;
+    let sink = SmtpSink::start();
+    // Once a minute, at a second 6 s from now: no tick can fall between the two set-up steps.
+    let second = (chrono::Utc::now() + chrono::Duration::seconds(6)).second();
+    let schedule = format!("{second} * * * * *");
+    let d = Daemon::start_mailing(
+        &sink,
+        &[
+            ("TIDINGS_DIGEST_SCHEDULE", &schedule),
+            ("TIDINGS_DIGEST_SEND_HOUR", "0"),
+        ],
+    );
+    import_subscribers(&d, 1);
+    publish(&d);
+    let mail = &sink.wait_for_received(1, 20)[0];
+    assert_eq!(mail.rcpt_to, vec!["reader00000@example.com".to_string()]);
+    let runs: i64 = d
+        .db()
+        .query_row("SELECT count(*) FROM digest_runs", [], |r| r.get(0))
+        .expect("runs");
+    assert!(runs >= 1, "the run is on record");
+    // The ledger commits a moment after the server's 250.
+    wait_until("the digest to be recorded as sent", 10, || {
+        ledger(&d).get("sent") == Some(&1)
+    });
+}
