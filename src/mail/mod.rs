@@ -620,13 +620,8 @@ async fn handshake(d: &Direct) -> Result<Connection, SendError> {
     if let Some(tls) = &d.starttls {
         smtp.starttls(tls.clone(), &hello).await.map_err(classify)?;
     }
-    if let Some(credentials) = &d.credentials {
-        use lettre::transport::smtp::authentication::Mechanism;
-        smtp.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-            .await
-            .map_err(classify)?;
-    }
     // lettre's server info keeps only the extensions it uses; ask again to learn of PIPELINING.
+    // Before AUTH: some servers (mailin, for one) forget the login on a later EHLO.
     let pipelining = smtp
         .command(Ehlo::new(hello))
         .await
@@ -635,6 +630,12 @@ async fn handshake(d: &Direct) -> Result<Connection, SendError> {
                 .any(|l| l.trim().eq_ignore_ascii_case("PIPELINING"))
         })
         .unwrap_or(false);
+    if let Some(credentials) = &d.credentials {
+        use lettre::transport::smtp::authentication::Mechanism;
+        smtp.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+            .await
+            .map_err(classify)?;
+    }
     Ok(Connection { smtp, pipelining })
 }
 

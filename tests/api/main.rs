@@ -15,3 +15,4 @@ mod feeds;
 mod reliability;
 mod stopping;
 mod subscribe;
+mod tls;
