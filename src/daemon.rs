@@ -20,6 +20,10 @@ use crate::web::{self, AppState};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    // First of all: a SIGTERM from now on stops the daemon cleanly (one that came between the
+    // "listening on" line and a later handler would have killed it).
+    let shutdown = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone());
     // Before any metric handle is made, so they all report to it.
     let prometheus = crate::metrics::install();
     let addr = config
@@ -47,7 +51,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         templates: templates.clone(),
         metrics: crate::metrics::Metrics::new(),
     });
-    let shutdown = CancellationToken::new();
     let digests = Arc::new(Digests::new(
         config.clone(),
         Catalog::open(&config.database.path)?,
@@ -68,7 +71,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // One line on stdout, so scripts and tests started with port 0 learn the port.
     println!("listening on http://{local}");
 
-    crate::shutdown::cancel_on_signal(shutdown.clone());
     let zone: chrono_tz::Tz = config
         .digest
         .time_zone

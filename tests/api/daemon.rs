@@ -1,6 +1,8 @@
 //! The daemon as an admin runs it: first start, health, logs, configuration, clean stop.
 
-use crate::helpers::{titles, Daemon};
+use std::process::Stdio;
+
+use crate::helpers::{cli_in, signal, stderr, tidings, titles, wait_exit, Daemon};
 
 #[test]
 fn first_start_loads_the_sample_catalog() {
@@ -73,37 +75,64 @@ fn sigterm_stops_the_daemon_with_exit_code_zero() {
     assert!(d.log().contains("stopped"), "{}", d.log());
 }
 
+/// `--log-format json` makes every log line on stderr a JSON object, for `serve` and for a CLI
+/// command alike; without it the same lines are for people.
 #[test]
 fn json_logs_with_log_format_json() {
-    let d = Daemon::start();
-    let out = d.cli(&["--log-format", "json", "article", "list"]);
-    assert!(out.status.success());
-    // `article list` logs the migration check at most; the daemon's own log is human by default.
-    assert!(d.log().contains("tidings is serving"));
+    // The CLI: a fresh database, so the migration is logged.
     let dir = tempfile::tempdir().expect("tmp");
-    let mut child = std::process::Command::new(crate::helpers::bin())
+    let env = vec![(
+        "TIDINGS_DATABASE_PATH".to_string(),
+        dir.path().join("cli.db").display().to_string(),
+    )];
+    let out = cli_in(
+        dir.path(),
+        &env,
+        &["--log-format", "json", "digest", "run", "--dry-run"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_all_json(&stderr(&out));
+    let env = vec![(
+        "TIDINGS_DATABASE_PATH".to_string(),
+        dir.path().join("cli-human.db").display().to_string(),
+    )];
+    let human = stderr(&cli_in(dir.path(), &env, &["digest", "run", "--dry-run"]));
+    assert!(
+        human.contains("migrated") && !human.trim_start().starts_with('{'),
+        "{human}"
+    );
+
+    // The daemon.
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = vec![
+        ("TIDINGS_SERVER_BIND".to_string(), "127.0.0.1:0".to_string()),
+        (
+            "TIDINGS_CATALOG_LOAD_SAMPLE".to_string(),
+            "false".to_string(),
+        ),
+    ];
+    let mut child = tidings(dir.path(), &env)
         .args(["--log-format", "json", "serve"])
-        .env("TIDINGS_SERVER_BIND", "127.0.0.1:0")
-        .env("TIDINGS_DATABASE_PATH", dir.path().join("x.db"))
-        .env("TIDINGS_FEEDS_MIRROR_DIR", dir.path().join("m"))
-        .env("TIDINGS_CATALOG_LOAD_SAMPLE", "false")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut line).expect("line");
-    assert!(line.starts_with("listening on"));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    assert!(line.starts_with("listening on"), "{line}");
+    signal(&child, libc::SIGTERM);
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
         .expect("stderr");
-    let _ = child.wait();
+    assert!(wait_exit(&mut child, 30).success());
+    assert!(err.contains("tidings is serving"), "{err}");
+    assert_all_json(&err);
+}
+
+fn assert_all_json(err: &str) {
     let lines: Vec<&str> = err.lines().filter(|l| !l.is_empty()).collect();
-    assert!(!lines.is_empty());
+    assert!(!lines.is_empty(), "nothing was logged");
     for l in lines {
         let v: serde_json::Value =
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
@@ -124,11 +153,17 @@ fn config_file_from_dash_dash_config_and_env_overrides_it() {
         ),
     )
     .expect("write");
-    let mut child = std::process::Command::new(crate::helpers::bin())
+    // A ./tidings.toml in the working directory is ignored when --config names another file.
+    std::fs::write(
+        dir.path().join("tidings.toml"),
+        "[site]\ntitle = \"Wrong Blog\"\n",
+    )
+    .expect("write");
+    let env = vec![("TIDINGS_SITE_TITLE".to_string(), "Env Blog".to_string())];
+    let mut child = tidings(dir.path(), &env)
         .args(["--config", cfg.to_str().expect("path"), "serve"])
-        .env("TIDINGS_SITE_TITLE", "Env Blog")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
     let mut line = String::new();
@@ -155,13 +190,18 @@ fn config_file_from_dash_dash_config_and_env_overrides_it() {
 
 #[test]
 fn a_bad_config_value_stops_start_up_with_a_message_naming_the_key() {
-    let out = std::process::Command::new(crate::helpers::bin())
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = vec![("TIDINGS_FEEDS_ITEMS".to_string(), "0".to_string())];
+    let out = tidings(dir.path(), &env)
         .arg("serve")
-        .env("TIDINGS_FEEDS_ITEMS", "0")
         .output()
         .expect("run");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("feeds.items"));
+    assert!(stderr(&out).contains("feeds.items"), "{}", stderr(&out));
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created when the configuration is refused"
+    );
 }
 
 #[test]

@@ -37,6 +37,13 @@ fn run_now(d: &Daemon) -> serde_json::Value {
     r.json()
 }
 
+/// Deliveries on the ledger, whatever their state.
+fn deliveries(d: &Daemon) -> i64 {
+    d.db()
+        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+        .expect("ledger")
+}
+
 fn recent(hours_ago: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::hours(hours_ago)).to_rfc3339()
 }
@@ -140,8 +147,8 @@ fn chosen_tags_get_only_those_and_nothing_new_sends_nothing() {
     // A second run right after the first sends nothing.
     let again = run_now(&d);
     assert_eq!(again["planned"], 0, "{again}");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(deliveries(&d), 1, "the second run planned no delivery");
+    assert_eq!(sink.count(), 1);
     // Something new later goes out, and only that.
     article(&d, "e", &["AI"], &recent(0));
     assert_eq!(run_now(&d)["sent"], 1);
@@ -190,8 +197,12 @@ fn unsubscribing_is_final_for_every_later_send() {
     assert_eq!(r.status, 200);
     article(&d, "b", &["AI"], &recent(0));
     assert_eq!(run_now(&d)["planned"], 0);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(
+        deliveries(&d),
+        1,
+        "nothing planned for them after the unsubscribe"
+    );
+    assert_eq!(sink.count(), 1);
 }
 
 /// Daily and weekly subscribers in three time zones, across Europe's 2027 daylight-saving change,
@@ -242,10 +253,9 @@ fn who_is_due_follows_each_subscribers_zone_cadence_and_daylight_saving() {
         "Paris, weekly, at 08:00 local summer time"
     );
     assert_eq!(run("2027-03-29T07:00:00Z"), 0);
-    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
-        sink.messages().len(),
-        3,
+        (deliveries(&d), sink.count()),
+        (3, 3),
         "nothing new after the first run: no more email"
     );
     // Preview explains without changing anything.
@@ -294,8 +304,16 @@ fn dry_run_and_preview_change_nothing() {
     assert!(std::fs::read_to_string(&html)
         .expect("html")
         .contains("Title a"));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(sink.messages().is_empty());
+    let runs: i64 = d
+        .db()
+        .query_row("SELECT count(*) FROM digest_runs", [], |r| r.get(0))
+        .expect("runs");
+    assert_eq!(
+        (deliveries(&d), runs),
+        (0, 0),
+        "no run and no delivery on record"
+    );
+    assert_eq!(sink.count(), 0);
     // The real run still sends it.
     assert_eq!(run_now(&d)["sent"], 1);
 }
