@@ -44,46 +44,59 @@ fn every_one_exactly_once(sink: &SmtpSink, n: usize) {
     );
 }
 
-/// SIGTERM while the daemon sends: the digests in flight are finished and recorded, it exits 0,
-/// nothing is left claimed, and the next start sends the rest, each once.
+/// SIGTERM while the daemon sends, in a run asked for over HTTP and in one of its own (the
+/// catch-up run at start): the digests in flight are finished and recorded, it exits 0, nothing
+/// is left claimed, and the next start sends the rest, each once.
 #[test]
 fn sigterm_mid_run_finishes_what_is_in_flight_and_the_next_start_sends_the_rest() {
     const N: usize = 600;
-    let sink = SmtpSink::start();
-    let mut d = Daemon::start_mailing(
-        &sink,
-        &[
-            ("TIDINGS_DIGEST_RATE_PER_SECOND", "200"),
-            ("TIDINGS_DIGEST_CONCURRENCY", "4"),
-        ],
-    );
-    import_subscribers(&d, N);
-    publish(&d);
-    let run = start_api_run(&d);
-    wait_until("the run to be sending", 60, || sink.count() >= 100);
-    let status = d.stop();
-    assert_eq!(status.code(), Some(0), "{}", d.log());
-    let _ = run.join();
-    let states = ledger(&d);
-    assert_eq!(
-        states.get("sending"),
-        None,
-        "no claim left behind: {states:?}"
-    );
-    let sent = states.get("sent").copied().unwrap_or(0) as usize;
-    assert_eq!(
-        sent,
-        sink.count(),
-        "every digest that went out is recorded as sent"
-    );
-    assert!(sent < N, "stopped mid-run: {states:?}");
-    d.start_again(); // the daemon resumes the ledger on start
-    wait_until("every subscriber's digest", 60, || sink.count() >= N);
-    let report = d
-        .api("POST", "/api/digests/run", Some(r#"{"now": true}"#))
-        .json();
-    assert_eq!(report["planned"], 0, "{report}");
-    every_one_exactly_once(&sink, N);
+    for own_run in [false, true] {
+        let sink = SmtpSink::start();
+        let mut d = Daemon::start_mailing(
+            &sink,
+            &[
+                ("TIDINGS_DIGEST_RATE_PER_SECOND", "200"),
+                ("TIDINGS_DIGEST_CONCURRENCY", "4"),
+                ("TIDINGS_DIGEST_SEND_HOUR", "0"),
+            ],
+        );
+        import_subscribers(&d, N);
+        publish(&d);
+        let run = if own_run {
+            // Everyone is due (send hour 0): the run the daemon starts on its own at start-up.
+            assert!(d.stop().success());
+            d.start_again();
+            None
+        } else {
+            Some(start_api_run(&d))
+        };
+        wait_until("the run to be sending", 60, || sink.count() >= 100);
+        let status = d.stop();
+        assert_eq!(status.code(), Some(0), "{}", d.log());
+        if let Some(run) = run {
+            let _ = run.join();
+        }
+        let states = ledger(&d);
+        assert_eq!(
+            states.get("sending"),
+            None,
+            "no claim left behind: {states:?}"
+        );
+        let sent = states.get("sent").copied().unwrap_or(0) as usize;
+        assert_eq!(
+            sent,
+            sink.count(),
+            "every digest that went out is recorded as sent"
+        );
+        assert!(sent < N, "stopped mid-run: {states:?}");
+        d.start_again(); // the daemon resumes the ledger on start
+        wait_until("every subscriber's digest", 60, || sink.count() >= N);
+        let report = d
+            .api("POST", "/api/digests/run", Some(r#"{"now": true}"#))
+            .json();
+        assert_eq!(report["planned"], 0, "{report}");
+        every_one_exactly_once(&sink, N);
+    }
 }
 
 /// `tidings digest run` stops as the daemon does, on SIGTERM and on Ctrl-C (SIGINT): exit 0, the
