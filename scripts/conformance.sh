@@ -73,9 +73,10 @@ fi
 
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import feedparser' 2>/dev/null; then
-    log "installing feedparser"
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check feedparser ||
-        "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages feedparser
+    log "installing the pinned Python packages of scripts/requirements.txt"
+    pip_args=(--quiet --disable-pip-version-check --no-deps -r "$REPO/scripts/requirements.txt")
+    "$PYTHON" -m pip install "${pip_args[@]}" ||
+        "$PYTHON" -m pip install "${pip_args[@]}" --break-system-packages
 fi
 
 SCHEMA_DIR=${TIDINGS_SCHEMA_DIR:-$REPO/../shared/schemas}

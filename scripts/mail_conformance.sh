@@ -15,7 +15,7 @@
 #
 # Run from the repository root: bash scripts/mail_conformance.sh
 # Needs Rust and Python 3; installs aiosmtpd, dkimpy and pynacl (Ed25519 for dkimpy) with pip when
-# missing. Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on any
+# missing (pinned, scripts/requirements.txt). Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on any
 # failure. KEEP_WORK=1 keeps the keys, the messages and the logs.
 set -euo pipefail
 
@@ -58,13 +58,12 @@ trap 'exit 143' TERM
 
 # ---- tools ------------------------------------------------------------------------------------
 PYTHON=${PYTHON:-python3}
-for pkg in aiosmtpd:aiosmtpd dkim:dkimpy nacl:pynacl; do
-    if ! "$PYTHON" -c "import ${pkg%%:*}" 2>/dev/null; then
-        log "installing ${pkg#*:}"
-        "$PYTHON" -m pip install --quiet --disable-pip-version-check "${pkg#*:}" ||
-            "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages "${pkg#*:}"
-    fi
-done
+if ! "$PYTHON" -c "import aiosmtpd, dkim, nacl" 2>/dev/null; then
+    log "installing the pinned Python packages of scripts/requirements.txt"
+    pip_args=(--quiet --disable-pip-version-check --no-deps -r "$REPO/scripts/requirements.txt")
+    "$PYTHON" -m pip install "${pip_args[@]}" ||
+        "$PYTHON" -m pip install "${pip_args[@]}" --break-system-packages
+fi
 
 # ---- build and keys ---------------------------------------------------------------------------
 log "building the daemon"
