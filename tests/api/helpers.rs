@@ -493,19 +493,13 @@ impl SmtpSink {
 
 impl From<crate::smtp_sink::Received> for Mail {
     fn from(r: crate::smtp_sink::Received) -> Mail {
-        Mail {
-            raw: r.raw,
-            mail_from: r.mail_from,
-            rcpt_to: r.rcpt_to,
-        }
+        Mail { raw: r.raw }
     }
 }
 
-/// One message as it arrived, with its envelope.
+/// One message as it arrived (`SmtpSink::received` has the envelope too).
 pub struct Mail {
     pub raw: Vec<u8>,
-    pub mail_from: String,
-    pub rcpt_to: Vec<String>,
 }
 
 impl Mail {

@@ -68,25 +68,50 @@ fn killed_at_several_points_every_subscriber_ends_with_one_digest() {
 #[test]
 fn an_smtp_outage_mid_run_delays_digests_but_loses_and_doubles_none() {
     const N: usize = 300;
-    let mut sink = SmtpSink::start();
-    let d = Daemon::start_mailing(&sink, &[("TIDINGS_DIGEST_MAX_ATTEMPTS", "8")]);
-    import_subscribers(&d, N);
-    publish(&d);
-    let run = start_run(&d);
-    wait_until("the run to start sending", 60, || {
-        sink.messages().len() >= 20
-    });
-    sink.stop();
-    // The outage is felt: sends fail and are scheduled for a retry.
-    wait_until("retries during the outage", 30, || {
-        d.metric("tidings_digests_retried_total") > 0.0
-    });
-    sink.restart();
-    run.join().expect("run");
-    wait_until("every digest", 60, || received(&sink).len() >= N);
-    let counts = received(&sink);
-    assert_eq!(counts.len(), N);
-    assert!(counts.values().all(|c| *c == 1), "none twice");
+    // A server that goes away (connections refused), and one that stumbles (421 to every RCPT).
+    for stumbling in [false, true] {
+        let mut sink = SmtpSink::start();
+        // Rate-limited, so the outage surely comes mid-run.
+        let d = Daemon::start_mailing(
+            &sink,
+            &[
+                ("TIDINGS_DIGEST_MAX_ATTEMPTS", "8"),
+                ("TIDINGS_DIGEST_RATE_PER_SECOND", "100"),
+            ],
+        );
+        import_subscribers(&d, N);
+        publish(&d);
+        let run = start_run(&d);
+        wait_until("the run to start sending", 60, || sink.count() >= 20);
+        if stumbling {
+            sink.pause();
+        } else {
+            sink.stop();
+        }
+        // The outage is felt: sends fail and are scheduled for a retry.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while d.metric("tidings_digests_retried_total") == 0.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no retries during the outage (stumbling: {stumbling})\n{}",
+                d.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if stumbling {
+            sink.resume();
+        } else {
+            sink.restart();
+        }
+        run.join().expect("run");
+        wait_until("every digest", 60, || received(&sink).len() >= N);
+        let counts = received(&sink);
+        assert_eq!(counts.len(), N, "stumbling: {stumbling}");
+        assert!(
+            counts.values().all(|c| *c == 1),
+            "none twice (stumbling: {stumbling})"
+        );
+    }
 }
 
 /// The same over both ways of talking to a server: with PIPELINING (the refused RCPT's reply is

@@ -204,6 +204,10 @@ fn the_cron_schedule_starts_runs_inside_the_daemon() {
     publish(&d);
     let mail = &sink.wait_for_received(1, 20)[0];
     assert_eq!(mail.rcpt_to, vec!["reader00000@example.com".to_string()]);
+    assert_eq!(
+        mail.mail_from, "news@blog.example",
+        "the envelope sender is the From address"
+    );
     let runs: i64 = d
         .db()
         .query_row("SELECT count(*) FROM digest_runs", [], |r| r.get(0))

@@ -197,12 +197,17 @@ impl SmtpSink {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                if let Ok(handle) = stream.try_clone() {
-                    lock(&shared.open).push(handle);
+                let Ok(handle) = stream.try_clone() else {
+                    continue;
+                };
+                if let Ok(for_stop) = stream.try_clone() {
+                    lock(&shared.open).push(for_stop);
                 }
                 let shared = shared.clone();
                 std::thread::spawn(move || {
                     let _ = serve_connection(stream, &shared);
+                    // The other handles (kept for `stop`) would hold the socket open: close it.
+                    let _ = handle.shutdown(Shutdown::Both);
                 });
             }
         });
