@@ -223,6 +223,9 @@ impl Catalog {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let existing = find_by_slug(&tx, input.slug.as_str())?;
+        // A tag keeps the name it was first given: compare (and answer) with that name, or an
+        // article spelling it another way ("Explainable Ai") would count as changed every time.
+        let tags = stored_tag_names(&tx, &input.tags)?;
         // Stored to the microsecond; keep the returned article equal to what a read gives back.
         let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
         let now_fixed = now.fixed_offset();
@@ -262,7 +265,7 @@ impl Catalog {
                     published_at,
                     updated_at: input.updated_at.unwrap_or(published_at),
                     added_at: now,
-                    tags: input.tags.clone(),
+                    tags: tags.clone(),
                 };
                 tx.execute(
                     "INSERT INTO articles (id, slug, title, url, summary, content_html, author, image, \
@@ -316,7 +319,7 @@ impl Catalog {
                     published_at: input.published_at.unwrap_or(old.published_at),
                     updated_at: old.updated_at,
                     added_at: old.added_at,
-                    tags: input.tags.clone(),
+                    tags: tags.clone(),
                 };
                 let content_changed = new != old;
                 new.updated_at = match input.updated_at {
@@ -665,6 +668,20 @@ fn attach_tags(conn: &Connection, rows: &mut [(i64, Article)]) -> rusqlite::Resu
         article.tags = by_seq.remove(seq).unwrap_or_default();
     }
     Ok(())
+}
+
+/// `tags` with the display name each already has in the catalog (by slug); new ones as given.
+fn stored_tag_names(conn: &Connection, tags: &[Tag]) -> rusqlite::Result<Vec<Tag>> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM tags WHERE slug = ?1")?;
+    tags.iter()
+        .map(|t| {
+            let name: Option<String> = stmt.query_row([&t.slug], |r| r.get(0)).optional()?;
+            Ok(Tag {
+                slug: t.slug.clone(),
+                name: name.unwrap_or_else(|| t.name.clone()),
+            })
+        })
+        .collect()
 }
 
 fn write_tags(conn: &Connection, seq: i64, article: &Article) -> rusqlite::Result<()> {
