@@ -84,8 +84,24 @@ pub fn import_entries(
     mut progress: impl FnMut(),
 ) -> Result<Report, CatalogError> {
     let mut report = Report::default();
+    // A source that carries one article twice (same slug) keeps the first: taking the last would
+    // make every re-run flip the article between the two and move its `updated_at`.
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for entry in entries {
-        match entry.article {
+        let article = entry.article.and_then(|a| match seen.get(a.slug.as_str()) {
+            Some(first) => Err(InputError::new(
+                "slug",
+                format!(
+                    "'{}' is already entry {first} of this source",
+                    a.slug.as_str()
+                ),
+            )),
+            None => {
+                seen.insert(a.slug.as_str().to_string(), entry.position);
+                Ok(a)
+            }
+        });
+        match article {
             Err(e) => report
                 .rejected
                 .push((entry.position, entry.label, e.to_string())),
