@@ -155,7 +155,17 @@ pub fn import(conn: &mut Connection, config: &Config, bytes: &[u8]) -> Result<Re
         .headers()
         .map_err(|e| FlowError::Input(crate::catalog::InputError::new("header", e.to_string())))?
         .clone();
-    let known = ["email", "tags", "cadence", "time_zone", "status"];
+    // `created_at` and `confirmed_at` are what `export` adds: accepted (and ignored), so that an
+    // export imports as it is.
+    let known = [
+        "email",
+        "tags",
+        "cadence",
+        "time_zone",
+        "status",
+        "created_at",
+        "confirmed_at",
+    ];
     if let Some(bad) = headers.iter().find(|h| !known.contains(h)) {
         return Err(crate::catalog::InputError::new(
             "header",
