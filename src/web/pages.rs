@@ -194,7 +194,7 @@ fn parse_token(raw: &str) -> Result<Token, TokenProblem> {
 }
 
 /// A submitted form: every field, repeated ones (`tags`) kept in order.
-struct Form(Vec<(String, String)>);
+pub struct Form(pub Vec<(String, String)>);
 
 impl Form {
     async fn read(body: axum::body::Body) -> Result<Form, InputError> {
@@ -203,14 +203,19 @@ impl Form {
             .await
             .map_err(|_| InputError::new("body", "is larger than 64 KiB"))?
             .to_bytes();
-        Ok(Form(
-            url::form_urlencoded::parse(&bytes)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        Ok(Form::parse(&bytes))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    /// An `application/x-www-form-urlencoded` body, as browsers send it.
+    pub fn parse(body: &[u8]) -> Form {
+        Form(
+            url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -226,7 +231,7 @@ impl Form {
     }
 
     /// Tags, cadence and time zone, each checked (tags against the catalog later, in the flow).
-    fn preferences(&self, config: &Config) -> Result<Preferences, InputError> {
+    pub fn preferences(&self, config: &Config) -> Result<Preferences, InputError> {
         let cadence = match self.get("cadence").filter(|c| !c.is_empty()) {
             Some(c) => Cadence::parse(c).map_err(|p| InputError::new("cadence", p))?,
             None => Cadence::parse(&config.subscribers.default_cadence).unwrap_or(Cadence::Daily),

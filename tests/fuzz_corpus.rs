@@ -1,0 +1,57 @@
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`, seeds and what the fuzzers kept,
+//! crashes found and fixed among them) through the same checks the fuzz targets run, so a plain
+//! `cargo test` fails if a parser regresses on any of them.
+
+#[path = "../fuzz/checks.rs"]
+mod checks;
+
+fn replay(target: &str, check: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus in {}", dir.display());
+    for file in files {
+        let data = std::fs::read(&file).expect("corpus file");
+        let outcome = std::panic::catch_unwind(|| check(&data));
+        assert!(
+            outcome.is_ok(),
+            "{target}: {} fails its check",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn article_json_corpus() {
+    replay("article_json", checks::article_json);
+}
+
+#[test]
+fn markdown_front_matter_corpus() {
+    replay("markdown_front_matter", checks::markdown_front_matter);
+}
+
+#[test]
+fn feed_import_corpus() {
+    replay("feed_import", checks::feed_import);
+}
+
+#[test]
+fn subscriber_csv_corpus() {
+    replay("subscriber_csv", checks::subscriber_csv);
+}
+
+#[test]
+fn form_body_corpus() {
+    replay("form_body", checks::form_body);
+}
+
+#[test]
+fn conditional_headers_corpus() {
+    replay("conditional_headers", checks::conditional_headers);
+}
