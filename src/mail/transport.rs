@@ -1,0 +1,126 @@
+//! Where mail goes, from `mail.transport`: a folder of `.eml` files, or an SMTP server (plain,
+//! STARTTLS or implicit TLS, verified against the web roots plus `mail.tls_ca_file`).
+
+use super::*;
+
+pub(super) enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Direct),
+    File(AsyncFileTransport<Tokio1Executor>, PathBuf),
+}
+
+/// How a worker opens its own SMTP connection for bulk sending (see `Session`).
+#[derive(Clone)]
+pub(super) struct Direct {
+    pub(super) host: String,
+    pub(super) port: u16,
+    /// STARTTLS parameters, or `None` for plain SMTP; implicit TLS uses the pool instead.
+    pub(super) starttls: Option<TlsParameters>,
+    pub(super) implicit_tls: bool,
+    pub(super) credentials: Option<Credentials>,
+    pub(super) timeout: Duration,
+}
+
+pub(super) fn transport(config: &Config) -> Result<Transport, MailConfigError> {
+    let mail = &config.mail;
+    let spec = mail.transport.trim();
+    if let Some(path) = spec.strip_prefix("file:") {
+        let dir = PathBuf::from(path);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            config_error(
+                "mail.transport",
+                format!("cannot create the outbox folder {}: {e}", dir.display()),
+            )
+        })?;
+        return Ok(Transport::File(AsyncFileTransport::new(&dir), dir));
+    }
+    let url = url::Url::parse(spec).map_err(|_| {
+        config_error(
+            "mail.transport",
+            format!("'{spec}' is neither file:PATH nor smtp://host:port"),
+        )
+    })?;
+    let implicit_tls = match url.scheme() {
+        "smtp" => false,
+        "smtps" => true,
+        other => {
+            return Err(config_error(
+                "mail.transport",
+                format!("unknown scheme '{other}'; use file:, smtp:// or smtps://"),
+            ))
+        }
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| config_error("mail.transport", format!("'{spec}' has no host")))?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let port = url.port().unwrap_or(if implicit_tls { 465 } else { 587 });
+    let extra_roots = match &mail.tls_ca_file {
+        None => None,
+        Some(path) => Some(ca_certificates(path)?),
+    };
+    let tls_params = || {
+        let mut builder = TlsParameters::builder(host.clone());
+        if let Some(roots) = &extra_roots {
+            builder = builder.add_root_certificate(roots.clone());
+        }
+        builder
+            .build()
+            .map_err(|e| config_error("mail.tls", format!("cannot set up TLS for {host}: {e}")))
+    };
+    let tls = if implicit_tls || mail.tls == "tls" {
+        Tls::Wrapper(tls_params()?)
+    } else if mail.tls == "starttls" {
+        Tls::Required(tls_params()?)
+    } else {
+        Tls::None
+    };
+    let starttls = match &tls {
+        Tls::Required(p) => Some(p.clone()),
+        _ => None,
+    };
+    let implicit = matches!(tls, Tls::Wrapper(_));
+    let timeout = Duration::from_secs(mail.timeout_seconds.max(1));
+    let credentials = match (&mail.username, &mail.password) {
+        (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.clone())),
+        _ => None,
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
+        .port(port)
+        .tls(tls)
+        .timeout(Some(timeout));
+    if let Some(c) = &credentials {
+        builder = builder.credentials(c.clone());
+    }
+    let direct = Direct {
+        host,
+        port,
+        starttls,
+        implicit_tls: implicit,
+        credentials,
+        timeout,
+    };
+    Ok(Transport::Smtp(builder.build(), direct))
+}
+
+/// The certificate authorities in `mail.tls_ca_file`, trusted beside the usual ones.
+fn ca_certificates(
+    path: &std::path::Path,
+) -> Result<lettre::transport::smtp::client::Certificate, MailConfigError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        config_error(
+            "mail.tls_ca_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let invalid = || {
+        config_error(
+            "mail.tls_ca_file",
+            format!("{} holds no PEM certificate", path.display()),
+        )
+    };
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(invalid());
+    }
+    lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|_| invalid())
+}
