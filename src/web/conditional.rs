@@ -55,23 +55,34 @@ fn choose<'a>(headers: &HeaderMap, rendered: &'a Rendered) -> (&'a Variant, bool
     }
 }
 
-/// Whether `Accept-Encoding` lists gzip (or `*`) with a non-zero quality.
+/// Whether `Accept-Encoding` accepts gzip: a `gzip` entry decides by its quality (non-zero), and
+/// without one a `*` entry does (RFC 9110 §12.5.3: `*` stands for the codings not listed, so
+/// `gzip;q=0, *` refuses gzip). `q` is matched case-insensitively, as ABNF strings are.
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let (mut gzip, mut star) = (None, None);
+    for item in headers
         .get_all(ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let name = parts.next().unwrap_or("").trim();
-            let q_zero = parts.any(|p| {
-                let p = p.trim();
-                p.strip_prefix("q=")
-                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
-        })
+    {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let q_zero = parts.any(|p| {
+            let p = p.trim();
+            p.get(..2).is_some_and(|k| k.eq_ignore_ascii_case("q="))
+                && p[2..].trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+        });
+        let slot = if name.eq_ignore_ascii_case("gzip") {
+            &mut gzip
+        } else if name == "*" {
+            &mut star
+        } else {
+            continue;
+        };
+        *slot = Some(slot.unwrap_or(true) && !q_zero);
+    }
+    gzip.or(star).unwrap_or(false)
 }
 
 /// The weak comparison `If-None-Match` uses: `*`, or any listed tag equal to ours ignoring `W/`.
@@ -100,6 +111,13 @@ mod tests {
             HeaderValue::from_static("gzip;q=0, deflate"),
         );
         assert!(!accepts_gzip(&h));
+        // An explicit refusal is not overridden by `*` (found by fuzz/conditional_headers).
+        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0, *"));
+        assert!(!accepts_gzip(&h));
+        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip;Q=0"));
+        assert!(!accepts_gzip(&h));
+        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("br;q=0, *;q=0.1"));
+        assert!(accepts_gzip(&h));
     }
 
     #[test]
