@@ -288,6 +288,60 @@ pub fn conditional_headers(data: &[u8]) {
         }
         other => panic!("unexpected status {other}"),
     }
+    // The three checks below compare with the RFC 9110 rules, written out independently.
+    // Accept-Encoding (RFC 9110 §12.5.3): an explicit `gzip` entry decides; otherwise `*` does;
+    // `q=0` means "not acceptable". Judged only where the header is well-formed.
+    if let Some(expected) = gzip_acceptable(&headers) {
+        assert_eq!(
+            accepts_gzip(&headers),
+            expected,
+            "Accept-Encoding {:?}",
+            headers.get_all(ACCEPT_ENCODING).iter().collect::<Vec<_>>()
+        );
+    }
+    // If-None-Match (RFC 9110 §13.1.2): `*`, or any listed entity-tag weakly equal to ours.
+    if let Some(v) = headers.get(IF_NONE_MATCH) {
+        for ours in [&rendered.identity.etag, &etag_of(b"\"fuzz\"")] {
+            if let Some(expected) = if_none_match_hits(v.as_bytes(), ours.as_bytes()) {
+                assert_eq!(
+                    etag_matches(v, ours),
+                    expected,
+                    "If-None-Match {v:?}, ETag {ours:?}"
+                );
+            }
+        }
+    }
+    // If-Modified-Since counts only without If-None-Match (RFC 9110 §13.1.3); then a date at or
+    // after Last-Modified, in any of the three HTTP date formats, is a 304, an earlier one a 200.
+    if headers.get(IF_NONE_MATCH).is_none() {
+        let since = headers
+            .get(IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let expected = match since {
+            Some(since) if since >= rendered.last_modified_time() => StatusCode::NOT_MODIFIED,
+            _ => StatusCode::OK,
+        };
+        assert_eq!(response.status(), expected, "If-Modified-Since {since:?}");
+        if let Some(since) = since {
+            let secs = since
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            for text in http_date_formats(secs) {
+                let mut h = HeaderMap::new();
+                h.insert(
+                    IF_MODIFIED_SINCE,
+                    HeaderValue::from_str(&text).expect("date"),
+                );
+                assert_eq!(
+                    respond(&h, &rendered, &cache_control).status(),
+                    expected,
+                    "If-Modified-Since {text:?}"
+                );
+            }
+        }
+    }
     // Without If-None-Match, an If-Modified-Since at or after Last-Modified is a 304.
     let mut fresh = HeaderMap::new();
     fresh.insert(IF_MODIFIED_SINCE, rendered.last_modified.clone());
@@ -295,4 +349,137 @@ pub fn conditional_headers(data: &[u8]) {
         respond(&fresh, &rendered, &cache_control).status(),
         StatusCode::NOT_MODIFIED
     );
+}
+
+fn etag_of(s: &[u8]) -> http::HeaderValue {
+    http::HeaderValue::from_bytes(s).expect("etag")
+}
+
+/// RFC 9110's `Accept-Encoding = #( codings [ weight ] )`, `weight = OWS ";" OWS "q=" qvalue`:
+/// whether gzip is acceptable, or `None` where a value is not of that form (or lists gzip, `*`
+/// or x-gzip twice or more), which the server may read as it likes.
+fn gzip_acceptable(headers: &http::HeaderMap) -> Option<bool> {
+    let mut gzip: Option<bool> = None;
+    let mut star: Option<bool> = None;
+    for value in headers.get_all(http::header::ACCEPT_ENCODING) {
+        let text = value.to_str().ok()?;
+        for element in text.split(',') {
+            let element = element.trim_matches([' ', '\t']);
+            if element.is_empty() {
+                continue;
+            }
+            let (name, weight) = match element.split_once(';') {
+                None => (element, None),
+                Some((n, w)) => (n.trim_end_matches([' ', '\t']), Some(w)),
+            };
+            let token = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            };
+            if !token(name) {
+                return None;
+            }
+            let positive = match weight {
+                None => true,
+                Some(w) => {
+                    let w = w.trim_start_matches([' ', '\t']);
+                    let q = w.strip_prefix("q=").or_else(|| w.strip_prefix("Q="))?;
+                    let (int, frac) = q.split_once('.').unwrap_or((q, ""));
+                    let frac_ok = frac.len() <= 3 && frac.bytes().all(|b| b.is_ascii_digit());
+                    match int {
+                        "0" if frac_ok && (q.len() == 1 || q.contains('.')) => {
+                            frac.bytes().any(|b| b != b'0')
+                        }
+                        "1" if frac_ok && frac.bytes().all(|b| b == b'0') => true,
+                        _ => return None,
+                    }
+                }
+            };
+            let slot = if name.eq_ignore_ascii_case("gzip") {
+                &mut gzip
+            } else if name == "*" {
+                &mut star
+            } else if name.eq_ignore_ascii_case("x-gzip") {
+                return None;
+            } else {
+                continue;
+            };
+            if slot.replace(positive).is_some() {
+                return None;
+            }
+        }
+    }
+    Some(gzip.or(star).unwrap_or(false))
+}
+
+/// RFC 9110's `If-None-Match = "*" / #entity-tag` against `ours` (a strong tag with no comma,
+/// as the server makes them): `None` where the value is not of that form or not visible ASCII.
+fn if_none_match_hits(value: &[u8], ours: &[u8]) -> Option<bool> {
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return None;
+    }
+    let ows = |s: &[u8]| -> usize { s.iter().take_while(|&&b| b == b' ' || b == b'\t').count() };
+    let trimmed = {
+        let start = ows(value);
+        let end = value.len()
+            - value
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+        &value[start.min(end)..end]
+    };
+    if trimmed == b"*" {
+        return Some(true);
+    }
+    let mut rest = trimmed;
+    let mut hit = false;
+    loop {
+        rest = &rest[ows(rest)..];
+        if let Some(r) = rest.strip_prefix(b",") {
+            rest = r;
+            continue;
+        }
+        if rest.is_empty() {
+            return Some(hit);
+        }
+        let body = rest.strip_prefix(b"W/").unwrap_or(rest);
+        let body = body.strip_prefix(b"\"")?;
+        let close = body.iter().position(|&b| b == b'"')?;
+        if !body[..close]
+            .iter()
+            .all(|&b| b == 0x21 || (0x23..0x7f).contains(&b))
+        {
+            return None;
+        }
+        hit |= ours.len() == close + 2 && ours[1..close + 1] == body[..close];
+        rest = &body[close + 1..];
+        rest = &rest[ows(rest)..];
+        match rest.first() {
+            None => return Some(hit),
+            Some(b',') => rest = &rest[1..],
+            Some(_) => return None,
+        }
+    }
+}
+
+/// The same instant in IMF-fixdate, RFC 850 and asctime form, for the years where RFC 850's
+/// two-digit year is unambiguous to httpdate (1970-2069).
+fn http_date_formats(secs: u64) -> Vec<String> {
+    let Some(t) = i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+    else {
+        return Vec::new();
+    };
+    let mut out = vec![t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()];
+    if (1970..2070).contains(&chrono::Datelike::year(&t)) {
+        out.push(t.format("%A, %d-%b-%y %H:%M:%S GMT").to_string());
+        out.push(t.format("%a %b %e %H:%M:%S %Y").to_string());
+    }
+    out
 }

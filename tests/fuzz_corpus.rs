@@ -6,13 +6,16 @@
 mod checks;
 
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let dir = fuzz.join("corpus").join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
+    // Crashes found and fixed, kept apart too (`fuzz/regressions/<target>/`, where there are any).
+    if let Ok(found) = std::fs::read_dir(fuzz.join("regressions").join(target)) {
+        files.extend(found.filter_map(|e| e.ok().map(|e| e.path())));
+    }
     files.sort();
     assert!(!files.is_empty(), "no corpus in {}", dir.display());
     for file in files {
