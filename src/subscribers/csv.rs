@@ -146,6 +146,17 @@ pub fn admin_upsert(
 
 /// Imports a CSV file's rows (new rows default to `confirmed`: the list comes from another
 /// service that already confirmed them).
+/// The columns `export` writes; `import` reads the first five and ignores the last two.
+const COLUMNS: [&str; 7] = [
+    "email",
+    "tags",
+    "cadence",
+    "time_zone",
+    "status",
+    "created_at",
+    "confirmed_at",
+];
+
 pub fn import(conn: &mut Connection, config: &Config, bytes: &[u8]) -> Result<Report, FlowError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -155,18 +166,9 @@ pub fn import(conn: &mut Connection, config: &Config, bytes: &[u8]) -> Result<Re
         .headers()
         .map_err(|e| FlowError::Input(crate::catalog::InputError::new("header", e.to_string())))?
         .clone();
-    // `created_at` and `confirmed_at` are what `export` adds: accepted (and ignored), so that an
+    // Export's own columns are accepted (`created_at` and `confirmed_at` ignored), so that an
     // export imports as it is.
-    let known = [
-        "email",
-        "tags",
-        "cadence",
-        "time_zone",
-        "status",
-        "created_at",
-        "confirmed_at",
-    ];
-    if let Some(bad) = headers.iter().find(|h| !known.contains(h)) {
+    if let Some(bad) = headers.iter().find(|h| !COLUMNS.contains(h)) {
         return Err(crate::catalog::InputError::new(
             "header",
             format!("unknown column '{bad}'; expected email,tags,cadence,time_zone,status"),
@@ -224,17 +226,7 @@ pub fn import(conn: &mut Connection, config: &Config, bytes: &[u8]) -> Result<Re
 pub fn export(conn: &Connection, out: impl std::io::Write) -> Result<usize, FlowError> {
     let mut writer = csv::Writer::from_writer(out);
     let io = |e: csv::Error| FlowError::Internal(e.to_string());
-    writer
-        .write_record([
-            "email",
-            "tags",
-            "cadence",
-            "time_zone",
-            "status",
-            "created_at",
-            "confirmed_at",
-        ])
-        .map_err(io)?;
+    writer.write_record(COLUMNS).map_err(io)?;
     let all = store::list(conn, None)?;
     for s in &all {
         let v = s.view();
