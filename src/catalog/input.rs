@@ -247,7 +247,22 @@ pub fn one_line(s: &str) -> String {
 }
 
 pub fn sanitize_html(html: &str) -> String {
-    ammonia::clean(&clean_text(html))
+    settle(ammonia::clean(&clean_text(html)))
+}
+
+/// Cleaned HTML that cleaning again would not change. One pass is not always a fixed point:
+/// badly nested formatting (`<em><strong>` runs that Markdown makes of stray `*`) is rebuilt
+/// by the HTML parser, and the rebuilt tree parses differently again. Storing the settled form
+/// means an article sent back as it was stored counts as unchanged.
+fn settle(mut html: String) -> String {
+    for _ in 0..4 {
+        let again = ammonia::clean(&html);
+        if again == html {
+            break;
+        }
+        html = again;
+    }
+    html
 }
 
 pub fn markdown_to_html(md: &str) -> String {
@@ -255,7 +270,7 @@ pub fn markdown_to_html(md: &str) -> String {
     let parser = pulldown_cmark::Parser::new_ext(&md, pulldown_cmark::Options::all());
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, parser);
-    ammonia::clean(&html)
+    settle(ammonia::clean(&html))
 }
 
 #[cfg(test)]
