@@ -42,15 +42,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Templates::load(&config.mail.templates_dir).context("cannot load the email templates")?,
     );
     tracing::info!(transport = %mailer.describe(), templates = %templates.source, "mail ready");
-    let subscriptions = Arc::new(Subscriptions {
-        config: config.clone(),
-        db: Arc::new(std::sync::Mutex::new(crate::db::open(
-            &config.database.path,
-        )?)),
-        mailer: mailer.clone(),
-        templates: templates.clone(),
-        metrics: crate::metrics::Metrics::new(),
-    });
+    let subscriptions = Arc::new(Subscriptions::new(
+        config.clone(),
+        crate::db::open(&config.database.path)?,
+        mailer.clone(),
+        templates.clone(),
+    ));
     let digests = Arc::new(Digests::new(
         config.clone(),
         Catalog::open(&config.database.path)?,
@@ -95,12 +92,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         prometheus,
     ));
     tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
+    let outbox = tokio::spawn(state.subscriptions.clone().run_outbox(shutdown.clone()));
     web::serve(listener, state, shutdown).await;
     if let Err(e) = scheduler.shutdown().await {
         tracing::warn!(error = %e, "scheduler did not stop cleanly");
     }
     // The digest workers stop taking deliveries on shutdown; wait for the ones in flight.
     digests.idle().await;
+    // The outbox worker finishes the email in flight, if any.
+    if outbox.await.is_err() {
+        tracing::warn!("the outbox worker panicked");
+    }
 
     // The last handle to the publisher is gone with the server; let it finish what it was doing.
     let joined = tokio::task::spawn_blocking(move || publisher_thread.join());

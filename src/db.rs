@@ -32,6 +32,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "migrations/004_link_key_and_ledger_indexes.sql"
         )),
+        M::up(include_str!(
+            "migrations/005_outbox_suppressions_events.sql"
+        )),
     ])
 }
 

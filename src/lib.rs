@@ -11,6 +11,7 @@ pub mod feeds;
 pub mod html;
 pub mod mail;
 pub mod metrics;
+pub mod outbox;
 pub mod schedule;
 pub mod shutdown;
 pub mod subscribers;

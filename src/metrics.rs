@@ -21,6 +21,7 @@ pub struct Metrics {
     pub emails_queued: Counter,
     pub emails_sent: Counter,
     pub emails_failed: Counter,
+    pub outbox_depth: Gauge,
 }
 
 impl Metrics {
@@ -72,9 +73,27 @@ impl Metrics {
         );
         metrics::describe_counter!(
             "tidings_emails_failed_total",
-            "single emails that could not be sent"
+            "single emails refused for good, or dropped unsent"
         );
+        metrics::describe_counter!(
+            "tidings_unsubscribes_total",
+            "unsubscribes, by source (link, one_click, mailto, webhook, admin)"
+        );
+        metrics::describe_counter!(
+            "tidings_bounces_total",
+            "bounces, by kind (hard, soft, other)"
+        );
+        metrics::describe_counter!(
+            "tidings_complaints_total",
+            "spam complaints (ARF reports and provider webhooks)"
+        );
+        metrics::describe_counter!(
+            "tidings_inbound_messages_total",
+            "messages received for the return path, by class"
+        );
+        metrics::describe_gauge!("tidings_outbox_depth", "single emails queued or being sent");
         Metrics {
+            outbox_depth: metrics::gauge!("tidings_outbox_depth"),
             claims_released: metrics::counter!("tidings_digest_claims_released_total"),
             emails_queued: metrics::counter!("tidings_emails_queued_total"),
             emails_sent: metrics::counter!("tidings_emails_sent_total"),
@@ -95,6 +114,16 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
+}
+
+/// One unsubscribe more from `source`.
+pub fn unsubscribed(source: &'static str) {
+    metrics::counter!("tidings_unsubscribes_total", "source" => source).increment(1);
+}
+
+/// One bounce more of `kind` (hard, soft, other).
+pub fn bounced(kind: &'static str) {
+    metrics::counter!("tidings_bounces_total", "kind" => kind).increment(1);
 }
 
 /// Installs the Prometheus recorder (once per process) and returns its handle for `/metrics`.

@@ -3,7 +3,9 @@
 mod article;
 mod digest;
 mod dkim;
+mod mail;
 mod subscriber;
+mod suppression;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +18,9 @@ use crate::config::Config;
 pub use self::article::ArticleCommand;
 pub use self::digest::DigestCommand;
 pub use self::dkim::DkimCommand;
+pub use self::mail::MailCommand;
 pub use self::subscriber::SubscriberCommand;
+pub use self::suppression::SuppressionCommand;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,6 +71,12 @@ pub enum Command {
     /// Send or preview digests.
     #[command(subcommand)]
     Digest(DigestCommand),
+    /// The outbox of single emails.
+    #[command(subcommand)]
+    Mail(MailCommand),
+    /// Addresses no email goes to: list, add, lift, import, export.
+    #[command(subcommand)]
+    Suppression(SuppressionCommand),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -103,5 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             domain,
         }) => dkim::dkim_keygen(&config, algorithm, &out, selector, domain),
         Command::Digest(cmd) => digest::digest(&config, cmd),
+        Command::Mail(cmd) => mail::mail(&config, cmd),
+        Command::Suppression(cmd) => suppression::suppression(&config, cmd),
     }
 }

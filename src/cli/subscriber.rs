@@ -35,7 +35,15 @@ pub enum SubscriberCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a subscriber and everything about them.
+    /// Show one subscriber: status, preferences, suppression, and the history of their mail
+    /// (bounces, complaints, unsubscribes and where they came from).
+    Show {
+        email: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a subscriber and everything about them (a suppression and the history stay).
     Remove { email: String },
     /// Import a CSV file (header email,tags,cadence,time_zone,status; tags as slugs separated by ;).
     Import { file: PathBuf },
@@ -121,6 +129,7 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
             }
             Ok(ExitCode::SUCCESS)
         }
+        SubscriberCommand::Show { email, json } => show(&conn, &email, json),
         SubscriberCommand::Remove { email } => {
             let email = match SubscriberEmail::parse(&email) {
                 Ok(e) => e,
@@ -162,29 +171,107 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
     }
 }
 
-/// Sends a confirmation email for a subscriber an admin added as pending.
+fn show(conn: &rusqlite::Connection, email: &str, json: bool) -> anyhow::Result<ExitCode> {
+    use crate::subscribers::{events, store, suppressions};
+    let subscribers = store::find_all_cases(conn, email)?;
+    let suppression = suppressions::find(conn, email)?;
+    let history = events::for_email(conn, email)?;
+    if subscribers.is_empty() && suppression.is_none() && history.is_empty() {
+        eprintln!("error: email: no subscriber, suppression or history for {email}");
+        return Ok(ExitCode::FAILURE);
+    }
+    if json {
+        let views: Vec<_> = subscribers.iter().map(|s| s.view()).collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "subscribers": views,
+                "suppression": suppression,
+                "events": history,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &subscribers {
+        let v = s.view();
+        println!("{}  {}", v.email, v.status.as_str());
+        println!(
+            "  cadence {}, time zone {}",
+            v.cadence.as_str(),
+            v.time_zone
+        );
+        if v.tags.is_empty() {
+            println!("  tags: all");
+        } else {
+            println!("  tags: {}", v.tags.join(", "));
+        }
+        println!("  added {}", v.created_at);
+        if let Some(t) = &v.confirmed_at {
+            println!("  confirmed {t}");
+        }
+    }
+    if subscribers.is_empty() {
+        println!("{email}: not on the list");
+    }
+    if let Some(s) = &suppression {
+        println!("suppressed since {} ({})", s.created_at, s.reason.as_str());
+    }
+    println!("history:");
+    if history.is_empty() {
+        println!("  (nothing yet)");
+    }
+    for e in &history {
+        let mut line = format!("  {}  {}  via {}", e.at, e.kind, e.source);
+        if let Some(d) = &e.detail {
+            line.push_str(&format!("  {d}"));
+        }
+        if let Some(d) = e.delivery_id {
+            line.push_str(&format!("  delivery {d}"));
+        }
+        if let Some(o) = e.outbox_id {
+            line.push_str(&format!("  outbox {o}"));
+        }
+        if let Some(m) = e.inbound_id {
+            line.push_str(&format!("  message {m}"));
+        }
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Queues a confirmation email for a subscriber an admin added as pending, and tries to send it
+/// now; if the relay is not there, it stays queued for the daemon.
 fn send_confirmation(config: &Config, s: crate::subscribers::Subscriber) -> anyhow::Result<()> {
+    use crate::outbox::worker::Outcome;
     use crate::subscribers::flow::Subscriptions;
+    use std::sync::Arc;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let subscriptions = std::sync::Arc::new(Subscriptions {
-            config: std::sync::Arc::new(config.clone()),
-            db: std::sync::Arc::new(std::sync::Mutex::new(crate::db::open(
-                &config.database.path,
-            )?)),
-            mailer: std::sync::Arc::new(crate::mail::Mailer::from_config(config)?),
-            templates: std::sync::Arc::new(crate::mail::templates::Templates::load(
+        let subscriptions = Arc::new(Subscriptions::new(
+            Arc::new(config.clone()),
+            crate::db::open(&config.database.path)?,
+            Arc::new(crate::mail::Mailer::from_config(config)?),
+            Arc::new(crate::mail::templates::Templates::load(
                 &config.mail.templates_dir,
             )?),
-            metrics: crate::metrics::Metrics::new(),
-        });
-        let id = subscriptions
-            .resend_confirmation(s)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot send the confirmation email: {e}"))?;
-        println!("confirmation email sent ({id})");
+        ));
+        let Some(id) = subscriptions.queue_confirmation(&s).await? else {
+            println!("a confirmation email is already queued (see `tidings mail queue`)");
+            return Ok(());
+        };
+        match subscriptions.send_next(Some(id)).await? {
+            Outcome::Sent(message_id) => println!("confirmation email sent ({message_id})"),
+            Outcome::Retry(error) => println!(
+                "confirmation email queued; the relay did not take it yet ({error}); the daemon will retry"
+            ),
+            Outcome::Failed(error) => {
+                anyhow::bail!("the relay refused the confirmation email: {error}")
+            }
+            Outcome::Dropped(why) => println!("confirmation email not sent: {why}"),
+            Outcome::Idle => println!("confirmation email queued"),
+        }
         Ok(())
     })
 }

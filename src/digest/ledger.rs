@@ -2,6 +2,8 @@
 //! `sent`, `failed` or `skipped` one transaction at a time, so no crash loses or doubles a digest
 //! (only a message in flight at the moment of a kill may be sent again).
 
+use crate::subscribers::events::{self, Kind, NewEvent};
+use crate::subscribers::suppressions::{self, Reason};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -500,6 +502,21 @@ pub fn mark_permanent(
         "UPDATE subscribers SET status = 'bounced' WHERE id = ?1 AND bounces >= ?2 AND status = 'confirmed'",
         params![d.subscriber_id, bounce_limit],
     )? == 1;
+    if let Some(s) = crate::subscribers::store::get(&tx, d.subscriber_id)? {
+        let now = Utc::now();
+        let mut event = NewEvent::new(s.email.as_str(), Kind::Bounce, "smtp")
+            .subscriber(s.id)
+            .detail(format!(
+                "other: {}",
+                error.chars().take(500).collect::<String>()
+            ));
+        event.delivery_id = Some(d.id);
+        events::record(&tx, &event, now)?;
+        crate::metrics::bounced("other");
+        if bounced {
+            suppressions::add(&tx, &s.email, Reason::Bounces, None, "smtp", now)?;
+        }
+    }
     tx.commit()?;
     Ok(bounced)
 }

@@ -248,7 +248,7 @@ fn lease_margin(config: &Config) -> Duration {
 }
 
 /// Exponential backoff with jitter: about 1 s, 2 s, 4 s, … (±25 %), at most 5 minutes.
-fn backoff(attempts: u32) -> Duration {
+pub(crate) fn backoff(attempts: u32) -> Duration {
     let base = 1000_i64 << attempts.saturating_sub(1).min(8);
     let base = base.min(300_000);
     let jitter = rand::thread_rng().gen_range(-(base / 4)..=(base / 4));

@@ -298,6 +298,15 @@ impl Mailer {
 }
 
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    // A refused login (530, 534, 535, 538) is this side's configuration, not the message: the
+    // message waits in the outbox until the admin fixes it.
+    let code = e.status().map(|c| c.to_string());
+    if matches!(code.as_deref(), Some("530" | "534" | "535" | "538")) {
+        return SendError {
+            failure: Failure::Transient,
+            message: format!("{e} (check mail.username and mail.password)"),
+        };
+    }
     let failure = if e.is_permanent() {
         Failure::Permanent
     } else {

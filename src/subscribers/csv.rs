@@ -87,7 +87,18 @@ pub fn admin_upsert(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let tags = raw.tags.map(|t| check_tags(&tx, &t)).transpose()?;
     let now = Utc::now();
-    let outcome = match store::find(&tx, &email)? {
+    let existing = store::find(&tx, &email)?;
+    // Nothing revives a suppressed address silently: an admin lifts it first.
+    let resulting = status.unwrap_or(match &existing {
+        Some(s) => s.status,
+        None => default_status,
+    });
+    if matches!(resulting, Status::Pending | Status::Confirmed) {
+        if let Some(s) = super::suppressions::find(&tx, email.as_str())? {
+            return Err(InputError::new("email", super::suppressions::refusal(&s)).into());
+        }
+    }
+    let outcome = match existing {
         None => {
             let prefs = Preferences {
                 tags: tags.unwrap_or_default(),

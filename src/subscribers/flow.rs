@@ -7,13 +7,16 @@ use chrono::{Duration, Utc};
 use minijinja::context;
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::events::{self, Kind, NewEvent};
 use super::store::{self, TokenProblem};
+use super::suppressions;
 use super::tokens::{Purpose, Token};
 use super::{Preferences, Status, Subscriber, SubscriberEmail};
 use crate::catalog::InputError;
 use crate::config::Config;
 use crate::mail::templates::Templates;
 use crate::mail::{Mailer, OutgoingEmail};
+use crate::outbox::{self, Template};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
@@ -34,6 +37,8 @@ pub struct Subscriptions {
     pub mailer: Arc<Mailer>,
     pub templates: Arc<Templates>,
     pub metrics: crate::metrics::Metrics,
+    /// Wakes the outbox worker when a flow has queued an email.
+    pub outbox_wake: tokio::sync::Notify,
 }
 
 /// Checks chosen tag slugs against the catalog's tags; the field is named `tags`.
@@ -60,7 +65,23 @@ pub fn check_tags(conn: &Connection, tags: &[String]) -> Result<Vec<String>, Flo
 }
 
 impl Subscriptions {
-    async fn with_db<T: Send + 'static>(
+    pub fn new(
+        config: Arc<Config>,
+        conn: Connection,
+        mailer: Arc<Mailer>,
+        templates: Arc<Templates>,
+    ) -> Subscriptions {
+        Subscriptions {
+            config,
+            db: Arc::new(Mutex::new(conn)),
+            mailer,
+            templates,
+            metrics: crate::metrics::Metrics::new(),
+            outbox_wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub(crate) async fn with_db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, FlowError> + Send + 'static,
     ) -> Result<T, FlowError> {
@@ -78,21 +99,24 @@ impl Subscriptions {
     }
 
     /// A subscribe request. The caller answers the same page whatever happens here; a
-    /// confirmation email goes out only to a new, pending or unsubscribed address.
+    /// confirmation email is queued only for a new, pending or unsubscribed address that is not
+    /// suppressed.
     pub async fn subscribe(
         self: &Arc<Self>,
         email: SubscriberEmail,
         prefs: Preferences,
     ) -> Result<(), FlowError> {
         let confirm_ttl = Duration::hours(self.config.subscribers.confirm_ttl_hours as i64);
-        let link_ttl = self.link_ttl();
-        let planned = self
+        let queued = self
             .with_db(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let prefs = Preferences {
                     tags: check_tags(&tx, &prefs.tags)?,
                     ..prefs
                 };
+                if suppressions::find(&tx, email.as_str())?.is_some() {
+                    return Ok(false);
+                }
                 let now = Utc::now();
                 let id = match store::find(&tx, &email)? {
                     None => store::insert(&tx, &email, &prefs, Status::Pending, now)?,
@@ -101,22 +125,24 @@ impl Subscriptions {
                         s.id
                     }
                     // Confirmed or bounced: nothing to confirm, and nothing is changed.
-                    Some(_) => return Ok(None),
+                    Some(_) => return Ok(false),
                 };
-                let tokens = Links {
-                    confirm: Some(store::mint(&tx, id, Purpose::Confirm, now, confirm_ttl)?),
-                    preferences: store::mint(&tx, id, Purpose::Preferences, now, link_ttl)?,
-                    unsubscribe: store::mint(&tx, id, Purpose::Unsubscribe, now, link_ttl)?,
-                };
-                let subscriber = store::get(&tx, id)?;
+                outbox::enqueue(&tx, id, Template::Confirmation, now, now + confirm_ttl)?;
                 tx.commit()?;
-                Ok(subscriber.map(|s| (s, tokens)))
+                Ok(true)
             })
             .await?;
-        if let Some((subscriber, links)) = planned {
-            self.send_later("confirmation", subscriber, links);
+        if queued {
+            self.queued();
         }
         Ok(())
+    }
+
+    /// An email was queued: counted before the answer goes out, so a test (or an admin) can
+    /// tell "not sent yet" from "never going to be sent"; the worker is woken.
+    fn queued(&self) {
+        self.metrics.emails_queued.increment(1);
+        self.outbox_wake.notify_one();
     }
 
     /// The subscriber a token belongs to, without changing anything (for GET pages).
@@ -129,10 +155,10 @@ impl Subscriptions {
         .await
     }
 
-    /// Confirms with a single-use confirm token; sends the welcome email the first time.
+    /// Confirms with a single-use confirm token; queues the welcome email the first time.
     pub async fn confirm(self: &Arc<Self>, token: Token) -> Result<(Subscriber, Token), FlowError> {
         let link_ttl = self.link_ttl();
-        let (subscriber, links, welcome) = self
+        let (subscriber, preferences, welcome) = self
             .with_db(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let now = Utc::now();
@@ -142,24 +168,26 @@ impl Subscriptions {
                     return Err(FlowError::Token(TokenProblem::Used));
                 }
                 let id = redeemed.subscriber.id;
+                // A suppressed address is not confirmed by an old link either.
+                if suppressions::find(&tx, redeemed.subscriber.email.as_str())?.is_some() {
+                    return Err(FlowError::Token(TokenProblem::Unknown));
+                }
                 if redeemed.subscriber.status != Status::Confirmed {
                     store::set_status(&tx, id, Status::Confirmed, now)?;
                 }
                 let welcome = store::claim_welcome(&tx, id, now)?;
-                let links = Links {
-                    confirm: None,
-                    preferences: store::mint(&tx, id, Purpose::Preferences, now, link_ttl)?,
-                    unsubscribe: store::mint(&tx, id, Purpose::Unsubscribe, now, link_ttl)?,
-                };
+                if welcome {
+                    outbox::enqueue(&tx, id, Template::Welcome, now, now + outbox::WELCOME_TTL)?;
+                }
+                let preferences = store::mint(&tx, id, Purpose::Preferences, now, link_ttl)?;
                 let subscriber =
                     store::get(&tx, id)?.ok_or(FlowError::Token(TokenProblem::Unknown))?;
                 tx.commit()?;
-                Ok((subscriber, links, welcome))
+                Ok((subscriber, preferences, welcome))
             })
             .await?;
-        let preferences = links.preferences.clone();
         if welcome {
-            self.send_later("welcome", subscriber.clone(), links);
+            self.queued();
         }
         Ok((subscriber, preferences))
     }
@@ -187,84 +215,58 @@ impl Subscriptions {
         .await
     }
 
-    /// Unsubscribes at once with an unsubscribe (or preferences) token. Repeating it is harmless.
+    /// Unsubscribes at once with an unsubscribe (or preferences) token. Repeating it is harmless;
+    /// the first time is recorded as an event from `source` (`link`, `one_click`, `mailto`).
     pub async fn unsubscribe(
         &self,
         token: Token,
         purpose: Purpose,
+        source: &'static str,
     ) -> Result<Subscriber, FlowError> {
-        self.with_db(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now = Utc::now();
-            let redeemed = store::check(&tx, &token, purpose, now)?.map_err(FlowError::Token)?;
-            let id = redeemed.subscriber.id;
-            if redeemed.subscriber.status != Status::Unsubscribed {
-                store::set_status(&tx, id, Status::Unsubscribed, now)?;
-            }
-            let subscriber = store::get(&tx, id)?.ok_or(FlowError::Token(TokenProblem::Unknown))?;
-            tx.commit()?;
-            Ok(subscriber)
-        })
-        .await
-    }
-
-    /// Sends a confirmation email now (for a subscriber an admin added as pending).
-    pub async fn resend_confirmation(&self, subscriber: Subscriber) -> Result<String, FlowError> {
-        let confirm_ttl = Duration::hours(self.config.subscribers.confirm_ttl_hours as i64);
-        let link_ttl = self.link_ttl();
-        let id = subscriber.id;
-        let links = self
+        let (subscriber, changed) = self
             .with_db(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let now = Utc::now();
-                let links = Links {
-                    confirm: Some(store::mint(&tx, id, Purpose::Confirm, now, confirm_ttl)?),
-                    preferences: store::mint(&tx, id, Purpose::Preferences, now, link_ttl)?,
-                    unsubscribe: store::mint(&tx, id, Purpose::Unsubscribe, now, link_ttl)?,
-                };
+                let redeemed =
+                    store::check(&tx, &token, purpose, now)?.map_err(FlowError::Token)?;
+                let changed = unsubscribe_in(&tx, &redeemed.subscriber, source, None, now)?;
+                let subscriber = store::get(&tx, redeemed.subscriber.id)?
+                    .ok_or(FlowError::Token(TokenProblem::Unknown))?;
                 tx.commit()?;
-                Ok(links)
+                Ok((subscriber, changed))
             })
             .await?;
-        let email = self
-            .email("confirmation", &subscriber, &links)
-            .await
-            .map_err(FlowError::Internal)?;
-        self.mailer
-            .send(&email)
-            .await
-            .map_err(|e| FlowError::Internal(e.to_string()))
+        if changed {
+            crate::metrics::unsubscribed(source);
+        }
+        Ok(subscriber)
     }
 
-    /// Renders `template` for `subscriber` and sends it in the background; failures are logged.
-    fn send_later(self: &Arc<Self>, template: &'static str, subscriber: Subscriber, links: Links) {
-        let this = self.clone();
-        // Counted before the answer goes out, so a test (or an admin) can tell "not sent yet"
-        // from "never going to be sent".
-        this.metrics.emails_queued.increment(1);
-        tokio::spawn(async move {
-            let email = match this.email(template, &subscriber, &links).await {
-                Ok(e) => e,
-                Err(e) => {
-                    this.metrics.emails_failed.increment(1);
-                    tracing::error!(template, error = %e, "cannot render an email");
-                    return;
-                }
-            };
-            match this.mailer.send(&email).await {
-                Ok(id) => {
-                    this.metrics.emails_sent.increment(1);
-                    tracing::info!(template, message_id = %id, "email sent")
-                }
-                Err(e) => {
-                    this.metrics.emails_failed.increment(1);
-                    tracing::warn!(template, failure = ?e.failure, error = %e, "email not sent")
-                }
-            }
-        });
+    /// Queues a confirmation email (for a subscriber an admin added as pending); the row's id.
+    pub async fn queue_confirmation(
+        &self,
+        subscriber: &Subscriber,
+    ) -> Result<Option<i64>, FlowError> {
+        let confirm_ttl = Duration::hours(self.config.subscribers.confirm_ttl_hours as i64);
+        let id = subscriber.id;
+        let queued = self
+            .with_db(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = Utc::now();
+                let queued =
+                    outbox::enqueue(&tx, id, Template::Confirmation, now, now + confirm_ttl)?;
+                tx.commit()?;
+                Ok(queued)
+            })
+            .await?;
+        if queued.is_some() {
+            self.queued();
+        }
+        Ok(queued)
     }
 
-    async fn email(
+    /// Renders `template` for `subscriber` with `links`.
+    pub(crate) async fn email(
         &self,
         template: &str,
         subscriber: &Subscriber,
@@ -318,9 +320,28 @@ impl Subscriptions {
     }
 }
 
+/// Unsubscribes `s` inside the caller's transaction, recording where it came from; `false` if
+/// they already were unsubscribed (or bounced), and nothing changes then.
+pub(crate) fn unsubscribe_in(
+    conn: &Connection,
+    s: &Subscriber,
+    source: &str,
+    inbound_id: Option<i64>,
+    now: chrono::DateTime<Utc>,
+) -> rusqlite::Result<bool> {
+    if matches!(s.status, Status::Unsubscribed | Status::Bounced) {
+        return Ok(false);
+    }
+    store::set_status(conn, s.id, Status::Unsubscribed, now)?;
+    let mut event = NewEvent::new(s.email.as_str(), Kind::Unsubscribe, source).subscriber(s.id);
+    event.inbound_id = inbound_id;
+    events::record(conn, &event, now)?;
+    Ok(true)
+}
+
 /// The links one email carries.
-struct Links {
-    confirm: Option<Token>,
-    preferences: Token,
-    unsubscribe: Token,
+pub(crate) struct Links {
+    pub confirm: Option<Token>,
+    pub preferences: Token,
+    pub unsubscribe: Token,
 }

@@ -2,8 +2,10 @@
 //! single-purpose tokens; and the double opt-in, preference and unsubscribe flows.
 
 pub mod csv;
+pub mod events;
 pub mod flow;
 pub mod store;
+pub mod suppressions;
 pub mod tokens;
 
 use std::str::FromStr;

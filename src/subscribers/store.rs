@@ -63,6 +63,16 @@ pub fn find(conn: &Connection, email: &SubscriberEmail) -> rusqlite::Result<Opti
         .optional()
 }
 
+/// Every subscriber whose address is `email` in any case (the list keeps the local part as given,
+/// so `Ann@x` and `ann@x` may be two rows; a suppression covers both).
+pub fn find_all_cases(conn: &Connection, email: &str) -> rusqlite::Result<Vec<Subscriber>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM subscribers WHERE lower(email) = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([email.trim().to_lowercase()], |r| read(conn, r))?;
+    rows.collect()
+}
+
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Subscriber>> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM subscribers WHERE id = ?1"))?;

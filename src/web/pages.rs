@@ -469,7 +469,7 @@ async fn save_preferences(
     if form.get("action") == Some("unsubscribe") {
         return match state
             .subscriptions
-            .unsubscribe(token, Purpose::Preferences)
+            .unsubscribe(token, Purpose::Preferences, "link")
             .await
         {
             Ok(s) => unsubscribed(&state, &s),
@@ -549,9 +549,14 @@ async fn unsubscribe(
             &["The request must carry List-Unsubscribe=One-Click (RFC 8058)."],
         );
     }
+    // The page's own button says so; anything else is a mail client's RFC 8058 POST.
+    let source = match form.get("via") {
+        Some("page") => "link",
+        _ => "one_click",
+    };
     match state
         .subscriptions
-        .unsubscribe(token, Purpose::Unsubscribe)
+        .unsubscribe(token, Purpose::Unsubscribe, source)
         .await
     {
         Ok(s) => unsubscribed(&state, &s),

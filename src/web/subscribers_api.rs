@@ -16,7 +16,8 @@ use super::AppState;
 use crate::catalog::InputError;
 use crate::subscribers::csv::{admin_upsert, SubscriberJson, Upserted};
 use crate::subscribers::flow::FlowError;
-use crate::subscribers::{store, Status, SubscriberEmail};
+use crate::subscribers::suppressions::{self, Reason};
+use crate::subscribers::{events, store, Status, SubscriberEmail};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -25,6 +26,15 @@ pub fn router() -> Router<Arc<AppState>> {
             get(list).post(upsert).delete(delete_by_query),
         )
         .route("/subscribers/{email}", get(get_one).delete(delete_one))
+        .route("/subscribers/{email}/events", get(events_of))
+        .route(
+            "/suppressions",
+            get(list_suppressions).post(add_suppression),
+        )
+        .route(
+            "/suppressions/{email}",
+            axum::routing::delete(lift_suppression),
+        )
 }
 
 async fn with_db<T: Send + 'static>(
@@ -142,6 +152,112 @@ async fn get_one(State(state): State<Arc<AppState>>, Path(raw): Path<String>) ->
     match with_db(&state, move |c| Ok(store::find(c, &email)?)).await {
         Ok(Some(s)) => Json(json!(s.view())).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, Some("email"), "no such subscriber"),
+        Err(r) => r,
+    }
+}
+
+/// A subscriber's history, oldest first; it outlives the subscriber (`subscriber remove`).
+async fn events_of(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+    let email = match parse_email(&raw) {
+        Ok(e) => e,
+        Err(e) => return bad_input(&e),
+    };
+    match with_db(&state, move |c| {
+        let subscriber = store::find(c, &email)?;
+        let events = events::for_email(c, email.as_str())?;
+        Ok((subscriber, events))
+    })
+    .await
+    {
+        Ok((None, events)) if events.is_empty() => {
+            error(StatusCode::NOT_FOUND, Some("email"), "no such subscriber")
+        }
+        Ok((subscriber, events)) => Json(json!({
+            "subscriber": subscriber.map(|s| s.view()),
+            "events": events,
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn list_suppressions(State(state): State<Arc<AppState>>) -> Response {
+    match with_db(&state, |c| Ok(suppressions::list(c)?)).await {
+        Ok(all) => Json(json!({ "total": all.len(), "suppressions": all })).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressionJson {
+    email: Option<String>,
+    reason: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /api/suppressions {"email": ..., "reason"?: ..., "note"?: ...}`: 201 when added, 200
+/// when it already was suppressed.
+async fn add_suppression(State(state): State<Arc<AppState>>, body: axum::body::Body) -> Response {
+    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return bad_input(&InputError::new("body", "is larger than the 1 MiB limit")),
+    };
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let raw: SuppressionJson = match serde_path_to_error::deserialize(&mut de) {
+        Ok(r) => r,
+        Err(e) => return bad_input(&crate::catalog::input::json_error(e)),
+    };
+    let email = match parse_email(raw.email.as_deref().unwrap_or("")) {
+        Ok(e) => e,
+        Err(e) => return bad_input(&e),
+    };
+    let reason = match Reason::parse(raw.reason.as_deref().unwrap_or("admin")) {
+        Ok(r) => r,
+        Err(p) => return bad_input(&InputError::new("reason", p)),
+    };
+    let note = raw.note.map(|n| crate::catalog::input::one_line(&n));
+    match with_db(&state, move |c| {
+        let tx = c.transaction()?;
+        let now = chrono::Utc::now();
+        let added = suppressions::add(&tx, &email, reason, note.as_deref(), "admin", now)?;
+        let entry = suppressions::find(&tx, email.as_str())?;
+        tx.commit()?;
+        Ok((added, entry))
+    })
+    .await
+    {
+        Ok((added, entry)) => {
+            let status = if added {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                status,
+                Json(json!({ "added": added, "suppression": entry })),
+            )
+                .into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn lift_suppression(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+    let email = match parse_email(&raw) {
+        Ok(e) => e,
+        Err(e) => return bad_input(&e),
+    };
+    match with_db(&state, move |c| {
+        let tx = c.transaction()?;
+        let lifted = suppressions::lift(&tx, email.as_str(), chrono::Utc::now())?;
+        tx.commit()?;
+        Ok(lifted)
+    })
+    .await
+    {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, Some("email"), "not suppressed"),
         Err(r) => r,
     }
 }

@@ -145,6 +145,31 @@ fn the_whole_flow_through_the_emails_that_arrive() {
     );
     assert_eq!(gone.status, 200, "{}", gone.text());
     assert_eq!(status_of(&d, "Reader@example.com"), "unsubscribed");
+    // On record, once, with where it came from; a repeat changes nothing.
+    let again = d.request(
+        "POST",
+        &path,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(b"List-Unsubscribe=One-Click"),
+    );
+    assert_eq!(again.status, 200);
+    let history = d
+        .api("GET", "/api/subscribers/Reader@example.com/events", None)
+        .json();
+    let events: Vec<(String, String)> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["kind"].to_string(), e["source"].to_string()))
+        .collect();
+    assert_eq!(
+        events,
+        [("\"unsubscribe\"".to_string(), "\"one_click\"".to_string())]
+    );
+    assert_eq!(
+        d.metric("tidings_unsubscribes_total{source=\"one_click\"}"),
+        1.0
+    );
 
     // 5. Nothing more was sent: two emails queued in all, both delivered.
     assert_eq!(d.metric("tidings_emails_queued_total"), 2.0);
@@ -208,10 +233,17 @@ fn known_and_unknown_addresses_get_the_same_answer() {
 #[test]
 fn expired_unknown_and_reused_tokens_get_plain_pages() {
     let sink = SmtpSink::start();
-    let d = Daemon::start_mailing(&sink, &[("TIDINGS_SUBSCRIBERS_CONFIRM_TTL_HOURS", "0")]);
+    let d = Daemon::start_mailing(&sink, &[]);
     catalog(&d);
     subscribe(&d, "late@example.com");
     let confirm = sink.wait_for(1)[0].link(BASE, "/confirm/");
+    // The link's time runs out (tokens are stored with their expiry).
+    d.db()
+        .execute(
+            "UPDATE tokens SET expires_us = 0 WHERE purpose = 'confirm'",
+            [],
+        )
+        .expect("expire the link");
     for method in ["GET", "POST"] {
         let r = d.request(
             method,

@@ -2,7 +2,9 @@
 //! STARTTLS, implicit TLS and AUTH, verified against `mail.tls_ca_file`, for the single emails
 //! and for digests.
 
-use crate::helpers::{import_subscribers, publish, Daemon, SinkOptions, SinkTls, SmtpSink, TestCa};
+use crate::helpers::{
+    import_subscribers, publish, wait_until, Daemon, SinkOptions, SinkTls, SmtpSink, TestCa,
+};
 
 const USER: &str = "relay-user";
 const PASSWORD: &str = "relay-password-123";
@@ -107,12 +109,25 @@ fn an_unknown_certificate_or_a_wrong_password_sends_nothing() {
         let sink = tls_sink(&ca, SinkTls::StartTls);
         let d = daemon(&sink, "smtp", "starttls", ca_file, password);
         subscribe(&d, "reader@example.com");
-        assert_eq!(
-            d.settled_emails(),
-            0,
-            "{what}: the confirmation must not go out"
-        );
-        assert_eq!(d.metric("tidings_emails_failed_total"), 1.0, "{what}");
+        // Tried, refused, and kept: the confirmation waits in the outbox for the admin to fix
+        // the configuration; it is neither sent nor given up.
+        let last_error = || -> Option<String> {
+            d.db()
+                .query_row(
+                    "SELECT last_error FROM outbox WHERE state = 'queued' AND attempts >= 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .ok()
+        };
+        wait_until("a failed attempt", 15, || last_error().is_some());
+        let error = last_error().unwrap_or_default();
+        assert_eq!(d.metric("tidings_emails_sent_total"), 0.0, "{what}");
+        assert_eq!(d.metric("tidings_emails_failed_total"), 0.0, "{what}");
+        assert_eq!(d.metric("tidings_outbox_depth"), 1.0, "{what}");
+        if password != PASSWORD {
+            assert!(error.contains("mail.password"), "{what}: {error}");
+        }
         import_subscribers(&d, 2);
         publish(&d);
         let report = d

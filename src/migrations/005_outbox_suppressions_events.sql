@@ -1,0 +1,48 @@
+-- Single emails (confirmation, welcome) wait here until they are sent: what to send, never the
+-- message or its token (the token is minted, and the message built, when it goes out).
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    subscriber_id   INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    template        TEXT NOT NULL CHECK (template IN ('confirmation', 'welcome')),
+    state           TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'failed', 'dropped')),
+    created_us      INTEGER NOT NULL,
+    expires_us      INTEGER NOT NULL,             -- still queued then: dropped
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_us INTEGER NOT NULL,
+    lease_until_us  INTEGER,                      -- while 'sending': the claim lapses then
+    last_error      TEXT,
+    message_id      TEXT,
+    finished_us     INTEGER
+);
+CREATE INDEX outbox_queued ON outbox (next_attempt_us) WHERE state = 'queued';
+CREATE INDEX outbox_sending ON outbox (lease_until_us) WHERE state = 'sending';
+CREATE INDEX outbox_subscriber ON outbox (subscriber_id);
+CREATE INDEX deliveries_message ON deliveries (message_id) WHERE message_id IS NOT NULL;
+
+-- Addresses no email of any kind goes to, keyed by the lower-cased address. Not tied to a
+-- subscriber row, so an entry outlives `subscriber remove`.
+CREATE TABLE suppressions (
+    email      TEXT PRIMARY KEY,                  -- lower-cased
+    reason     TEXT NOT NULL CHECK (reason IN ('hard_bounce', 'soft_bounces', 'bounces', 'complaint', 'admin')),
+    note       TEXT,
+    created_us INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- What happened to a subscriber's mail and why their status changed: bounces, complaints,
+-- unsubscribes, suppressions, dropped and failed single emails, ignored reports.
+CREATE TABLE events (
+    id            INTEGER PRIMARY KEY,
+    at_us         INTEGER NOT NULL,
+    email         TEXT,                           -- lower-cased; kept after the subscriber is removed
+    subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE SET NULL,
+    kind          TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    detail        TEXT,
+    delivery_id   INTEGER,                        -- a digest ledger row
+    outbox_id     INTEGER,                        -- a single email
+    inbound_id    INTEGER                         -- the raw message it came from
+);
+CREATE INDEX events_email ON events (email, at_us);
+
+-- A suppression covers every spelling of an address.
+CREATE INDEX subscribers_email_lower ON subscribers (lower(email));

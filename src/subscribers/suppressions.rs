@@ -1,0 +1,281 @@
+//! The suppression list: addresses no email of any kind goes to. Hard bounces, complaints and
+//! admins put an address here; only an admin lifts it, and lifting never subscribes anyone
+//! again. Keyed by the lower-cased address and not tied to a subscriber row, so an entry
+//! outlives `subscriber remove` and a re-import.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::events::{self, Kind, NewEvent};
+use super::flow::FlowError;
+use super::{store, Status, SubscriberEmail};
+
+/// Why an address is suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The mailbox does not exist or is disabled (5.1.1 and friends).
+    HardBounce,
+    /// `mail.soft_bounce_limit` soft bounces within `mail.soft_bounce_days`.
+    SoftBounces,
+    /// `mail.bounce_limit` permanent failures in a row.
+    Bounces,
+    /// The recipient reported the mail as spam.
+    Complaint,
+    /// An admin added it (also: a suppression list imported from another tool).
+    Admin,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::HardBounce => "hard_bounce",
+            Reason::SoftBounces => "soft_bounces",
+            Reason::Bounces => "bounces",
+            Reason::Complaint => "complaint",
+            Reason::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Reason, String> {
+        Ok(match s.trim() {
+            "hard_bounce" => Reason::HardBounce,
+            "soft_bounces" => Reason::SoftBounces,
+            "bounces" => Reason::Bounces,
+            "complaint" => Reason::Complaint,
+            "" | "admin" => Reason::Admin,
+            other => {
+                return Err(format!(
+                    "'{}' is not one of hard_bounce, soft_bounces, bounces, complaint, admin",
+                    other.chars().take(40).collect::<String>()
+                ))
+            }
+        })
+    }
+
+    /// What a subscriber who is still on the list becomes.
+    fn status(self) -> Status {
+        match self {
+            Reason::HardBounce | Reason::SoftBounces | Reason::Bounces => Status::Bounced,
+            Reason::Complaint | Reason::Admin => Status::Unsubscribed,
+        }
+    }
+}
+
+/// One entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Suppression {
+    pub email: String,
+    pub reason: Reason,
+    pub note: Option<String>,
+    pub created_at: String,
+}
+
+fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suppression> {
+    let reason: String = r.get(1)?;
+    let at: i64 = r.get(3)?;
+    Ok(Suppression {
+        email: r.get(0)?,
+        reason: Reason::parse(&reason).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+        })?,
+        note: r.get(2)?,
+        created_at: DateTime::from_timestamp_micros(at)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+/// The key an address is suppressed under.
+pub fn key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// The entry for `email`, if it is suppressed.
+pub fn find(conn: &Connection, email: &str) -> rusqlite::Result<Option<Suppression>> {
+    conn.prepare_cached(
+        "SELECT email, reason, note, created_us FROM suppressions WHERE email = ?1",
+    )?
+    .query_row([key(email)], read)
+    .optional()
+}
+
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Suppression>> {
+    let mut stmt =
+        conn.prepare("SELECT email, reason, note, created_us FROM suppressions ORDER BY email")?;
+    let rows = stmt.query_map([], read)?;
+    rows.collect()
+}
+
+/// Suppresses `email` (call inside the caller's transaction). A subscriber who is pending or
+/// confirmed becomes bounced or unsubscribed, by the reason. `false` if it already was
+/// suppressed (the first reason is kept).
+pub fn add(
+    conn: &Connection,
+    email: &SubscriberEmail,
+    reason: Reason,
+    note: Option<&str>,
+    source: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
+    let added = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO suppressions (email, reason, note, created_us) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            key(email.as_str()),
+            reason.as_str(),
+            note,
+            now.timestamp_micros()
+        ])?
+        == 1;
+    let subscribers = store::find_all_cases(conn, email.as_str())?;
+    for s in &subscribers {
+        if matches!(s.status, Status::Pending | Status::Confirmed) {
+            store::set_status(conn, s.id, reason.status(), now)?;
+        }
+    }
+    if added {
+        let mut event =
+            NewEvent::new(email.as_str(), Kind::Suppressed, source).detail(reason.as_str());
+        event.subscriber_id = subscribers.first().map(|s| s.id);
+        events::record(conn, &event, now)?;
+    }
+    Ok(added)
+}
+
+/// Lifts the entry for `email`; a bounced subscriber becomes unsubscribed (never subscribed
+/// again: only they can do that). `false` if it was not suppressed.
+pub fn lift(conn: &Connection, email: &str, now: DateTime<Utc>) -> rusqlite::Result<bool> {
+    let lifted = conn
+        .prepare_cached("DELETE FROM suppressions WHERE email = ?1")?
+        .execute([key(email)])?
+        == 1;
+    if !lifted {
+        return Ok(false);
+    }
+    let subscribers = store::find_all_cases(conn, email)?;
+    for s in subscribers.iter().filter(|s| s.status == Status::Bounced) {
+        store::set_status(conn, s.id, Status::Unsubscribed, now)?;
+    }
+    let mut event = NewEvent::new(email, Kind::Lifted, "admin");
+    event.subscriber_id = subscribers.first().map(|s| s.id);
+    events::record(conn, &event, now)?;
+    Ok(true)
+}
+
+/// The error an admin sees when an import or API call would revive a suppressed address.
+pub fn refusal(s: &Suppression) -> String {
+    format!(
+        "{} is suppressed ({}); lift it first with `tidings suppression remove` or DELETE /api/suppressions/{{email}}",
+        s.email,
+        s.reason.as_str()
+    )
+}
+
+/// The CSV columns of `suppression export`; `import` needs `email` and reads `reason` and
+/// `note` when present (other tools' exports often carry only the address).
+pub const COLUMNS: [&str; 4] = ["email", "reason", "note", "created_at"];
+
+/// What an import did: (line, problem) for each row refused.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub added: usize,
+    pub already: usize,
+    pub rejected: Vec<(u64, String)>,
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} added, {} already suppressed, {} rejected",
+            self.added,
+            self.already,
+            self.rejected.len()
+        )
+    }
+}
+
+/// Imports a suppression list (CSV with a header) in one transaction: good rows are added,
+/// bad ones reported by line. A header without `email`, or with a column not in `COLUMNS`, is
+/// refused before anything changes.
+pub fn import(conn: &mut Connection, bytes: &[u8]) -> Result<ImportReport, FlowError> {
+    use crate::catalog::InputError;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| InputError::new("header", e.to_string()))?
+        .clone();
+    if let Some(bad) = headers.iter().find(|h| !COLUMNS.contains(h)) {
+        return Err(InputError::new(
+            "header",
+            format!(
+                "unknown column '{}'; expected email,reason,note",
+                bad.chars().take(40).collect::<String>()
+            ),
+        )
+        .into());
+    }
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let Some(email_at) = column("email") else {
+        return Err(InputError::new("header", "needs an email column").into());
+    };
+    let (reason_at, note_at) = (column("reason"), column("note"));
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let now = Utc::now();
+    let mut report = ImportReport::default();
+    for (i, record) in reader.records().enumerate() {
+        let line = i as u64 + 2;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                report.rejected.push((line, e.to_string()));
+                continue;
+            }
+        };
+        let field = |at: Option<usize>| at.and_then(|i| record.get(i)).unwrap_or("");
+        let email = match SubscriberEmail::parse(field(Some(email_at))) {
+            Ok(e) => e,
+            Err(p) => {
+                report.rejected.push((line, format!("email: {p}")));
+                continue;
+            }
+        };
+        let reason = match Reason::parse(field(reason_at)) {
+            Ok(r) => r,
+            Err(p) => {
+                report.rejected.push((line, format!("reason: {p}")));
+                continue;
+            }
+        };
+        let note = Some(field(note_at)).filter(|n| !n.is_empty());
+        if add(&tx, &email, reason, note, "admin", now)? {
+            report.added += 1;
+        } else {
+            report.already += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+/// Writes the list as CSV (`COLUMNS`).
+pub fn export(conn: &Connection, out: impl std::io::Write) -> anyhow::Result<usize> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(COLUMNS)?;
+    let all = list(conn)?;
+    for s in &all {
+        writer.write_record([
+            s.email.as_str(),
+            s.reason.as_str(),
+            s.note.as_deref().unwrap_or(""),
+            &s.created_at,
+        ])?;
+    }
+    writer.flush()?;
+    Ok(all.len())
+}
