@@ -7,7 +7,8 @@ with Python's `email` package (policy=email.policy.default) and checks:
   (1) MIME: top-level multipart/alternative with exactly text/plain then text/html, both
       charset utf-8 and decodable, and no parse defects;
   (2) RFC 8058: one List-Unsubscribe header with exactly an HTTPS URI under the site's base URL and
-      a mailto: URI, and List-Unsubscribe-Post exactly "List-Unsubscribe=One-Click";
+      a mailto: URI when --mailto names the address, and List-Unsubscribe-Post exactly
+      "List-Unsubscribe=One-Click";
   (3) From, To, Date, Message-ID (<local@domain>, unique), List-Id; the RFC 2047 subject decodes to
       the expected text;
   (4) DKIM verifies with dkimpy against the TXT record `tidings dkim keygen` printed (no real DNS),
@@ -312,11 +313,23 @@ def check_message(label, path, raw, want_subject, args, record, message_ids, sta
         mailto = [u for u in uris if u.lower().startswith("mailto:")]
         if not https or not https[0].startswith("https://"):
             problems.append(f"no <https://...> URI under the base URL {args.public_base} in {value!r}")
-        if len(mailto) != 1:
-            problems.append(f"{len(mailto)} <mailto:...> URIs in {value!r}")
+        want_mailto = 1 if args.mailto else 0
+        if len(mailto) != want_mailto:
+            problems.append(f"{len(mailto)} <mailto:...> URIs in {value!r}, want {want_mailto}")
         if len(https) != 1 or len(uris) != len(https) + len(mailto):
-            problems.append(f"want exactly one HTTPS and one mailto URI, got {uris}")
-    check(not problems, f"{tag} (2) List-Unsubscribe: one header, <https://...> and <mailto:...>",
+            problems.append(f"want exactly one HTTPS URI and {want_mailto} mailto, got {uris}")
+        if args.mailto and mailto:
+            # mailto:LOCAL+TOKEN@DOMAIN?subject=unsubscribe%20TOKEN, the token of its own purpose
+            # (lower-case letters and digits) in the address and in the subject, not the link's.
+            local, _, domain = args.mailto.partition("@")
+            m = re.fullmatch(re.escape(local) + r"\+([a-z0-9]+)@" + re.escape(domain)
+                             + r"\?subject=unsubscribe%20([a-z0-9]+)", mailto[0][len("mailto:"):])
+            if not m or m.group(1) != m.group(2):
+                problems.append(f"the mailto URI is not {local}+TOKEN@{domain}?subject=unsubscribe%20TOKEN: {mailto[0]}")
+            elif https and m.group(1) in https[0]:
+                problems.append("the mailto token is the https link's token")
+    shown = "<https://...> and <mailto:...>" if args.mailto else "<https://...> alone (no mailto: configured)"
+    check(not problems, f"{tag} (2) List-Unsubscribe: one header, {shown}",
           "; ".join(problems) or ", ".join(uris))
     lup_values = [str(v) for v in lup]
     check(lup_values == ["List-Unsubscribe=One-Click"],
@@ -429,6 +442,7 @@ def main():
     ap.add_argument("--title", required=True, help="site.title, what {{ site }} renders to")
     ap.add_argument("--confirm-subject", required=True, help="mail.confirm_subject (a template)")
     ap.add_argument("--welcome-subject", required=True, help="mail.welcome_subject (a template)")
+    ap.add_argument("--mailto", default="", help="mail.unsubscribe_mailto, if set (else no mailto: is expected)")
     ap.add_argument("--message-ids", required=True)
     ap.add_argument("--results", required=True)
     args = ap.parse_args()

@@ -4,7 +4,8 @@
 # drives subscribe -> confirm over HTTP so a confirmation and a welcome email arrive, and checks
 # every message the way mailbox providers see it (scripts/mail_conformance.py):
 #   (1) multipart/alternative with exactly text/plain then text/html, both utf-8 and decodable;
-#   (2) RFC 8058: one List-Unsubscribe with an <https://...> and a <mailto:...> URI, and
+#   (2) RFC 8058: one List-Unsubscribe with an <https://...> URI (and a <mailto:...> one when
+#       mail.unsubscribe_mailto is set), and
 #       List-Unsubscribe-Post exactly "List-Unsubscribe=One-Click";
 #   (3) From, Date, Message-ID (<...@domain>, unique across all messages), List-Id; the non-ASCII
 #       subject (site title "Zukunft & Technik — Blog ✓") decodes from RFC 2047 to the expected text;
@@ -115,7 +116,7 @@ start_sink() {
 
 # Starts the daemon; sets BASE_URL, or returns 1.
 start_daemon() {
-    local dir=$1 alg=$2
+    local dir=$1 alg=$2 mailto=$3
     mkdir -p "$dir/mirror"
     (
         cd "$dir"
@@ -135,6 +136,7 @@ start_daemon() {
             TIDINGS_MAIL_DKIM_SELECTOR="conformance-$alg" \
             TIDINGS_MAIL_DKIM_DOMAIN="$DOMAIN" \
             TIDINGS_MAIL_DKIM_PRIVATE_KEY="$WORK/$alg.pem" \
+            TIDINGS_MAIL_UNSUBSCRIBE_MAILTO="$mailto" \
             exec "$BIN" --config "$WORK/tidings.toml" serve
     ) </dev/null >"$dir/stdout" 2>"$dir/stderr" &
     DAEMON_PID=$!
@@ -153,6 +155,10 @@ start_daemon() {
 : >"$WORK/message-ids"
 for alg in rsa ed25519; do
     [[ -f "$WORK/$alg.pem" ]] || continue
+    # A mailto: is advertised only when someone reads it: the RSA run names no address (the
+    # https link alone), the Ed25519 run sets mail.unsubscribe_mailto.
+    mailto=""
+    [[ $alg == ed25519 ]] && mailto="unsubscribe@$DOMAIN"
     dir=$WORK/run-$alg
     mkdir -p "$dir"
     log "[$alg] SMTP sink and daemon (work files in $dir)"
@@ -162,7 +168,7 @@ for alg in rsa ed25519; do
         stop "$SINK_PID"; SINK_PID=""
         continue
     fi
-    if ! start_daemon "$dir" "$alg"; then
+    if ! start_daemon "$dir" "$alg" "$mailto"; then
         fail "[$alg] daemon starts and prints 'listening on http://127.0.0.1:PORT'"
         echo "--- stdout"; cat "$dir/stdout"; echo "--- stderr"; tail -n 40 "$dir/stderr"
         stop "$DAEMON_PID"; DAEMON_PID=""
@@ -177,7 +183,7 @@ for alg in rsa ed25519; do
         --algorithm "$alg" --selector "conformance-$alg" --domain "$DOMAIN" \
         --email "reader.$alg@mail-conformance.example" --from-address "$FROM_ADDRESS" \
         --title "$TITLE" --confirm-subject "$CONFIRM_SUBJECT_TEMPLATE" \
-        --welcome-subject "$WELCOME_SUBJECT_TEMPLATE" \
+        --welcome-subject "$WELCOME_SUBJECT_TEMPLATE" --mailto "$mailto" \
         --message-ids "$WORK/message-ids" --results "$dir/results" || true
     if [[ -s "$dir/results" ]]; then
         read -r py_passed py_failed <"$dir/results"

@@ -41,6 +41,14 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("mail.dkim.domain", Kind::Str),
     ("mail.dkim.private_key", Kind::Str),
     ("mail.bounce_limit", Kind::Int),
+    ("mail.return_path", Kind::Str),
+    ("mail.soft_bounce_limit", Kind::Int),
+    ("mail.soft_bounce_days", Kind::Int),
+    ("mail.inbound.bind", Kind::Str),
+    ("mail.inbound.max_message_bytes", Kind::Int),
+    ("mail.inbound.keep_days", Kind::Int),
+    ("mail.inbound.max_connections", Kind::Int),
+    ("mail.inbound.max_connections_per_ip", Kind::Int),
     ("digest.schedule", Kind::Str),
     ("digest.time_zone", Kind::Str),
     ("digest.send_hour", Kind::Int),
@@ -223,7 +231,39 @@ pub struct MailConfig {
     pub welcome_subject: String,
     /// Consecutive permanent failures after which a subscriber becomes `bounced`.
     pub bounce_limit: u32,
+    /// The envelope sender, e.g. `bounces@blog.example.org`; each message then goes out from
+    /// `bounces+<tag>@…` (VERP). Unset: the `from` address, as it is.
+    pub return_path: Option<String>,
+    /// Soft bounces (delays, 4.x.x) within `soft_bounce_days` after which a subscriber is bounced.
+    pub soft_bounce_limit: u32,
+    pub soft_bounce_days: u32,
+    pub inbound: InboundConfig,
     pub dkim: DkimConfig,
+}
+
+/// The inbound SMTP listener for bounces, complaints and mailto unsubscribes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// `127.0.0.1:2525`; unset means off. Port 0 picks a free one (printed on stdout).
+    pub bind: Option<String>,
+    pub max_message_bytes: u64,
+    /// Raw messages are kept this many days, then pruned.
+    pub keep_days: u32,
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            bind: None,
+            max_message_bytes: 2 * 1024 * 1024,
+            keep_days: 30,
+            max_connections: 100,
+            max_connections_per_ip: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -254,7 +294,7 @@ impl Default for MailConfig {
     fn default() -> Self {
         MailConfig {
             transport: "file:data/outbox".into(),
-            tls: "starttls".into(),
+            tls: "auto".into(),
             tls_ca_file: None,
             username: None,
             password: None,
@@ -266,6 +306,10 @@ impl Default for MailConfig {
             confirm_subject: "Confirm your subscription to {{ site }}".into(),
             welcome_subject: "Welcome to {{ site }}".into(),
             bounce_limit: 3,
+            return_path: None,
+            soft_bounce_limit: 5,
+            soft_bounce_days: 14,
+            inbound: InboundConfig::default(),
             dkim: DkimConfig::default(),
         }
     }
@@ -439,10 +483,10 @@ impl Config {
                 ));
             }
         }
-        if !matches!(self.mail.tls.as_str(), "none" | "starttls" | "tls") {
+        if !matches!(self.mail.tls.as_str(), "auto" | "none" | "starttls" | "tls") {
             return Err(invalid(
                 "mail.tls",
-                format!("'{}' must be none, starttls or tls", self.mail.tls),
+                format!("'{}' must be auto, none, starttls or tls", self.mail.tls),
             ));
         }
         if !matches!(
@@ -482,6 +526,8 @@ impl Config {
             &mut self.mail.password,
             &mut self.mail.list_id,
             &mut self.mail.unsubscribe_mailto,
+            &mut self.mail.return_path,
+            &mut self.mail.inbound.bind,
             &mut self.mail.dkim.selector,
             &mut self.mail.dkim.domain,
         ] {
@@ -541,6 +587,32 @@ impl Config {
             return Err(invalid(
                 "mail.dkim",
                 "set all of selector, domain and private_key, or none".into(),
+            ));
+        }
+        if self.mail.inbound.bind.is_some() && self.mail.return_path.is_none() {
+            return Err(invalid(
+                "mail.return_path",
+                "is required when mail.inbound.bind is set: bounces come back to it \
+                 (e.g. return_path = \"bounces@blog.example.org\")"
+                    .into(),
+            ));
+        }
+        if self.mail.inbound.max_message_bytes < 1024 {
+            return Err(invalid(
+                "mail.inbound.max_message_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        if self.mail.inbound.max_connections == 0 || self.mail.inbound.max_connections_per_ip == 0 {
+            return Err(invalid(
+                "mail.inbound.max_connections",
+                "connection caps must be at least 1".into(),
+            ));
+        }
+        if self.mail.soft_bounce_limit == 0 || self.mail.soft_bounce_days == 0 {
+            return Err(invalid(
+                "mail.soft_bounce_limit",
+                "soft_bounce_limit and soft_bounce_days must be at least 1".into(),
             ));
         }
         if let Some(token) = &self.admin.token {

@@ -37,21 +37,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tracing::info!(%report, "empty catalog: loaded the sample articles");
         }
     }
-    let mailer = Arc::new(Mailer::from_config(&config)?);
+    let subscriber_db = crate::db::open(&config.database.path)?;
+    let keys = crate::feedback::tags::Keys::load(&subscriber_db)?;
+    let mailer = Arc::new(Mailer::from_config(&config, keys.clone())?);
     let templates = Arc::new(
         Templates::load(&config.mail.templates_dir).context("cannot load the email templates")?,
     );
     tracing::info!(transport = %mailer.describe(), templates = %templates.source, "mail ready");
     let subscriptions = Arc::new(Subscriptions::new(
         config.clone(),
-        crate::db::open(&config.database.path)?,
+        subscriber_db,
         mailer.clone(),
         templates.clone(),
     ));
     let digests = Arc::new(Digests::new(
         config.clone(),
         Catalog::open(&config.database.path)?,
-        mailer,
+        mailer.clone(),
         templates,
         shutdown.clone(),
     ));
@@ -63,6 +65,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "cannot listen on {addr} (set [server] bind in tidings.toml or TIDINGS_SERVER_BIND)"
         )
     })?;
+    let inbound = match &config.mail.inbound.bind {
+        None => None,
+        Some(bind) => {
+            let listener = TcpListener::bind(bind).await.with_context(|| {
+                format!("cannot listen on {bind} (set [mail.inbound] bind in tidings.toml or TIDINGS_MAIL_INBOUND_BIND)")
+            })?;
+            // On stdout like `listening on`, before it, so a script started with port 0 learns both.
+            println!("inbound on smtp://{}", listener.local_addr()?);
+            let rules = crate::feedback::apply::Rules::new(&config, keys.clone())?;
+            let db = Arc::new(std::sync::Mutex::new(crate::db::open(
+                &config.database.path,
+            )?));
+            let server = Arc::new(crate::feedback::listener::Listener::new(&config, rules, db));
+            Some(tokio::spawn(server.serve(listener, shutdown.clone())))
+        }
+    };
     let local = listener.local_addr()?;
     tracing::info!(address = %local, database = %config.database.path.display(), feeds = cache.len(), "tidings is serving");
     // One line on stdout, so scripts and tests started with port 0 learn the port.
@@ -99,6 +117,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // The digest workers stop taking deliveries on shutdown; wait for the ones in flight.
     digests.idle().await;
+    if let Some(task) = inbound {
+        if task.await.is_err() {
+            tracing::warn!("the inbound listener panicked");
+        }
+    }
     // The outbox worker finishes the email in flight, if any.
     if outbox.await.is_err() {
         tracing::warn!("the outbox worker panicked");
@@ -116,7 +139,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hourly chores: forget expired tokens and idle rate-limit entries.
+/// Hourly chores: forget expired tokens, idle rate-limit entries and inbound messages older than
+/// `mail.inbound.keep_days`.
 async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
@@ -125,9 +149,12 @@ async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
         }
         state.limits.prune();
         let db = state.subscriptions.db.clone();
+        let keep_days = state.config.mail.inbound.keep_days;
         let pruned = tokio::task::spawn_blocking(move || {
             let conn = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            crate::subscribers::store::prune_tokens(&conn, chrono::Utc::now())
+            let now = chrono::Utc::now();
+            crate::subscribers::store::prune_tokens(&conn, now)?;
+            crate::feedback::apply::prune(&conn, keep_days, now)
         })
         .await;
         if let Ok(Err(e)) = pruned {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod digest;
+pub mod feedback;
 pub mod feeds;
 pub mod html;
 pub mod mail;

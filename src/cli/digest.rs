@@ -64,7 +64,10 @@ pub fn digest(config: &Config, cmd: DigestCommand) -> anyhow::Result<ExitCode> {
     let digests = Arc::new(Digests::new(
         config.clone(),
         Catalog::open(&config.database.path)?,
-        Arc::new(crate::mail::Mailer::from_config(&config)?),
+        Arc::new(crate::mail::Mailer::open(
+            &config,
+            &crate::db::open(&config.database.path)?,
+        )?),
         Arc::new(crate::mail::templates::Templates::load(&config.mail.templates_dir)?),
         stop.clone(),
     ));

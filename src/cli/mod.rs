@@ -3,6 +3,7 @@
 mod article;
 mod digest;
 mod dkim;
+mod inbound;
 mod mail;
 mod subscriber;
 mod suppression;
@@ -74,6 +75,20 @@ pub enum Command {
     /// The outbox of single emails.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Handle one raw message that came back (a bounce, complaint or mailto unsubscribe) from
+    /// FILE or standard input, as the inbound listener would; for an MTA's pipe transport.
+    /// Exit 0 when handled or ignored, 75 when the MTA should retry.
+    Inbound {
+        /// The raw message (RFC 5322); standard input if absent.
+        file: Option<PathBuf>,
+        /// The envelope recipient (repeatable), e.g. Postfix's ${original_recipient}; default
+        /// the X-Original-To or Delivered-To header.
+        #[arg(long = "to")]
+        to: Vec<String>,
+        /// The envelope sender, e.g. Postfix's ${sender}.
+        #[arg(long)]
+        from: Option<String>,
+    },
     /// Addresses no email goes to: list, add, lift, import, export.
     #[command(subcommand)]
     Suppression(SuppressionCommand),
@@ -114,6 +129,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => dkim::dkim_keygen(&config, algorithm, &out, selector, domain),
         Command::Digest(cmd) => digest::digest(&config, cmd),
         Command::Mail(cmd) => mail::mail(&config, cmd),
+        Command::Inbound { file, to, from } => inbound::inbound(&config, file, to, from),
         Command::Suppression(cmd) => suppression::suppression(&config, cmd),
     }
 }

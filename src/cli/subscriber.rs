@@ -249,10 +249,12 @@ fn send_confirmation(config: &Config, s: crate::subscribers::Subscriber) -> anyh
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let conn = crate::db::open(&config.database.path)?;
+        let mailer = crate::mail::Mailer::open(config, &conn)?;
         let subscriptions = Arc::new(Subscriptions::new(
             Arc::new(config.clone()),
-            crate::db::open(&config.database.path)?,
-            Arc::new(crate::mail::Mailer::from_config(config)?),
+            conn,
+            Arc::new(mailer),
             Arc::new(crate::mail::templates::Templates::load(
                 &config.mail.templates_dir,
             )?),

@@ -59,12 +59,18 @@ impl Digests {
         let unsubscribe_url = self
             .config
             .site_url(&format!("/unsubscribe/{}", unsub.as_str()));
-        let message = self.mailer.build_from_template(
-            &template,
-            subscriber.email.address(),
-            &[prefs.as_str(), unsub.as_str()],
-            &unsubscribe_url,
-        );
+        let who = crate::mail::Recipient {
+            to: subscriber.email.address(),
+            subscriber: subscriber.id,
+            delivery: crate::mail::Delivery::Digest {
+                id: d.id,
+                run: d.run_id,
+            },
+            unsubscribe_url: &unsubscribe_url,
+        };
+        let message =
+            self.mailer
+                .build_from_template(&template, who, &[prefs.as_str(), unsub.as_str()]);
         Ok(Ok(Outgoing {
             delivery: d,
             subscriber,

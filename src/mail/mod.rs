@@ -23,6 +23,8 @@ use lettre::{
 };
 
 use crate::config::Config;
+pub use crate::feedback::tags::Delivery;
+use crate::feedback::tags::Keys;
 
 #[derive(Debug, thiserror::Error)]
 #[error("config key {key}: {message}")]
@@ -63,6 +65,97 @@ pub struct OutgoingEmail {
     pub html: String,
     /// The one-click unsubscribe URL for this recipient (`List-Unsubscribe`).
     pub unsubscribe_url: String,
+    pub subscriber: i64,
+    pub delivery: Delivery,
+}
+
+/// Who one copy of a message is for: the address, the subscriber, which delivery it is (for the
+/// return path and Feedback-ID), and their one-click unsubscribe URL.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    pub to: &'a Address,
+    pub subscriber: i64,
+    pub delivery: Delivery,
+    pub unsubscribe_url: &'a str,
+}
+
+/// The return path's mailbox (`mail.return_path`, when VERP is on) and the mailbox that takes
+/// mailto unsubscribes (when one is advertised: `mail.unsubscribe_mailto`, or the return path
+/// when the inbound listener is on).
+pub fn feedback_mailboxes(
+    config: &Config,
+) -> Result<(Option<TaggedMailbox>, Option<TaggedMailbox>), MailConfigError> {
+    let mail = &config.mail;
+    let return_path = mail
+        .return_path
+        .as_deref()
+        .map(|a| TaggedMailbox::parse("mail.return_path", a))
+        .transpose()?;
+    if let Some(rp) = &return_path {
+        // `local+` and the tag must fit the 64 octets of a local part (RFC 5321 4.5.3.1.1).
+        if rp.local.len() + 1 + crate::feedback::tags::VERP_LEN > 64 {
+            return Err(config_error(
+                "mail.return_path",
+                format!(
+                    "the local part '{}' is too long: at most {} characters leave room for the tag",
+                    rp.local,
+                    63 - crate::feedback::tags::VERP_LEN
+                ),
+            ));
+        }
+    }
+    // A mailto unsubscribe is advertised only where someone reads it: the inbound listener, or
+    // an address the admin named.
+    let unsubscribe = match (&mail.unsubscribe_mailto, &mail.inbound.bind) {
+        (Some(a), _) => Some(TaggedMailbox::parse("mail.unsubscribe_mailto", a)?),
+        (None, Some(_)) => return_path.clone(),
+        (None, None) => None,
+    };
+    Ok((return_path, unsubscribe))
+}
+
+/// An address split at its last `@`, for `local+token@domain`.
+#[derive(Debug, Clone)]
+pub struct TaggedMailbox {
+    pub local: String,
+    pub domain: String,
+}
+
+impl TaggedMailbox {
+    fn parse(key: &'static str, raw: &str) -> Result<TaggedMailbox, MailConfigError> {
+        let address: Address = raw
+            .trim()
+            .parse()
+            .map_err(|e| config_error(key, format!("'{raw}' is not an address: {e}")))?;
+        let local = address.user().to_lowercase();
+        if local.contains('+') {
+            return Err(config_error(
+                key,
+                format!("'{raw}': the local part may not contain '+' (tidings adds +tags)"),
+            ));
+        }
+        Ok(TaggedMailbox {
+            local,
+            domain: address.domain().to_lowercase(),
+        })
+    }
+
+    /// `local+tag@domain`.
+    pub fn with_tag(&self, tag: &str) -> String {
+        format!("{}+{tag}@{}", self.local, self.domain)
+    }
+
+    /// Whether `address` is this mailbox or one of its `+tag` variants; the tag if any.
+    pub fn matches<'a>(&self, address: &'a str) -> Option<Option<&'a str>> {
+        let (local, domain) = address.rsplit_once('@')?;
+        if !domain.eq_ignore_ascii_case(&self.domain) {
+            return None;
+        }
+        match local.split_once('+') {
+            None => local.eq_ignore_ascii_case(&self.local).then_some(None),
+            Some((base, tag)) => base.eq_ignore_ascii_case(&self.local).then_some(Some(tag)),
+        }
+    }
 }
 
 pub struct Mailer {
@@ -70,7 +163,12 @@ pub struct Mailer {
     from: Mailbox,
     message_id_domain: String,
     list_id: String,
-    unsubscribe_mailto: String,
+    /// The envelope sender's mailbox when VERP is on (`mail.return_path`).
+    return_path: Option<TaggedMailbox>,
+    /// The mailbox that takes mailto unsubscribes, when one is advertised.
+    unsubscribe_mailbox: Option<TaggedMailbox>,
+    keys: Keys,
+    mailto_days: i64,
     dkim: Option<dkim::Signer>,
 }
 
@@ -102,7 +200,8 @@ impl Prepared {
 }
 
 impl Mailer {
-    pub fn from_config(config: &Config) -> Result<Mailer, MailConfigError> {
+    /// The mailer `config` describes; `keys` make the VERP tags and mailto tokens.
+    pub fn from_config(config: &Config, keys: Keys) -> Result<Mailer, MailConfigError> {
         let mail = &config.mail;
         let from: Mailbox = mail.from.parse().map_err(|e| {
             config_error(
@@ -113,13 +212,7 @@ impl Mailer {
                 ),
             )
         })?;
-        let unsubscribe_mailto = match &mail.unsubscribe_mailto {
-            Some(a) => a
-                .parse::<Address>()
-                .map_err(|e| config_error("mail.unsubscribe_mailto", format!("'{a}': {e}")))?
-                .to_string(),
-            None => from.email.to_string(),
-        };
+        let (return_path, unsubscribe_mailbox) = feedback_mailboxes(config)?;
         let host = config.site_host();
         let list_id = match &mail.list_id {
             Some(l) => header_text(l),
@@ -132,9 +225,18 @@ impl Mailer {
             from,
             message_id_domain: host,
             list_id,
-            unsubscribe_mailto,
+            return_path,
+            unsubscribe_mailbox,
+            keys,
+            mailto_days: config.subscribers.link_ttl_days.max(1) as i64,
             dkim,
         })
+    }
+
+    /// The mailer for `config`, with the keys kept in the database at `conn` (made on first use).
+    pub fn open(config: &Config, conn: &rusqlite::Connection) -> anyhow::Result<Mailer> {
+        let keys = Keys::load(conn)?;
+        Ok(Mailer::from_config(config, keys)?)
     }
 
     /// Whether messages are DKIM-signed.
@@ -175,24 +277,29 @@ impl Mailer {
                 email.html.clone(),
             ))
             .map_err(Self::build_error)?;
-        Ok(self.finish(message, message_id, &email.unsubscribe_url, None))
+        let who = Recipient {
+            to: &email.to,
+            subscriber: email.subscriber,
+            delivery: email.delivery,
+            unsubscribe_url: &email.unsubscribe_url,
+        };
+        self.finish(message, message_id, who, None)
     }
 
     /// Builds one recipient's copy of a bulk message: `values` go over the template's
-    /// placeholders; `unsubscribe_url` is theirs.
+    /// placeholders.
     pub fn build_from_template(
         &self,
         template: &bulk::BodyTemplate,
-        to: &Address,
+        who: Recipient<'_>,
         values: &[&str],
-        unsubscribe_url: &str,
     ) -> Result<Prepared, SendError> {
         let body = template.fill(values).map_err(Self::build_error)?;
         let message_id = self.message_id();
         // The body stays out of lettre's message: only the header fields are formatted.
         let message = Message::builder()
             .from(self.from.clone())
-            .to(Mailbox::new(None, to.clone()))
+            .to(Mailbox::new(None, who.to.clone()))
             .subject(header_text(&template.subject))
             .date_now()
             .message_id(Some(message_id.clone()))
@@ -207,35 +314,68 @@ impl Mailer {
             Some(_) => template.body_hash(values),
             None => None,
         };
-        Ok(self.finish(message, message_id, unsubscribe_url, Some((body, hash))))
+        self.finish(message, message_id, who, Some((body, hash)))
     }
 
-    /// Adds the list headers, formats, and signs. `encoded` is the body when it is kept out of
+    /// Adds the list headers and Feedback-ID, formats, signs, and sets the envelope (the VERP
+    /// return path when `mail.return_path` is set). `encoded` is the body when it is kept out of
     /// `message` (with its DKIM body hash when known); otherwise the body is lettre's.
     fn finish(
         &self,
         mut message: Message,
         message_id: String,
-        unsubscribe_url: &str,
+        who: Recipient<'_>,
         encoded: Option<(Vec<u8>, Option<[u8; 32]>)>,
-    ) -> Prepared {
+    ) -> Result<Prepared, SendError> {
+        let now = chrono::Utc::now();
         let headers = message.headers_mut();
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Id"),
             self.list_id.clone(),
         ));
+        let https = format!("<{}>", header_text(who.unsubscribe_url));
+        let list_unsubscribe = match &self.unsubscribe_mailbox {
+            Some(mailbox) => {
+                let token = self.keys.unsubscribe_token(
+                    who.subscriber,
+                    who.to.as_ref(),
+                    now,
+                    self.mailto_days,
+                );
+                format!(
+                    "{https}, <mailto:{}?subject=unsubscribe%20{token}>",
+                    mailbox.with_tag(&token)
+                )
+            }
+            None => https,
+        };
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe"),
-            format!(
-                "<{}>, <mailto:{}?subject=unsubscribe>",
-                header_text(unsubscribe_url),
-                self.unsubscribe_mailto
-            ),
+            list_unsubscribe,
         ));
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
             "List-Unsubscribe=One-Click".into(),
         ));
+        // Gmail's feedback loop reports complaints by this: campaign:type:list:sender.
+        let campaign = match who.delivery {
+            Delivery::Digest { run, .. } => format!("run{run}:digest"),
+            Delivery::Single { .. } => "single:transactional".to_string(),
+        };
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Feedback-ID"),
+            format!("{campaign}:tidings:{}", self.message_id_domain),
+        ));
+        let envelope = match &self.return_path {
+            Some(rp) => {
+                let sender: Address = rp
+                    .with_tag(&self.keys.verp_tag(who.delivery, now))
+                    .parse()
+                    .map_err(Self::build_error)?;
+                Envelope::new(Some(sender), vec![who.to.clone()]).map_err(Self::build_error)?
+            }
+            None => message.envelope().clone(),
+        };
         let (head, body, hash) = match encoded {
             Some((body, hash)) => (message.headers().to_string().into_bytes(), body, hash),
             None => {
@@ -247,19 +387,18 @@ impl Mailer {
         };
         let signature = match &self.dkim {
             Some(signer) => {
-                let now = chrono::Utc::now().timestamp();
                 let hash = hash.unwrap_or_else(|| dkim::body_hash(&dkim::relaxed_body(&body)));
-                signer.signature_header(&head, &hash, now)
+                signer.signature_header(&head, &hash, now.timestamp())
             }
             None => String::new(),
         };
-        Prepared {
-            envelope: message.envelope().clone(),
+        Ok(Prepared {
+            envelope,
             signature,
             head,
             body,
             message_id,
-        }
+        })
     }
 
     /// Sends one email; the caller decides what to do with a failure.
@@ -305,6 +444,15 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
         return SendError {
             failure: Failure::Transient,
             message: format!("{e} (check mail.username and mail.password)"),
+        };
+    }
+    if e.is_tls() {
+        return SendError {
+            failure: Failure::Transient,
+            message: format!(
+                "TLS with the relay failed: {e} (set mail.tls, e.g. none for a relay on this \
+                 machine, or trust its CA with mail.tls_ca_file)"
+            ),
         };
     }
     let failure = if e.is_permanent() {

@@ -68,9 +68,17 @@ pub(super) fn transport(config: &Config) -> Result<Transport, MailConfigError> {
             .build()
             .map_err(|e| config_error("mail.tls", format!("cannot set up TLS for {host}: {e}")))
     };
-    let tls = if implicit_tls || mail.tls == "tls" {
+    // `auto` (the default): a relay on this machine is spoken to in the clear (Debian's Postfix
+    // offers STARTTLS with a self-signed certificate, and loopback traffic never leaves the
+    // host); any other host must offer STARTTLS with a certificate that verifies.
+    let tls_mode = match mail.tls.as_str() {
+        "auto" if is_loopback(&host) => "none",
+        "auto" => "starttls",
+        other => other,
+    };
+    let tls = if implicit_tls || tls_mode == "tls" {
         Tls::Wrapper(tls_params()?)
-    } else if mail.tls == "starttls" {
+    } else if tls_mode == "starttls" {
         Tls::Required(tls_params()?)
     } else {
         Tls::None
@@ -101,6 +109,14 @@ pub(super) fn transport(config: &Config) -> Result<Transport, MailConfigError> {
         timeout,
     };
     Ok(Transport::Smtp(builder.build(), direct))
+}
+
+/// Whether `host` is this machine: `localhost`, 127.0.0.0/8 or ::1.
+pub(super) fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The certificate authorities in `mail.tls_ca_file`, trusted beside the usual ones.

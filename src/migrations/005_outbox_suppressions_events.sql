@@ -36,6 +36,7 @@ CREATE TABLE events (
     email         TEXT,                           -- lower-cased; kept after the subscriber is removed
     subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE SET NULL,
     kind          TEXT NOT NULL,
+    bounce        TEXT,                           -- for kind 'bounce': hard, soft, policy, other
     source        TEXT NOT NULL,
     detail        TEXT,
     delivery_id   INTEGER,                        -- a digest ledger row
@@ -43,6 +44,31 @@ CREATE TABLE events (
     inbound_id    INTEGER                         -- the raw message it came from
 );
 CREATE INDEX events_email ON events (email, at_us);
+CREATE INDEX events_subscriber ON events (subscriber_id, kind, at_us);
+CREATE INDEX events_delivery ON events (delivery_id) WHERE delivery_id IS NOT NULL;
+
+-- Messages that came back (bounces, complaints, mailto unsubscribes), kept raw for
+-- mail.inbound.keep_days; what they were and what was done.
+CREATE TABLE inbound_messages (
+    id          INTEGER PRIMARY KEY,
+    received_us INTEGER NOT NULL,
+    mail_from   TEXT,
+    rcpt_to     TEXT NOT NULL,                    -- the envelope recipients, comma-separated
+    class       TEXT NOT NULL,                    -- dsn, complaint, unsubscribe, auto_reply, other
+    outcome     TEXT NOT NULL,                    -- what was done, or why nothing
+    size        INTEGER NOT NULL,
+    raw         BLOB NOT NULL
+);
+CREATE INDEX inbound_received ON inbound_messages (received_us);
+
+-- Provider webhook events already handled (SNS MessageId, Postmark ID, Mailgun token, SendGrid
+-- sg_event_id): a replay changes nothing, across restarts.
+CREATE TABLE webhook_seen (
+    provider TEXT NOT NULL,
+    id       TEXT NOT NULL,
+    seen_us  INTEGER NOT NULL,
+    PRIMARY KEY (provider, id)
+) WITHOUT ROWID;
 
 -- A suppression covers every spelling of an address.
 CREATE INDEX subscribers_email_lower ON subscribers (lower(email));

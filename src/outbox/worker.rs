@@ -94,7 +94,10 @@ impl Subscriptions {
     }
 
     async fn deliver(&self, job: &Claimed, subscriber: &Subscriber, links: &Links) -> Outcome {
-        let email = match self.email(job.template.as_str(), subscriber, links).await {
+        let email = match self
+            .email(job.template.as_str(), subscriber, links, job.id)
+            .await
+        {
             Ok(e) => e,
             Err(e) => return Outcome::Failed(format!("cannot render the email: {e}")),
         };

@@ -47,6 +47,8 @@ pub struct NewEvent<'a> {
     pub email: &'a str,
     pub subscriber_id: Option<i64>,
     pub kind: Kind,
+    /// For a bounce: `hard`, `soft`, `policy` or `other`.
+    pub bounce: Option<&'static str>,
     pub source: &'a str,
     pub detail: Option<String>,
     pub delivery_id: Option<i64>,
@@ -60,6 +62,7 @@ impl<'a> NewEvent<'a> {
             email,
             subscriber_id: None,
             kind,
+            bounce: None,
             source,
             detail: None,
             delivery_id: None,
@@ -73,6 +76,11 @@ impl<'a> NewEvent<'a> {
         self
     }
 
+    pub fn bounce(mut self, kind: &'static str) -> Self {
+        self.bounce = Some(kind);
+        self
+    }
+
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
@@ -81,14 +89,15 @@ impl<'a> NewEvent<'a> {
 
 pub fn record(conn: &Connection, e: &NewEvent<'_>, now: DateTime<Utc>) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO events (at_us, email, subscriber_id, kind, source, detail, delivery_id, outbox_id, inbound_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO events (at_us, email, subscriber_id, kind, bounce, source, detail, delivery_id, outbox_id, inbound_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         now.timestamp_micros(),
         e.email.to_lowercase(),
         e.subscriber_id,
         e.kind.as_str(),
+        e.bounce,
         e.source,
         e.detail,
         e.delivery_id,
@@ -103,6 +112,7 @@ pub fn record(conn: &Connection, e: &NewEvent<'_>, now: DateTime<Utc>) -> rusqli
 pub struct EventView {
     pub at: String,
     pub kind: String,
+    pub bounce: Option<String>,
     pub source: String,
     pub detail: Option<String>,
     pub delivery_id: Option<i64>,
@@ -113,7 +123,7 @@ pub struct EventView {
 /// Every event about `email` (any case), oldest first.
 pub fn for_email(conn: &Connection, email: &str) -> rusqlite::Result<Vec<EventView>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT at_us, kind, source, detail, delivery_id, outbox_id, inbound_id FROM events \
+        "SELECT at_us, kind, bounce, source, detail, delivery_id, outbox_id, inbound_id FROM events \
          WHERE email = ?1 ORDER BY at_us, id",
     )?;
     let rows = stmt.query_map([email.to_lowercase()], |r| {
@@ -123,11 +133,12 @@ pub fn for_email(conn: &Connection, email: &str) -> rusqlite::Result<Vec<EventVi
                 .unwrap_or_default()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             kind: r.get(1)?,
-            source: r.get(2)?,
-            detail: r.get(3)?,
-            delivery_id: r.get(4)?,
-            outbox_id: r.get(5)?,
-            inbound_id: r.get(6)?,
+            bounce: r.get(2)?,
+            source: r.get(3)?,
+            detail: r.get(4)?,
+            delivery_id: r.get(5)?,
+            outbox_id: r.get(6)?,
+            inbound_id: r.get(7)?,
         })
     })?;
     rows.collect()

@@ -265,12 +265,13 @@ impl Subscriptions {
         Ok(queued)
     }
 
-    /// Renders `template` for `subscriber` with `links`.
+    /// Renders `template` for `subscriber` with `links`, as outbox row `outbox_id`.
     pub(crate) async fn email(
         &self,
         template: &str,
         subscriber: &Subscriber,
         links: &Links,
+        outbox_id: i64,
     ) -> Result<OutgoingEmail, String> {
         let chosen = subscriber.preferences.tags.clone();
         let names = self
@@ -316,6 +317,8 @@ impl Subscriptions {
             text: body.text,
             html: body.html,
             unsubscribe_url,
+            subscriber: subscriber.id,
+            delivery: crate::mail::Delivery::Single { id: outbox_id },
         })
     }
 }

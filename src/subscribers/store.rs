@@ -274,26 +274,27 @@ fn check_sealed(
 /// This installation's key for sealed tokens, made on first use from the OS CSPRNG and kept in
 /// the database, so the daemon and the CLI share it and links outlive restarts.
 pub fn link_key(conn: &Connection) -> rusqlite::Result<LinkKey> {
-    let stored: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT value FROM secrets WHERE name = 'link_key'")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
-    if let Some(Ok(bytes)) = stored.map(<[u8; 32]>::try_from) {
-        return Ok(LinkKey::new(bytes));
+    secret(conn, "link_key").map(LinkKey::new)
+}
+
+/// The 256-bit secret called `name`, made on first use from the OS CSPRNG and kept in the
+/// database (one per purpose: `link_key`, `verp_key`, `mailto_key`).
+pub fn secret(conn: &Connection, name: &str) -> rusqlite::Result<[u8; 32]> {
+    let read = |conn: &Connection| -> rusqlite::Result<Option<Vec<u8>>> {
+        conn.prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()
+    };
+    if let Some(Ok(bytes)) = read(conn)?.map(<[u8; 32]>::try_from) {
+        return Ok(bytes);
     }
     conn.execute(
-        "INSERT OR IGNORE INTO secrets (name, value) VALUES ('link_key', ?1)",
-        [&LinkKey::generate().bytes()[..]],
+        "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+        params![name, &LinkKey::generate().bytes()[..]],
     )?;
-    let bytes: Vec<u8> = conn.query_row(
-        "SELECT value FROM secrets WHERE name = 'link_key'",
-        [],
-        |r| r.get(0),
-    )?;
-    let bytes: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| rusqlite::Error::InvalidQuery)?;
-    Ok(LinkKey::new(bytes))
+    read(conn)?
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or(rusqlite::Error::InvalidQuery)
 }
 
 /// Uses up a single-use token; `false` if someone else used it first.

@@ -16,6 +16,8 @@ pub fn bin() -> &'static str {
 pub struct Daemon {
     child: Option<Child>,
     pub base: String,
+    /// `host:port` of the inbound SMTP listener, when `mail.inbound.bind` is set.
+    pub inbound: Option<String>,
     pub dir: PathBuf,
     env: Vec<(String, String)>,
     agent: ureq::Agent,
@@ -92,6 +94,7 @@ impl Daemon {
         let mut d = Daemon {
             child: None,
             base: String::new(),
+            inbound: None,
             dir,
             env,
             agent: agent(),
@@ -112,15 +115,21 @@ impl Daemon {
             .spawn()
             .expect("spawn tidings");
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("daemon did not start: {line:?}\n{}", self.log()))
-            .to_string();
+        let mut reader = BufReader::new(stdout);
+        self.inbound = None;
+        let base = loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read stdout");
+            if let Some(addr) = line.trim().strip_prefix("inbound on smtp://") {
+                self.inbound = Some(addr.to_string());
+                continue;
+            }
+            break line
+                .trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("daemon did not start: {line:?}\n{}", self.log()))
+                .to_string();
+        };
         self.base = base;
         self.child = Some(child);
     }
@@ -599,4 +608,70 @@ pub fn dkim_record(printed: &str) -> String {
 /// against `record`, published for selector `news` of `blog.example` (as `dkim_keygen` made it).
 pub fn dkim_verify(raw: &[u8], record: &str) -> Result<(), String> {
     crate::dkim_verify::dkim_verify(raw, "news", "blog.example", record)
+}
+
+/// What an SMTP server said to one message: each RCPT's code, and the code after the final dot
+/// (`None` when no recipient was taken, so no DATA was sent).
+#[derive(Debug)]
+pub struct SmtpReplies {
+    pub rcpt: Vec<u16>,
+    pub data: Option<u16>,
+}
+
+/// Sends one message over plain SMTP to `addr` (`host:port`), as an MTA would, reading each reply.
+pub fn smtp_deliver(addr: &str, from: &str, rcpts: &[&str], message: &[u8]) -> SmtpReplies {
+    use std::io::{BufRead, Write};
+    let stream = std::net::TcpStream::connect(addr).expect("connect to the listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut w = stream;
+    let reply = |reader: &mut BufReader<std::net::TcpStream>| -> u16 {
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("reply");
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+            }
+        }
+    };
+    assert_eq!(reply(&mut reader), 220);
+    w.write_all(b"EHLO mx.test\r\n").expect("write");
+    assert_eq!(reply(&mut reader), 250);
+    w.write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
+        .expect("write");
+    assert_eq!(reply(&mut reader), 250);
+    let mut codes = Vec::new();
+    for r in rcpts {
+        w.write_all(format!("RCPT TO:<{r}>\r\n").as_bytes())
+            .expect("write");
+        codes.push(reply(&mut reader));
+    }
+    if !codes.contains(&250) {
+        let _ = w.write_all(b"QUIT\r\n");
+        return SmtpReplies {
+            rcpt: codes,
+            data: None,
+        };
+    }
+    w.write_all(b"DATA\r\n").expect("write");
+    assert_eq!(reply(&mut reader), 354);
+    let text = String::from_utf8_lossy(message).replace("\r\n", "\n");
+    let mut body = String::new();
+    for line in text.split('\n') {
+        if line.starts_with('.') {
+            body.push('.');
+        }
+        body.push_str(line);
+        body.push_str("\r\n");
+    }
+    body.push_str(".\r\n");
+    w.write_all(body.as_bytes()).expect("write");
+    let data = reply(&mut reader);
+    let _ = w.write_all(b"QUIT\r\n");
+    SmtpReplies {
+        rcpt: codes,
+        data: Some(data),
+    }
 }

@@ -11,6 +11,7 @@ mod cli;
 mod daemon;
 mod digest;
 mod docs;
+mod feedback;
 mod feeds;
 mod outbox;
 mod reliability;
