@@ -3,6 +3,8 @@
 #[path = "../support/dkim_verify.rs"]
 mod dkim_verify;
 mod helpers;
+#[path = "../support/postfix.rs"]
+mod postfix;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 
@@ -14,6 +16,7 @@ mod docs;
 mod feedback;
 mod feeds;
 mod outbox;
+mod postfix_relay;
 mod reliability;
 mod stopping;
 mod subscribe;
