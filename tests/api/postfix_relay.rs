@@ -257,12 +257,11 @@ fn complaints_auto_replies_and_mailto_unsubscribes_arrive_through_postfix() {
     through_postfix(
         "",
         &forged_path,
-        format!(
-            "From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n\
+        "From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n\
              Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
              --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n\
              Final-Recipient: rfc822; e@ok.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--B--\r\n"
-        ),
+        .into(),
     );
     assert_eq!(status_of(&d, "e@ok.example"), "confirmed");
     let outcomes: Vec<String> = d
