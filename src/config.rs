@@ -65,6 +65,12 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("subscribers.default_time_zone", Kind::Str),
     ("subscribers.ip_rate_per_minute", Kind::Int),
     ("subscribers.address_rate_per_hour", Kind::Int),
+    ("webhooks.ses.topic_arn", Kind::Str),
+    ("webhooks.ses.signing_cert", Kind::Str),
+    ("webhooks.postmark.username", Kind::Str),
+    ("webhooks.postmark.password", Kind::Str),
+    ("webhooks.mailgun.signing_key", Kind::Str),
+    ("webhooks.sendgrid.public_key", Kind::Str),
 ];
 
 /// The type of a configuration value, so an environment variable can be read as the right TOML value.
@@ -108,6 +114,48 @@ pub struct Config {
     pub mail: MailConfig,
     pub subscribers: SubscribersConfig,
     pub digest: DigestConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Provider webhooks for bounces and complaints; a provider with no settings answers `404`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    pub ses: SesConfig,
+    pub postmark: PostmarkConfig,
+    pub mailgun: MailgunConfig,
+    pub sendgrid: SendgridConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SesConfig {
+    /// The one SNS topic whose notifications are accepted (AWS signs every account's).
+    pub topic_arn: Option<String>,
+    /// A local PEM certificate to verify SNS signatures with, instead of fetching
+    /// `SigningCertURL` (which must be `https://sns.<region>.amazonaws.com/…`).
+    pub signing_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostmarkConfig {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailgunConfig {
+    /// The HTTP webhook signing key (Mailgun: Sending → Webhooks).
+    pub signing_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendgridConfig {
+    /// The signed event webhook's verification key: base64 of the ECDSA P-256 public key (DER).
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -528,6 +576,11 @@ impl Config {
             &mut self.mail.unsubscribe_mailto,
             &mut self.mail.return_path,
             &mut self.mail.inbound.bind,
+            &mut self.webhooks.ses.topic_arn,
+            &mut self.webhooks.postmark.username,
+            &mut self.webhooks.postmark.password,
+            &mut self.webhooks.mailgun.signing_key,
+            &mut self.webhooks.sendgrid.public_key,
             &mut self.mail.dkim.selector,
             &mut self.mail.dkim.domain,
         ] {
@@ -587,6 +640,30 @@ impl Config {
             return Err(invalid(
                 "mail.dkim",
                 "set all of selector, domain and private_key, or none".into(),
+            ));
+        }
+        if self
+            .webhooks
+            .ses
+            .signing_cert
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            self.webhooks.ses.signing_cert = None;
+        }
+        let postmark = &self.webhooks.postmark;
+        if postmark.username.is_some() != postmark.password.is_some() {
+            return Err(invalid(
+                "webhooks.postmark.username",
+                "set both webhooks.postmark.username and webhooks.postmark.password, or neither"
+                    .into(),
+            ));
+        }
+        if self.webhooks.ses.signing_cert.is_some() && self.webhooks.ses.topic_arn.is_none() {
+            return Err(invalid(
+                "webhooks.ses.topic_arn",
+                "is required for the SES webhook (only that topic's notifications are accepted)"
+                    .into(),
             ));
         }
         if self.mail.inbound.bind.is_some() && self.mail.return_path.is_none() {

@@ -60,6 +60,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let cache = Arc::new(FeedCache::default());
     let (publisher, publisher_thread) =
         Publisher::start(config.clone(), cache.clone()).context("cannot render the feeds")?;
+    let webhooks = Arc::new(crate::feedback::webhooks::Webhooks::from_config(
+        &config,
+        crate::feedback::apply::Rules::new(&config, keys.clone())?,
+        Arc::new(std::sync::Mutex::new(crate::db::open(
+            &config.database.path,
+        )?)),
+    )?);
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!(
             "cannot listen on {addr} (set [server] bind in tidings.toml or TIDINGS_SERVER_BIND)"
@@ -105,8 +112,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         cache,
         catalog,
         publisher,
-        subscriptions,
-        digests.clone(),
+        web::Services {
+            subscriptions,
+            digests: digests.clone(),
+            webhooks,
+        },
         prometheus,
     ));
     tokio::spawn(housekeeping(state.clone(), shutdown.clone()));

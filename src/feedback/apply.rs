@@ -247,12 +247,12 @@ fn event<'a>(
     kind: Kind,
     source: &'a str,
     who: Whose,
-    inbound: i64,
+    inbound: Option<i64>,
 ) -> NewEvent<'a> {
     let mut e = NewEvent::new(s.email.as_str(), kind, source).subscriber(s.id);
     e.delivery_id = who.delivery;
     e.outbox_id = who.outbox;
-    e.inbound_id = Some(inbound);
+    e.inbound_id = inbound;
     e
 }
 
@@ -273,7 +273,7 @@ fn apply(
             let Some((r, bounce)) = dsn.worst() else {
                 events::record(
                     conn,
-                    &event(&s, Kind::Ignored, "dsn", who, inbound).detail("delivered"),
+                    &event(&s, Kind::Ignored, "dsn", who, Some(inbound)).detail("delivered"),
                     now,
                 )?;
                 return Ok("a DSN that reports no failure: ignored".into());
@@ -291,24 +291,26 @@ fn apply(
                 "dsn",
                 detail.trim(),
                 who,
-                inbound,
+                Some(inbound),
                 now,
             )
         }
         Report::Complaint(c) if c.feedback_type == "not-spam" => {
             events::record(
                 conn,
-                &event(&s, Kind::Ignored, "arf", who, inbound).detail("not-spam"),
+                &event(&s, Kind::Ignored, "arf", who, Some(inbound)).detail("not-spam"),
                 now,
             )?;
             Ok("a not-spam report: ignored".into())
         }
-        Report::Complaint(c) => complained(conn, &s, "arf", &c.feedback_type, who, inbound, now),
+        Report::Complaint(c) => {
+            complained(conn, &s, "arf", &c.feedback_type, who, Some(inbound), now)
+        }
         Report::AutoReply | Report::Other { .. } => {
             let what = report.class();
             events::record(
                 conn,
-                &event(&s, Kind::Ignored, "inbound", who, inbound).detail(what),
+                &event(&s, Kind::Ignored, "inbound", who, Some(inbound)).detail(what),
                 now,
             )?;
             Ok(format!("{what}: ignored"))
@@ -323,13 +325,10 @@ pub(crate) fn complained(
     source: &str,
     detail: &str,
     who: Whose,
-    inbound: i64,
+    inbound: Option<i64>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<String> {
-    let mut e = event(s, Kind::Complaint, source, who, inbound).detail(detail);
-    if inbound == 0 {
-        e.inbound_id = None;
-    }
+    let e = event(s, Kind::Complaint, source, who, inbound).detail(detail);
     events::record(conn, &e, now)?;
     suppressions::add(conn, &s.email, Reason::Complaint, None, source, now)?;
     metrics::counter!("tidings_complaints_total").increment(1);
@@ -349,7 +348,7 @@ pub(crate) fn bounced(
     source: &str,
     detail: &str,
     who: Whose,
-    inbound: i64,
+    inbound: Option<i64>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<String> {
     let seen: bool = conn.query_row(
@@ -364,12 +363,9 @@ pub(crate) fn bounced(
             kind.as_str()
         ));
     }
-    let mut e = event(s, Kind::Bounce, source, who, inbound)
+    let e = event(s, Kind::Bounce, source, who, inbound)
         .bounce(kind.as_str())
         .detail(detail.chars().take(400).collect::<String>());
-    if inbound == 0 {
-        e.inbound_id = None;
-    }
     events::record(conn, &e, now)?;
     metrics::counter!("tidings_bounces_total", "kind" => kind.as_str()).increment(1);
     let suppress = |reason: Reason| -> rusqlite::Result<()> {

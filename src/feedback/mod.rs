@@ -6,3 +6,4 @@ pub mod apply;
 pub mod listener;
 pub mod report;
 pub mod tags;
+pub mod webhooks;

@@ -18,6 +18,8 @@ CREATE INDEX outbox_queued ON outbox (next_attempt_us) WHERE state = 'queued';
 CREATE INDEX outbox_sending ON outbox (lease_until_us) WHERE state = 'sending';
 CREATE INDEX outbox_subscriber ON outbox (subscriber_id);
 CREATE INDEX deliveries_message ON deliveries (message_id) WHERE message_id IS NOT NULL;
+-- A subscriber's deliveries, newest first (bounce counting, webhook matching by recipient).
+CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id, id);
 
 -- Addresses no email of any kind goes to, keyed by the lower-cased address. Not tied to a
 -- subscriber row, so an entry outlives `subscriber remove`.

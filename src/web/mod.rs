@@ -5,6 +5,7 @@ pub mod api;
 pub mod conditional;
 pub mod pages;
 pub mod subscribers_api;
+pub mod webhooks;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -38,10 +39,18 @@ pub struct AppState {
     pub cache_control: HeaderValue,
     pub subscriptions: Arc<Subscriptions>,
     pub digests: Arc<Digests>,
+    pub webhooks: Arc<crate::feedback::webhooks::Webhooks>,
     pub limits: pages::RateLimits,
     pub metrics: crate::metrics::Metrics,
     /// Renders `/metrics`; `None` when no recorder could be installed.
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// The services behind the routes: subscriptions, digests, provider webhooks.
+pub struct Services {
+    pub subscriptions: Arc<Subscriptions>,
+    pub digests: Arc<Digests>,
+    pub webhooks: Arc<crate::feedback::webhooks::Webhooks>,
 }
 
 impl AppState {
@@ -50,10 +59,14 @@ impl AppState {
         cache: Arc<FeedCache>,
         catalog: Catalog,
         publisher: Publisher,
-        subscriptions: Arc<Subscriptions>,
-        digests: Arc<Digests>,
+        services: Services,
         prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> AppState {
+        let Services {
+            subscriptions,
+            digests,
+            webhooks,
+        } = services;
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.feeds.max_age))
                 .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
@@ -66,6 +79,7 @@ impl AppState {
             cache_control,
             subscriptions,
             digests,
+            webhooks,
             metrics: crate::metrics::Metrics::new(),
             prometheus,
         }
@@ -79,6 +93,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api", api::router(state.clone()))
         .merge(pages::router())
+        .merge(webhooks::router())
         .fallback(not_found)
         .with_state(state)
 }

@@ -22,3 +22,4 @@ mod stopping;
 mod subscribe;
 mod suppressions;
 mod tls;
+mod webhooks;

@@ -1,0 +1,367 @@
+//! Provider webhooks (SES through SNS, Postmark, Mailgun, SendGrid): each provider's module
+//! authenticates a request and reads it into `Event`s; `record` applies them with the same rules
+//! as mail that comes back, in one transaction, after a replay check kept in the database.
+
+pub mod mailgun;
+pub mod postmark;
+pub mod sendgrid;
+pub mod ses;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::apply::{self, Rules, Whose};
+use super::report::Bounce;
+use crate::subscribers::events::{self, Kind, NewEvent};
+use crate::subscribers::store;
+
+/// The configured providers and what they need to apply events.
+pub struct Webhooks {
+    pub ses: Option<ses::Ses>,
+    pub postmark: Option<postmark::Postmark>,
+    pub mailgun: Option<mailgun::Mailgun>,
+    pub sendgrid: Option<sendgrid::Sendgrid>,
+    pub rules: Rules,
+    pub db: std::sync::Arc<std::sync::Mutex<Connection>>,
+}
+
+impl Webhooks {
+    /// The providers `config` sets up; an unusable key stops the start, naming the key.
+    pub fn from_config(
+        config: &crate::config::Config,
+        rules: Rules,
+        db: std::sync::Arc<std::sync::Mutex<Connection>>,
+    ) -> anyhow::Result<Webhooks> {
+        let w = &config.webhooks;
+        let ses = match &w.ses.topic_arn {
+            None => None,
+            Some(arn) => {
+                let local = match &w.ses.signing_cert {
+                    None => None,
+                    Some(path) => {
+                        let pem = std::fs::read(path).map_err(|e| {
+                            anyhow::anyhow!(
+                                "config key webhooks.ses.signing_cert: cannot read {}: {e}",
+                                path.display()
+                            )
+                        })?;
+                        Some(ses::certificate_key(&pem).map_err(|e| {
+                            anyhow::anyhow!(
+                                "config key webhooks.ses.signing_cert: {}: {e}",
+                                path.display()
+                            )
+                        })?)
+                    }
+                };
+                Some(ses::Ses::new(arn.clone(), local))
+            }
+        };
+        let postmark = match (&w.postmark.username, &w.postmark.password) {
+            (Some(u), Some(p)) => Some(postmark::Postmark::new(u, p)),
+            _ => None,
+        };
+        let mailgun = w.mailgun.signing_key.as_deref().map(mailgun::Mailgun::new);
+        let sendgrid = match &w.sendgrid.public_key {
+            None => None,
+            Some(k) => Some(
+                sendgrid::Sendgrid::new(k)
+                    .map_err(|e| anyhow::anyhow!("config key webhooks.sendgrid.public_key: {e}"))?,
+            ),
+        };
+        Ok(Webhooks {
+            ses,
+            postmark,
+            mailgun,
+            sendgrid,
+            rules,
+            db,
+        })
+    }
+
+    /// Whether `provider` is configured (an unconfigured one answers `404`).
+    pub fn configured(&self, provider: &str) -> bool {
+        match provider {
+            "ses" => self.ses.is_some(),
+            "postmark" => self.postmark.is_some(),
+            "mailgun" => self.mailgun.is_some(),
+            "sendgrid" => self.sendgrid.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Authenticates, reads and applies one request (blocking: it may fetch from SNS and it
+    /// writes the database). The outcomes, one per event.
+    pub fn handle(
+        &self,
+        provider: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Vec<String>, Refusal> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let now = Utc::now();
+        let (name, events): (&'static str, Vec<Event>) = match provider {
+            "ses" => {
+                let ses = self.ses.as_ref().ok_or_else(not_configured)?;
+                match ses.read(body)? {
+                    ses::Sns::Confirm(url) => {
+                        ses::confirm(&url)?;
+                        return Ok(vec!["SNS subscription confirmed".into()]);
+                    }
+                    ses::Sns::Other(kind) => return Ok(vec![format!("{kind}: nothing to do")]),
+                    ses::Sns::Notification(events) => ("ses", events),
+                }
+            }
+            "postmark" => {
+                let p = self.postmark.as_ref().ok_or_else(not_configured)?;
+                p.authenticate(header("authorization"))?;
+                ("postmark", postmark::events(body)?)
+            }
+            "mailgun" => {
+                let m = self.mailgun.as_ref().ok_or_else(not_configured)?;
+                ("mailgun", m.read(body, now.timestamp())?)
+            }
+            "sendgrid" => {
+                let s = self.sendgrid.as_ref().ok_or_else(not_configured)?;
+                let events = s.read(
+                    header("x-twilio-email-event-webhook-signature"),
+                    header("x-twilio-email-event-webhook-timestamp"),
+                    body,
+                    now.timestamp(),
+                )?;
+                ("sendgrid", events)
+            }
+            _ => return Err(not_configured()),
+        };
+        let mut conn = self
+            .db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        record(&mut conn, &self.rules, name, body, &events, now)
+            .map_err(|e| Refusal::Unavailable(format!("cannot store the events: {e}")))
+    }
+}
+
+fn not_configured() -> Refusal {
+    Refusal::NotConfigured
+}
+
+/// Why a request changed nothing, as its HTTP status says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `401`: the signature, the credentials or the timestamp do not check out.
+    Unauthorized(String),
+    /// `403`: authentic, but not for us (another SNS topic).
+    Forbidden(String),
+    /// `400`: not the provider's format.
+    Malformed(String),
+    /// `502`: a fetch the provider's protocol needs (the SNS certificate, `SubscribeURL`) failed.
+    Upstream(String),
+    /// `404`: this provider is not configured.
+    NotConfigured,
+    /// `503`: the database could not take it; the provider retries.
+    Unavailable(String),
+}
+
+/// What an event says about a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    Bounce(Bounce),
+    Complaint,
+    Unsubscribe,
+    /// Delivered, opened, dropped by the provider itself…: on record, nothing changes.
+    Ignore,
+}
+
+/// One event from a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The provider's id for it (SNS `MessageId`, Postmark `ID`, Mailgun token, SendGrid
+    /// `sg_event_id`): seen before, it is a replay and changes nothing.
+    pub replay_id: String,
+    pub what: What,
+    /// Our Message-ID, without angle brackets, when the provider passes it on.
+    pub message_id: Option<String>,
+    pub recipient: Option<String>,
+    pub detail: String,
+}
+
+/// How far back an event is matched to a delivery by its recipient.
+const RECIPIENT_DAYS: i64 = 30;
+
+/// Applies `events` from `provider` (stored raw as one inbound message); one outcome per event.
+pub fn record(
+    conn: &mut Connection,
+    rules: &Rules,
+    provider: &'static str,
+    raw: &[u8],
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Vec<String>> {
+    let source = format!("webhook:{provider}");
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO inbound_messages (received_us, mail_from, rcpt_to, class, outcome, size, raw) \
+         VALUES (?1, NULL, ?2, 'webhook', '', ?3, ?4)",
+        params![now.timestamp_micros(), source, raw.len() as i64, raw],
+    )?;
+    let inbound = tx.last_insert_rowid();
+    let mut outcomes = Vec::new();
+    for e in events {
+        let fresh = tx.execute(
+            "INSERT OR IGNORE INTO webhook_seen (provider, id, seen_us) VALUES (?1, ?2, ?3)",
+            params![provider, e.replay_id, now.timestamp_micros()],
+        )? == 1;
+        let outcome = if !fresh {
+            format!("{}: seen before (a replay): nothing changed", e.replay_id)
+        } else {
+            apply_one(&tx, rules, &source, e, inbound, now)?
+        };
+        outcomes.push(outcome);
+    }
+    tx.execute(
+        "UPDATE inbound_messages SET outcome = ?2 WHERE id = ?1",
+        params![inbound, outcomes.join("; ")],
+    )?;
+    tx.commit()?;
+    metrics::counter!("tidings_inbound_messages_total", "class" => "webhook").increment(1);
+    Ok(outcomes)
+}
+
+fn apply_one(
+    conn: &Connection,
+    rules: &Rules,
+    source: &str,
+    e: &Event,
+    inbound: i64,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<String> {
+    let Some(who) = whose(conn, e, now)? else {
+        return Ok("names no message or recipient of ours: ignored".into());
+    };
+    let Some(s) = store::get(conn, who.subscriber)? else {
+        return Ok("the subscriber is gone: nothing changed".into());
+    };
+    match e.what {
+        What::Bounce(kind) => apply::bounced(
+            conn,
+            rules,
+            &s,
+            kind,
+            source,
+            &e.detail,
+            who,
+            Some(inbound),
+            now,
+        ),
+        What::Complaint => apply::complained(conn, &s, source, &e.detail, who, Some(inbound), now),
+        What::Unsubscribe => {
+            if crate::subscribers::flow::unsubscribe_in(conn, &s, source, Some(inbound), now)? {
+                crate::metrics::unsubscribed("webhook");
+                Ok(format!("{} unsubscribed ({source})", s.email))
+            } else {
+                Ok(format!("{} was already {}", s.email, s.status.as_str()))
+            }
+        }
+        What::Ignore => {
+            let mut ev = NewEvent::new(s.email.as_str(), Kind::Ignored, source)
+                .subscriber(s.id)
+                .detail(e.detail.clone());
+            ev.delivery_id = who.delivery;
+            ev.outbox_id = who.outbox;
+            ev.inbound_id = Some(inbound);
+            events::record(conn, &ev, now)?;
+            Ok(format!("{}: ignored", e.detail))
+        }
+    }
+}
+
+/// By our Message-ID; failing that, by the recipient among our deliveries of the last 30 days.
+fn whose(conn: &Connection, e: &Event, now: DateTime<Utc>) -> rusqlite::Result<Option<Whose>> {
+    if let Some(id) = &e.message_id {
+        let mid = format!("<{}>", id.trim().trim_matches(|c| c == '<' || c == '>'));
+        let digest = conn
+            .query_row(
+                "SELECT id, subscriber_id FROM deliveries WHERE message_id = ?1",
+                [&mid],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        if let Some((id, s)) = digest {
+            return Ok(Some(Whose {
+                subscriber: s,
+                delivery: Some(id),
+                outbox: None,
+            }));
+        }
+        let single = conn
+            .query_row(
+                "SELECT id, subscriber_id FROM outbox WHERE message_id = ?1",
+                [&mid],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        if let Some((id, s)) = single {
+            return Ok(Some(Whose {
+                subscriber: s,
+                delivery: None,
+                outbox: Some(id),
+            }));
+        }
+    }
+    let Some(recipient) = &e.recipient else {
+        return Ok(None);
+    };
+    let since = (now - Duration::days(RECIPIENT_DAYS)).timestamp_micros();
+    for s in store::find_all_cases(conn, recipient)? {
+        let digest = conn
+            .query_row(
+                "SELECT id FROM deliveries WHERE subscriber_id = ?1 AND state = 'sent' AND sent_us >= ?2 \
+                 ORDER BY id DESC LIMIT 1",
+                params![s.id, since],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?;
+        if let Some(id) = digest {
+            return Ok(Some(Whose {
+                subscriber: s.id,
+                delivery: Some(id),
+                outbox: None,
+            }));
+        }
+        let single = conn
+            .query_row(
+                "SELECT id FROM outbox WHERE subscriber_id = ?1 AND state = 'sent' AND finished_us >= ?2 \
+                 ORDER BY id DESC LIMIT 1",
+                params![s.id, since],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?;
+        if let Some(id) = single {
+            return Ok(Some(Whose {
+                subscriber: s.id,
+                delivery: None,
+                outbox: Some(id),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Secrets compared in constant time.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
+}
+
+/// A JSON body, or the `400` saying why not.
+pub fn json(body: &[u8]) -> Result<serde_json::Value, Refusal> {
+    serde_json::from_slice(body).map_err(|e| Refusal::Malformed(format!("body: not JSON ({e})")))
+}
+
+/// A string field, trimmed, if present.
+pub fn text(v: &serde_json::Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        serde_json::Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
