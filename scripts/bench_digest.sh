@@ -14,7 +14,7 @@
 # Knobs (environment): BENCH_SUBSCRIBERS (100000), BENCH_BIG (1000000; 0 skips step 3),
 #   BENCH_MESSAGES (20000 per smtp-source run), BENCH_SEND_LIMIT (150: seconds a send run may take;
 #   it is then stopped with SIGINT, which tidings handles, and the rate is what it sent so far),
-#   BENCH_PLAN_LIMIT (120 s per dry run), BENCH_CONCURRENCY (unset: tidings' default digest.concurrency, 16), BENCH_VARIANTS ("none ed25519 rsa"),
+#   BENCH_PLAN_LIMIT (120 s per dry run), BENCH_CONCURRENCY (unset: tidings' default digest.concurrency, 16), BENCH_VARIANTS ("none ed25519 rsa"; also "verp": no DKIM, mail.return_path set),
 #   BENCH_BUILD (1: cargo build --release first; CARGO_TARGET_DIR is honoured), BENCH_PERF (1: a
 #   10 s `perf record` of each send run, top symbols in the work folder), BENCH_KEEP (1: keep the
 #   work folder), BENCH_SUMMARY (file to copy the summary table to), BENCH_RESULTS (same for JSON).
@@ -213,6 +213,8 @@ send_run() {
     local v=$1 dkim=() before after t0 t1 s line sent rate rss cpu sink0 sink1 tick pid
     case $v in
         none) ;;
+        # VERP: every digest's envelope sender is bounces+<tag>@example.com (a MAC per message).
+        verp) dkim=(TIDINGS_MAIL_RETURN_PATH=bounces@example.com) ;;
         ed25519|rsa) dkim=(TIDINGS_MAIL_DKIM_SELECTOR=s TIDINGS_MAIL_DKIM_DOMAIN=example.com
                            "TIDINGS_MAIL_DKIM_PRIVATE_KEY=$WORK/$v.pem") ;;
         *) die "unknown variant $v" ;;
