@@ -26,6 +26,12 @@ pub enum DigestCommand {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
     },
+    /// Resume a run that was paused because its sender looked blocked (a wave of 5.7.x bounces):
+    /// its held-back digests are due again.
+    Resume {
+        /// The run's id (in the log line that paused it, and in `GET /digests/{id}`).
+        run: i64,
+    },
     /// Show the next digest one subscriber would get, and why, without sending or changing anything.
     Preview {
         email: String,
@@ -49,6 +55,19 @@ fn parse_at(at: Option<&str>) -> anyhow::Result<chrono::DateTime<Utc>> {
 
 pub fn digest(config: &Config, cmd: DigestCommand) -> anyhow::Result<ExitCode> {
     use crate::digest::{Digests, RunOptions};
+    if let DigestCommand::Resume { run } = cmd {
+        let conn = crate::db::open(&config.database.path)?;
+        return match crate::digest::ledger::resume(&conn, run, Utc::now())? {
+            Some(n) => {
+                println!("resumed run {run}: {n} digests due again (the daemon's next tick or `tidings digest run` sends them)");
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!("error: run: {run} is not paused");
+                Ok(ExitCode::FAILURE)
+            }
+        };
+    }
     use std::sync::Arc;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -131,6 +150,7 @@ pub fn digest(config: &Config, cmd: DigestCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        DigestCommand::Resume { .. } => Ok(ExitCode::SUCCESS),
         DigestCommand::Preview { email, html, at } => {
             let email = match crate::subscribers::SubscriberEmail::parse(&email) {
                 Ok(e) => e,

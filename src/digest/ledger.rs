@@ -266,6 +266,45 @@ pub fn claim(
     })
 }
 
+/// When a paused run's deliveries are "due": 9999-12-31, far past any wait a run makes.
+pub const PAUSED_US: i64 = 253_402_300_799_000_000;
+
+/// Pauses run `run` (once): its pending deliveries wait until `resume`. The number held back,
+/// or `None` if it already was paused.
+pub fn pause(
+    conn: &Connection,
+    run: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<usize>> {
+    let marked = conn.execute(
+        "UPDATE digest_runs SET paused_us = ?2, paused_reason = ?3 WHERE id = ?1 AND paused_us IS NULL",
+        params![run, now.timestamp_micros(), reason],
+    )?;
+    if marked == 0 {
+        return Ok(None);
+    }
+    Ok(Some(conn.execute(
+        "UPDATE deliveries SET next_attempt_us = ?2 WHERE run_id = ?1 AND state = 'pending'",
+        params![run, PAUSED_US],
+    )?))
+}
+
+/// Resumes a paused run: its waiting deliveries are due now. `None` if it was not paused.
+pub fn resume(conn: &Connection, run: i64, now: DateTime<Utc>) -> rusqlite::Result<Option<usize>> {
+    let unmarked = conn.execute(
+        "UPDATE digest_runs SET paused_us = NULL, paused_reason = NULL WHERE id = ?1 AND paused_us IS NOT NULL",
+        [run],
+    )?;
+    if unmarked == 0 {
+        return Ok(None);
+    }
+    Ok(Some(conn.execute(
+        "UPDATE deliveries SET next_attempt_us = ?2 WHERE run_id = ?1 AND state = 'pending'",
+        params![run, now.timestamp_micros()],
+    )?))
+}
+
 /// Gives claimed deliveries back untouched (a worker stopping before it sent them).
 pub fn release(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
@@ -467,9 +506,12 @@ pub fn mark_retry(
 ) -> rusqlite::Result<()> {
     match retry_at {
         Some(at) => conn.execute(
-            "UPDATE deliveries SET state = 'pending', attempts = attempts + 1, next_attempt_us = ?2, \
+            // A retry in a run paused meanwhile waits with the rest of it.
+            "UPDATE deliveries SET state = 'pending', attempts = attempts + 1, \
+             next_attempt_us = CASE WHEN (SELECT paused_us FROM digest_runs WHERE id = run_id) IS NULL \
+             THEN ?2 ELSE ?4 END, \
              last_error = ?3, lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
-            params![d.id, at.timestamp_micros(), error],
+            params![d.id, at.timestamp_micros(), error, PAUSED_US],
         ),
         None => conn.execute(
             "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?2, \

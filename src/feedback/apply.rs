@@ -421,8 +421,70 @@ pub(crate) fn bounced(
                 )
             }
         }
-        Bounce::Policy => format!("blocked by policy ({detail}): recorded, nobody suppressed"),
+        Bounce::Policy => match who.delivery {
+            Some(delivery) => policy_wave(conn, delivery, detail, now)?,
+            None => format!("blocked by policy ({detail}): recorded, nobody suppressed"),
+        },
     })
+}
+
+/// Distinct recipients of one run whose digests came back blocked by policy (5.7.x) before the
+/// run is paused: at least this many, and at least 2% of the run.
+pub const POLICY_WAVE: i64 = 10;
+
+/// A 5.7.x for a digest: when enough of the same run's recipients are blocked, the *sender*
+/// is (a blocklist, a reputation problem), not the recipients. The run is paused, it is raised
+/// in the log and `tidings_digest_runs_paused_total`, and nobody is suppressed for it.
+fn policy_wave(
+    conn: &Connection,
+    delivery: i64,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<String> {
+    let Some(run) = conn
+        .query_row(
+            "SELECT run_id FROM deliveries WHERE id = ?1",
+            [delivery],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+    else {
+        return Ok(format!(
+            "blocked by policy ({detail}): recorded, nobody suppressed"
+        ));
+    };
+    let (blocked, size): (i64, i64) = conn.query_row(
+        "SELECT (SELECT count(DISTINCT e.subscriber_id) FROM events e JOIN deliveries d ON d.id = e.delivery_id \
+                 WHERE d.run_id = ?1 AND e.kind = 'bounce' AND e.bounce = 'policy'), \
+                (SELECT deliveries FROM digest_runs WHERE id = ?1)",
+        [run],
+        |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+    )?;
+    let threshold = POLICY_WAVE.max(size / 50);
+    if blocked < threshold {
+        return Ok(format!(
+            "blocked by policy ({detail}): {blocked} of run {run}'s recipients so far; nobody suppressed"
+        ));
+    }
+    let reason = format!("{blocked} recipients blocked by policy (5.7.x), e.g. {detail}");
+    match crate::digest::ledger::pause(conn, run, &reason, now)? {
+        Some(held) => {
+            metrics::counter!("tidings_digest_runs_paused_total").increment(1);
+            tracing::error!(
+                run,
+                blocked,
+                held,
+                %detail,
+                "the sender looks blocked: digest run paused (resume with `tidings digest resume {run}` once fixed)"
+            );
+            Ok(format!(
+                "blocked by policy: {blocked} recipients of run {run}: the run is paused ({held} digests held back); nobody suppressed"
+            ))
+        }
+        None => Ok(format!(
+            "blocked by policy ({detail}): run {run} is already paused; nobody suppressed"
+        )),
+    }
 }
 
 /// A message to the unsubscribe mailbox: unsubscribes exactly as the one-click POST does when

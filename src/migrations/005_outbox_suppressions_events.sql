@@ -18,6 +18,10 @@ CREATE INDEX outbox_queued ON outbox (next_attempt_us) WHERE state = 'queued';
 CREATE INDEX outbox_sending ON outbox (lease_until_us) WHERE state = 'sending';
 CREATE INDEX outbox_subscriber ON outbox (subscriber_id);
 CREATE INDEX deliveries_message ON deliveries (message_id) WHERE message_id IS NOT NULL;
+-- A run paused because its sender looks blocked (a wave of 5.7.x bounces): its pending deliveries
+-- wait (next_attempt_us far in the future) until `tidings digest resume`.
+ALTER TABLE digest_runs ADD COLUMN paused_us INTEGER;
+ALTER TABLE digest_runs ADD COLUMN paused_reason TEXT;
 -- A subscriber's deliveries, newest first (bounce counting, webhook matching by recipient).
 CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id, id);
 

@@ -479,3 +479,80 @@ fn an_inbound_listener_without_a_return_path_stops_the_start() {
         "{err}"
     );
 }
+
+#[test]
+fn a_wave_of_policy_bounces_pauses_the_run_and_suppresses_nobody() {
+    use crate::helpers::{stderr, tidings};
+    // The twelfth reader's server defers: their digest is still waiting when the wave comes.
+    let sink = SmtpSink::start_with(&["--defer", "reader00011@example.com"]);
+    let d = hearing(&sink, &[("TIDINGS_DIGEST_MAX_ATTEMPTS", "50")]);
+    import_subscribers(&d, 12);
+    publish(&d);
+    let run = tidings(&d.dir, d.env())
+        .args(["digest", "run", "--now"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("digest run");
+    let delivered = sink.wait_for_received(11, 30);
+    for r in delivered.iter().take(10) {
+        send(&d, &r.mail_from, &dsn("failed", "5.7.1", ""));
+    }
+    let out = run.wait_with_output().expect("run ends");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("11 sent"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = d.db();
+    let (run_id, reason): (i64, String) = db
+        .query_row(
+            "SELECT id, paused_reason FROM digest_runs WHERE paused_us IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the run is paused");
+    assert!(
+        reason.contains("10 recipients blocked by policy"),
+        "{reason}"
+    );
+    let (state, next): (String, i64) = db
+        .query_row(
+            "SELECT d.state, d.next_attempt_us FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE s.email = 'reader00011@example.com'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("delivery");
+    assert_eq!(state, "pending", "held back, not given up");
+    assert!(next > chrono::Utc::now().timestamp_micros() + 86_400_000_000 * 365);
+    assert!(
+        suppressed(&d).is_empty(),
+        "nobody is suppressed for a blocked sender"
+    );
+    assert_eq!(status_of(&d, "reader00000@example.com"), "confirmed");
+    assert_eq!(d.metric("tidings_digest_runs_paused_total"), 1.0);
+    assert!(d.log().contains("digest run paused"), "raised in the log");
+
+    // Once fixed, the admin resumes it: the held-back digest is due again.
+    let resumed = d.cli(&["digest", "resume", &run_id.to_string()]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let next: i64 = d
+        .db()
+        .query_row(
+            "SELECT d.next_attempt_us FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE s.email = 'reader00011@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("delivery");
+    assert!(next <= chrono::Utc::now().timestamp_micros());
+    let again = d.cli(&["digest", "resume", &run_id.to_string()]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("is not paused"),
+        "{}",
+        stderr(&again)
+    );
+}
