@@ -527,3 +527,31 @@ pub fn prune(conn: &Connection, keep_days: u32, now: DateTime<Utc>) -> rusqlite:
         [before.timestamp_micros()],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_messages_are_pruned_after_keep_days() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let conn = crate::db::open(&dir.path().join("t.db")).expect("db");
+        let now = Utc::now();
+        for (age_days, raw) in [(31, "old"), (29, "recent")] {
+            conn.execute(
+                "INSERT INTO inbound_messages (received_us, rcpt_to, class, outcome, size, raw) \
+                 VALUES (?1, 'bounces@x.example', 'other', 'ignored', 3, ?2)",
+                params![
+                    (now - Duration::days(age_days)).timestamp_micros(),
+                    raw.as_bytes()
+                ],
+            )
+            .expect("insert");
+        }
+        assert_eq!(prune(&conn, 30, now).expect("prune"), 1);
+        let left: Vec<u8> = conn
+            .query_row("SELECT raw FROM inbound_messages", [], |r| r.get(0))
+            .expect("left");
+        assert_eq!(left, b"recent");
+    }
+}

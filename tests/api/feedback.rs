@@ -556,3 +556,75 @@ fn a_wave_of_policy_bounces_pauses_the_run_and_suppresses_nobody() {
         stderr(&again)
     );
 }
+
+#[test]
+fn the_listener_caps_connections_per_client_and_line_length() {
+    use std::io::{BufRead, BufReader, Write};
+    let sink = SmtpSink::start();
+    let d = hearing(
+        &sink,
+        &[("TIDINGS_MAIL_INBOUND_MAX_CONNECTIONS_PER_IP", "2")],
+    );
+    let addr = d.inbound.clone().expect("inbound");
+    let greet = |s: &std::net::TcpStream| -> String {
+        let mut line = String::new();
+        BufReader::new(s.try_clone().expect("clone"))
+            .read_line(&mut line)
+            .expect("greeting");
+        line
+    };
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    for s in &held {
+        assert!(greet(s).starts_with("220"));
+    }
+    let third = std::net::TcpStream::connect(&addr).expect("connect");
+    assert!(
+        greet(&third).starts_with("421"),
+        "a third connection from one address is turned away"
+    );
+    drop(held);
+    drop(third);
+    // Once they close, a new one is served; a line past the limit ends the session.
+    crate::helpers::wait_until("a free slot", 10, || {
+        let s = std::net::TcpStream::connect(&addr).expect("connect");
+        greet(&s).starts_with("220")
+    });
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    r.read_line(&mut line).expect("greeting");
+    s.write_all(format!("EHLO {}\r\n", "x".repeat(5000)).as_bytes())
+        .expect("write");
+    line.clear();
+    r.read_line(&mut line).expect("reply");
+    assert!(line.starts_with("500"), "{line}");
+}
+
+#[test]
+fn a_single_email_the_relay_refuses_for_good_is_recorded() {
+    let sink = SmtpSink::start_with(&["--reject", "nobody@example.com"]);
+    let d = Daemon::start_mailing(&sink, &[]);
+    let r = d.post_form(
+        "/subscribe",
+        &[
+            ("email", "nobody@example.com"),
+            ("cadence", "daily"),
+            ("time_zone", "UTC"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(d.settled_emails(), 0);
+    let (state, error): (String, String) = d
+        .db()
+        .query_row("SELECT state, last_error FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("row");
+    assert_eq!(state, "failed");
+    assert!(error.contains("550"), "{error}");
+    assert_eq!(history(&d, "nobody@example.com"), ["failed/outbox"]);
+    let queue = d.cli(&["mail", "queue"]);
+    assert_eq!(stdout(&queue), "", "nothing waits");
+}
