@@ -144,6 +144,16 @@ pub fn admin_upsert(
                 store::set_preferences(&tx, existing.id, &prefs)?;
                 if new_status != existing.status {
                     store::set_status(&tx, existing.id, new_status, now)?;
+                    if new_status == Status::Unsubscribed {
+                        let event = super::events::NewEvent::new(
+                            existing.email.as_str(),
+                            super::events::Kind::Unsubscribe,
+                            "admin",
+                        )
+                        .subscriber(existing.id);
+                        super::events::record(&tx, &event, now)?;
+                        crate::metrics::unsubscribed("admin");
+                    }
                 }
                 Upserted::Updated
             }

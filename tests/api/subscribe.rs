@@ -199,6 +199,12 @@ fn known_and_unknown_addresses_get_the_same_answer() {
         "/api/subscribers",
         Some(r#"{"email":"gone@example.com","status":"unsubscribed"}"#),
     );
+    // An admin's unsubscribe is on record, with its source.
+    let history = d
+        .api("GET", "/api/subscribers/gone@example.com/events", None)
+        .json();
+    assert_eq!(history["events"][0]["kind"], "unsubscribe", "{history}");
+    assert_eq!(history["events"][0]["source"], "admin", "{history}");
     let answers: Vec<(u16, String)> = [
         "new@example.com",
         "confirmed@example.com",
