@@ -178,32 +178,11 @@ fn whose(
                 "the return-path tag is forged or expired: nothing changed".into(),
             ));
         };
-        let found = match tagged {
-            Tagged::Digest(id) => conn
-                .query_row(
-                    "SELECT subscriber_id FROM deliveries WHERE id = ?1",
-                    [id],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                .map(|s| Whose {
-                    subscriber: s,
-                    delivery: Some(id),
-                    outbox: None,
-                }),
-            Tagged::Single(id) => conn
-                .query_row(
-                    "SELECT subscriber_id FROM outbox WHERE id = ?1",
-                    [id],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                .map(|s| Whose {
-                    subscriber: s,
-                    delivery: None,
-                    outbox: Some(id),
-                }),
+        let (table, id) = match tagged {
+            Tagged::Digest(id) => (Table::Deliveries, id),
+            Tagged::Single(id) => (Table::Outbox, id),
         };
+        let found = table.find(conn, "id", &id)?;
         return Ok(found.ok_or_else(|| "the delivery it names is gone: nothing changed".into()));
     }
     let Some(mid) = message_id else {
@@ -211,35 +190,53 @@ fn whose(
             "no return-path tag and no quoted Message-ID: nothing matched".into(),
         ));
     };
-    let mid = format!("<{mid}>");
-    let digest = conn
-        .query_row(
-            "SELECT id, subscriber_id FROM deliveries WHERE message_id = ?1",
-            [&mid],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )
-        .optional()?;
-    if let Some((id, s)) = digest {
-        return Ok(Ok(Whose {
-            subscriber: s,
-            delivery: Some(id),
-            outbox: None,
-        }));
-    }
-    let single = conn
-        .query_row(
-            "SELECT id, subscriber_id FROM outbox WHERE message_id = ?1",
-            [&mid],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )
-        .optional()?;
-    Ok(single
-        .map(|(id, s)| Whose {
-            subscriber: s,
-            delivery: None,
-            outbox: Some(id),
-        })
+    Ok(by_message_id(conn, mid)?
         .ok_or_else(|| "the quoted Message-ID is not one of ours: nothing matched".into()))
+}
+
+/// Where a delivery is recorded: a digest in the ledger, a single email in the outbox.
+#[derive(Clone, Copy)]
+enum Table {
+    Deliveries,
+    Outbox,
+}
+
+impl Table {
+    /// The delivery whose `column` is `value`, and whose subscriber it is.
+    fn find(
+        self,
+        conn: &Connection,
+        column: &str,
+        value: &dyn rusqlite::ToSql,
+    ) -> rusqlite::Result<Option<Whose>> {
+        let table = match self {
+            Table::Deliveries => "deliveries",
+            Table::Outbox => "outbox",
+        };
+        let found = conn
+            .prepare_cached(&format!(
+                "SELECT id, subscriber_id FROM {table} WHERE {column} = ?1"
+            ))?
+            .query_row([value], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .optional()?;
+        Ok(found.map(|(id, subscriber)| Whose {
+            subscriber,
+            delivery: matches!(self, Table::Deliveries).then_some(id),
+            outbox: matches!(self, Table::Outbox).then_some(id),
+        }))
+    }
+}
+
+/// The delivery (a digest, else a single email) we sent with this Message-ID (with or without
+/// angle brackets).
+pub(crate) fn by_message_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Whose>> {
+    let mid = format!("<{}>", id.trim().trim_matches(|c| c == '<' || c == '>'));
+    for table in [Table::Deliveries, Table::Outbox] {
+        if let Some(found) = table.find(conn, "message_id", &mid)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 fn event<'a>(

@@ -277,36 +277,14 @@ fn apply_one(
 
 /// By our Message-ID; failing that, by the recipient among our deliveries of the last 30 days.
 fn whose(conn: &Connection, e: &Event, now: DateTime<Utc>) -> rusqlite::Result<Option<Whose>> {
-    if let Some(id) = &e.message_id {
-        let mid = format!("<{}>", id.trim().trim_matches(|c| c == '<' || c == '>'));
-        let digest = conn
-            .query_row(
-                "SELECT id, subscriber_id FROM deliveries WHERE message_id = ?1",
-                [&mid],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .optional()?;
-        if let Some((id, s)) = digest {
-            return Ok(Some(Whose {
-                subscriber: s,
-                delivery: Some(id),
-                outbox: None,
-            }));
-        }
-        let single = conn
-            .query_row(
-                "SELECT id, subscriber_id FROM outbox WHERE message_id = ?1",
-                [&mid],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .optional()?;
-        if let Some((id, s)) = single {
-            return Ok(Some(Whose {
-                subscriber: s,
-                delivery: None,
-                outbox: Some(id),
-            }));
-        }
+    if let Some(found) = e
+        .message_id
+        .as_deref()
+        .map(|id| apply::by_message_id(conn, id))
+        .transpose()?
+        .flatten()
+    {
+        return Ok(Some(found));
     }
     let Some(recipient) = &e.recipient else {
         return Ok(None);
