@@ -202,6 +202,13 @@ enum Table {
 }
 
 impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Deliveries => "deliveries",
+            Table::Outbox => "outbox",
+        }
+    }
+
     /// The delivery whose `column` is `value`, and whose subscriber it is.
     fn find(
         self,
@@ -209,10 +216,7 @@ impl Table {
         column: &str,
         value: &dyn rusqlite::ToSql,
     ) -> rusqlite::Result<Option<Whose>> {
-        let table = match self {
-            Table::Deliveries => "deliveries",
-            Table::Outbox => "outbox",
-        };
+        let table = self.name();
         let found = conn
             .prepare_cached(&format!(
                 "SELECT id, subscriber_id FROM {table} WHERE {column} = ?1"
@@ -227,6 +231,35 @@ impl Table {
     }
 }
 
+/// The latest delivery (a digest, else a single email) sent to `subscriber` since `since_us`.
+pub(crate) fn latest_sent_to(
+    conn: &Connection,
+    subscriber: i64,
+    since_us: i64,
+) -> rusqlite::Result<Option<Whose>> {
+    for (table, sent_at) in [
+        (Table::Deliveries, "sent_us"),
+        (Table::Outbox, "finished_us"),
+    ] {
+        let name = table.name();
+        let id = conn
+            .prepare_cached(&format!(
+                "SELECT id FROM {name} WHERE subscriber_id = ?1 AND state = 'sent' AND {sent_at} >= ?2 \
+                 ORDER BY id DESC LIMIT 1"
+            ))?
+            .query_row(params![subscriber, since_us], |r| r.get::<_, i64>(0))
+            .optional()?;
+        if let Some(id) = id {
+            return Ok(Some(Whose {
+                subscriber,
+                delivery: matches!(table, Table::Deliveries).then_some(id),
+                outbox: matches!(table, Table::Outbox).then_some(id),
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// The delivery (a digest, else a single email) we sent with this Message-ID (with or without
 /// angle brackets).
 pub(crate) fn by_message_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Whose>> {
@@ -239,7 +272,8 @@ pub(crate) fn by_message_id(conn: &Connection, id: &str) -> rusqlite::Result<Opt
     Ok(None)
 }
 
-fn event<'a>(
+/// An event about `s` and the delivery `who` names, from inbound message `inbound`.
+pub(crate) fn event<'a>(
     s: &'a Subscriber,
     kind: Kind,
     source: &'a str,

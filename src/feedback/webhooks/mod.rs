@@ -8,11 +8,11 @@ pub mod sendgrid;
 pub mod ses;
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::apply::{self, Rules, Whose};
 use super::report::Bounce;
-use crate::subscribers::events::{self, Kind, NewEvent};
+use crate::subscribers::events::{self, Kind};
 use crate::subscribers::store;
 
 /// The configured providers and what they need to apply events.
@@ -263,12 +263,8 @@ fn apply_one(
             }
         }
         What::Ignore => {
-            let mut ev = NewEvent::new(s.email.as_str(), Kind::Ignored, source)
-                .subscriber(s.id)
+            let ev = apply::event(&s, Kind::Ignored, source, who, Some(inbound))
                 .detail(e.detail.clone());
-            ev.delivery_id = who.delivery;
-            ev.outbox_id = who.outbox;
-            ev.inbound_id = Some(inbound);
             events::record(conn, &ev, now)?;
             Ok(format!("{}: ignored", e.detail))
         }
@@ -291,35 +287,8 @@ fn whose(conn: &Connection, e: &Event, now: DateTime<Utc>) -> rusqlite::Result<O
     };
     let since = (now - Duration::days(RECIPIENT_DAYS)).timestamp_micros();
     for s in store::find_all_cases(conn, recipient)? {
-        let digest = conn
-            .query_row(
-                "SELECT id FROM deliveries WHERE subscriber_id = ?1 AND state = 'sent' AND sent_us >= ?2 \
-                 ORDER BY id DESC LIMIT 1",
-                params![s.id, since],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?;
-        if let Some(id) = digest {
-            return Ok(Some(Whose {
-                subscriber: s.id,
-                delivery: Some(id),
-                outbox: None,
-            }));
-        }
-        let single = conn
-            .query_row(
-                "SELECT id FROM outbox WHERE subscriber_id = ?1 AND state = 'sent' AND finished_us >= ?2 \
-                 ORDER BY id DESC LIMIT 1",
-                params![s.id, since],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?;
-        if let Some(id) = single {
-            return Ok(Some(Whose {
-                subscriber: s.id,
-                delivery: None,
-                outbox: Some(id),
-            }));
+        if let Some(found) = apply::latest_sent_to(conn, s.id, since)? {
+            return Ok(Some(found));
         }
     }
     Ok(None)
