@@ -35,6 +35,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "migrations/005_outbox_suppressions_events.sql"
         )),
+        M::up(include_str!(
+            "migrations/006_instances_and_shared_limits.sql"
+        )),
     ])
 }
 

@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod outbox;
 pub mod schedule;
 pub mod shutdown;
+pub mod store;
 pub mod subscribers;
 pub mod web;

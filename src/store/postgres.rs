@@ -1,0 +1,153 @@
+//! PostgreSQL: a deadpool-postgres pool; migrations (refinery) under an advisory lock, so two
+//! nodes starting together take turns; each closure runs on a blocking thread that drives the
+//! async client, so the same SQL code serves both backends.
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::sql::{lock_key, Pg};
+use super::{Db, Error, Mode};
+
+mod embedded {
+    refinery::embed_migrations!("src/migrations/postgres");
+}
+
+pub struct Pool {
+    pool: deadpool_postgres::Pool,
+    config: tokio_postgres::Config,
+}
+
+/// A PostgreSQL error with what the server said (the client's own `Display` is terse).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user@host/db`.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(None);
+            }
+            u.to_string()
+        }
+        Err(_) => "postgres://…".into(),
+    }
+}
+
+impl Pool {
+    pub async fn open(url: &str, size: u32) -> Result<Pool, String> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err("sslmode=require is not supported yet: use sslmode=disable on a private network, or a TLS tunnel".into());
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(size.max(2) as usize)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut client = pool.get().await.map_err(|e| pool_error(&e))?;
+        let key = lock_key("tidings migrations");
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .await
+            .map_err(|e| describe(&e))?;
+        let migrated = embedded::migrations::runner()
+            .set_migration_table_name("tidings_schema_history")
+            .run_async(&mut **client)
+            .await
+            .map_err(|e| format!("cannot migrate: {e}"));
+        let _ = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&key])
+            .await;
+        migrated?;
+        Ok(Pool { pool, config })
+    }
+
+    /// What the pool connects with (for a `LISTEN` connection of its own).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    pub async fn get(&self) -> Result<deadpool_postgres::Object, Error> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Error::Pool(pool_error(&e)))
+    }
+
+    /// `f` on `client`, in a transaction unless `mode` is `Read`.
+    pub fn run_on<T, E>(
+        client: deadpool_postgres::Object,
+        runtime: tokio::runtime::Handle,
+        mode: Mode,
+        f: impl FnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let pg = Pg { client, runtime };
+        let db = Db::Pg(&pg);
+        if mode == Mode::Read {
+            return f(&db);
+        }
+        db.execute_batch("BEGIN").map_err(E::from)?;
+        let mut guard = Rollback {
+            pg: &pg,
+            open: true,
+        };
+        let value = f(&db)?;
+        db.execute_batch("COMMIT").map_err(E::from)?;
+        guard.open = false;
+        Ok(value)
+    }
+
+    /// `run_on` from a thread that is not async, with the runtime that opened the pool.
+    pub fn run_blocking<T, E>(
+        &self,
+        mode: Mode,
+        f: impl FnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| E::from(Error::Task(format!("no runtime for PostgreSQL: {e}"))))?;
+        let client = runtime.block_on(self.get()).map_err(E::from)?;
+        Self::run_on(client, runtime, mode, f)
+    }
+}
+
+/// Rolls back a transaction that `f` left by an error or a panic, before the connection goes
+/// back to the pool.
+struct Rollback<'a> {
+    pg: &'a Pg,
+    open: bool,
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = Db::Pg(self.pg).execute_batch("ROLLBACK");
+        }
+    }
+}
+
+fn pool_error(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
+    }
+}
