@@ -8,13 +8,21 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use tidings::catalog::{ArticleInput, ArticleJson, Catalog, Upserted};
+use tidings::store::{Mode, Store};
 
 /// A scratch catalog (and database) per thread, emptied before each input.
 struct Scratch {
     _dir: tempfile::TempDir,
     catalog: Catalog,
-    conn: rusqlite::Connection,
+    store: Store,
+    runtime: tokio::runtime::Runtime,
     config: tidings::config::Config,
+}
+
+impl Scratch {
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
 }
 
 thread_local! {
@@ -27,20 +35,24 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
         let scratch = slot.get_or_insert_with(|| {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("fuzz.db");
-            let catalog = Catalog::open(&path).expect("catalog");
-            let conn = tidings::db::open(&path).expect("db");
+            let store = Store::open_sqlite(&path, 1).expect("db");
             Scratch {
                 _dir: dir,
-                catalog,
-                conn,
+                catalog: Catalog::new(store.clone()),
+                store,
+                runtime: tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime"),
                 config: tidings::config::Config::default(),
             }
         });
         scratch
-            .conn
-            .execute_batch(
-                "DELETE FROM subscribers; DELETE FROM article_tags; DELETE FROM articles;",
-            )
+            .store
+            .blocking(Mode::Write, |db| {
+                db.execute_batch(
+                    "DELETE FROM subscribers; DELETE FROM article_tags; DELETE FROM articles;",
+                )
+            })
             .expect("reset");
         f(scratch)
     })
@@ -53,9 +65,12 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 }
 
 /// Everything the catalog holds, as the API would show it, for "changed nothing" checks.
-fn catalog_state(catalog: &Catalog) -> Vec<String> {
-    catalog
-        .newest(None, 10_000, 0)
+fn catalog_state(scratch: &Scratch) -> Vec<String> {
+    scratch
+        .store
+        .blocking(Mode::Read, |db| {
+            tidings::catalog::store::newest(db, None, 10_000, 0)
+        })
         .expect("newest")
         .iter()
         .map(|a| serde_json::to_string(&a.view()).expect("json"))
@@ -65,12 +80,12 @@ fn catalog_state(catalog: &Catalog) -> Vec<String> {
 /// An accepted article is stored; written back out in the JSON format (what the API answers)
 /// and read again, it is the same article: upserting it changes nothing.
 fn upsert_round_trips(scratch: &mut Scratch, input: &ArticleInput) {
-    let before = catalog_state(&scratch.catalog);
-    let stored = match scratch.catalog.upsert(input, now()) {
+    let before = catalog_state(scratch);
+    let stored = match scratch.block_on(scratch.catalog.upsert(input.clone(), now())) {
         Ok((_, article)) => article,
         Err(_) => {
             assert_eq!(
-                catalog_state(&scratch.catalog),
+                catalog_state(scratch),
                 before,
                 "a rejected article changed the catalog"
             );
@@ -88,8 +103,7 @@ fn upsert_round_trips(scratch: &mut Scratch, input: &ArticleInput) {
         .and_then(ArticleInput::parse)
         .unwrap_or_else(|e| panic!("a stored article does not read back ({e}): {json}"));
     let (outcome, second) = scratch
-        .catalog
-        .upsert(&again, now())
+        .block_on(scratch.catalog.upsert(again.clone(), now()))
         .expect("upsert the round trip");
     assert_eq!(
         outcome,
@@ -134,44 +148,61 @@ pub fn feed_import(data: &[u8]) {
                     article: e.article.clone(),
                 })
                 .collect();
-            let before = catalog_state(&s.catalog);
-            let first = import_entries(&mut s.catalog, entries, || {}).expect("import");
+            let before = catalog_state(s);
+            let first = s
+                .block_on(import_entries(&s.catalog, entries, || {}))
+                .expect("import");
             if first.created + first.updated + first.unchanged == 0 {
                 assert_eq!(
-                    catalog_state(&s.catalog),
+                    catalog_state(s),
                     before,
                     "a rejected import changed the catalog"
                 );
                 return;
             }
-            let after = catalog_state(&s.catalog);
-            let second = import_entries(&mut s.catalog, again, || {}).expect("re-import");
+            let after = catalog_state(s);
+            let second = s
+                .block_on(import_entries(&s.catalog, again, || {}))
+                .expect("re-import");
             assert_eq!(
                 (second.created, second.updated),
                 (0, 0),
                 "importing the same feed twice changed something: first {first}, then {second}"
             );
-            assert_eq!(catalog_state(&s.catalog), after);
+            assert_eq!(catalog_state(s), after);
         });
     }
 }
 
-fn subscribers_csv(conn: &rusqlite::Connection) -> Vec<u8> {
+fn subscribers_csv(store: &Store) -> Vec<u8> {
     let mut out = Vec::new();
-    tidings::subscribers::csv::export(conn, &mut out).expect("export");
+    store
+        .blocking(Mode::Read, |db| {
+            tidings::subscribers::csv::export(db, &mut out)
+        })
+        .expect("export");
     out
+}
+
+fn import_csv(
+    s: &Scratch,
+    data: &[u8],
+) -> Result<tidings::subscribers::csv::Report, tidings::subscribers::flow::FlowError> {
+    s.store.blocking(Mode::Write, |db| {
+        tidings::subscribers::csv::import(db, &s.config, data)
+    })
 }
 
 /// A CSV list of subscribers: rows that are all rejected change nothing; an accepted import,
 /// exported and imported again, changes nothing.
 pub fn subscriber_csv(data: &[u8]) {
     with_scratch(|s| {
-        let before = subscribers_csv(&s.conn);
-        let report = match tidings::subscribers::csv::import(&mut s.conn, &s.config, data) {
+        let before = subscribers_csv(&s.store);
+        let report = match import_csv(s, data) {
             Ok(r) => r,
             Err(_) => {
                 assert_eq!(
-                    subscribers_csv(&s.conn),
+                    subscribers_csv(&s.store),
                     before,
                     "a refused file changed the list"
                 );
@@ -180,21 +211,20 @@ pub fn subscriber_csv(data: &[u8]) {
         };
         if report.created + report.updated == 0 {
             assert_eq!(
-                subscribers_csv(&s.conn),
+                subscribers_csv(&s.store),
                 before,
                 "rejected rows changed the list"
             );
             return;
         }
-        let exported = subscribers_csv(&s.conn);
-        let again = tidings::subscribers::csv::import(&mut s.conn, &s.config, &exported)
-            .expect("the export imports");
+        let exported = subscribers_csv(&s.store);
+        let again = import_csv(s, &exported).expect("the export imports");
         assert!(
             again.rejected.is_empty() && again.created + again.updated == 0,
             "the export does not import back unchanged: {again}\n{}",
             String::from_utf8_lossy(&exported)
         );
-        assert_eq!(subscribers_csv(&s.conn), exported);
+        assert_eq!(subscribers_csv(&s.store), exported);
     });
 }
 

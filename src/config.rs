@@ -17,6 +17,8 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("site.author", Kind::Str),
     ("site.base_url", Kind::Str),
     ("database.path", Kind::Str),
+    ("database.url", Kind::Str),
+    ("database.pool_size", Kind::Int),
     ("catalog.load_sample", Kind::Bool),
     ("catalog.sample_path", Kind::Str),
     ("feeds.items", Kind::Int),
@@ -25,6 +27,8 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("feeds.websub_hub", Kind::Str),
     ("admin.token", Kind::Str),
     ("server.trust_proxy", Kind::Bool),
+    ("server.max_connections", Kind::Int),
+    ("server.body_timeout_seconds", Kind::Int),
     ("mail.transport", Kind::Str),
     ("mail.tls", Kind::Str),
     ("mail.tls_ca_file", Kind::Str),
@@ -195,7 +199,7 @@ impl Default for DigestConfig {
             rate_per_second: 0,
             max_attempts: 5,
             concurrency: 16,
-            lease_seconds: 300,
+            lease_seconds: 60,
         }
     }
 }
@@ -207,6 +211,10 @@ pub struct ServerConfig {
     pub bind: String,
     /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy you run).
     pub trust_proxy: bool,
+    /// Open connections at most; past it the server stops accepting until one closes.
+    pub max_connections: u32,
+    /// A request body that sends nothing for this long is dropped (and its connection closed).
+    pub body_timeout_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -223,7 +231,27 @@ pub struct SiteConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
+    /// The SQLite file (the default, `data/tidings.db`); resolved from `url` when that is a
+    /// `sqlite:` URL. Setting both `url` and `path` is an error.
     pub path: PathBuf,
+    /// `sqlite:PATH` or `postgres://user:pass@host:port/db?sslmode=…`.
+    pub url: Option<String>,
+    /// Connections per node (PostgreSQL), or SQLite reader connections.
+    pub pool_size: u32,
+    #[serde(skip)]
+    path_set: bool,
+}
+
+impl DatabaseConfig {
+    /// Where the database is, as `url` or `path` says.
+    pub fn location(&self) -> crate::store::Location {
+        match self.url.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                crate::store::Location::Postgres(url.to_string())
+            }
+            _ => crate::store::Location::Sqlite(self.path.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -381,6 +409,8 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: "127.0.0.1:8080".into(),
             trust_proxy: false,
+            max_connections: 10_000,
+            body_timeout_seconds: 30,
         }
     }
 }
@@ -401,6 +431,9 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             path: PathBuf::from("data/tidings.db"),
+            url: None,
+            pool_size: 8,
+            path_set: false,
         }
     }
 }
@@ -474,13 +507,16 @@ impl Config {
                 set_path(&mut table, key, value);
             }
         }
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                ConfigError::Invalid {
-                    key: e.path().to_string(),
-                    message: format!("{} (in {source})", e.inner().message()),
-                }
+        let path_set = table
+            .get("database")
+            .and_then(|d| d.as_table())
+            .is_some_and(|d| d.contains_key("path"));
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Invalid {
+                key: e.path().to_string(),
+                message: format!("{} (in {source})", e.inner().message()),
             })?;
+        config.database.path_set = path_set;
         config.checked()
     }
 
@@ -491,6 +527,61 @@ impl Config {
         };
         self.bind_addr()
             .map_err(|m| invalid("server.bind", m.to_string()))?;
+        if let Some(url) = self.database.url.clone().filter(|u| !u.trim().is_empty()) {
+            if self.database.path_set {
+                return Err(invalid(
+                    "database.url",
+                    "set either database.url or database.path (TIDINGS_DATABASE_URL or TIDINGS_DATABASE_PATH), not both".into(),
+                ));
+            }
+            if let Some(path) = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                if path.is_empty() {
+                    return Err(invalid(
+                        "database.url",
+                        "sqlite: needs a file path, e.g. sqlite:data/tidings.db".into(),
+                    ));
+                }
+                self.database.path = PathBuf::from(path);
+            } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                if let Err(e) = url.parse::<tokio_postgres::Config>() {
+                    return Err(invalid(
+                        "database.url",
+                        format!("not a PostgreSQL URL: {e}"),
+                    ));
+                }
+            } else {
+                return Err(invalid(
+                    "database.url",
+                    "must start with sqlite: or postgres://".into(),
+                ));
+            }
+        } else {
+            self.database.url = None;
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.server.body_timeout_seconds) {
+            return Err(invalid(
+                "server.body_timeout_seconds",
+                format!(
+                    "{} is out of range 1..=3600",
+                    self.server.body_timeout_seconds
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&self.database.pool_size) {
+            return Err(invalid(
+                "database.pool_size",
+                format!("{} is out of range 1..=1000", self.database.pool_size),
+            ));
+        }
         let base = Url::parse(&self.site.base_url).map_err(|e| {
             invalid(
                 "site.base_url",
@@ -776,6 +867,36 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         })
+    }
+
+    #[test]
+    fn database_url_names_the_backend_and_conflicts_with_path() {
+        let c = load("", &[("TIDINGS_DATABASE_URL", "sqlite:other/x.db")]).expect("sqlite url");
+        assert_eq!(c.database.path, PathBuf::from("other/x.db"));
+        assert!(matches!(
+            c.database.location(),
+            crate::store::Location::Sqlite(_)
+        ));
+        let c = load(
+            "[database]\nurl = \"postgres://u:p@127.0.0.1:5432/t?sslmode=disable\"\npool_size = 4\n",
+            &[],
+        )
+        .expect("postgres url");
+        assert!(matches!(
+            c.database.location(),
+            crate::store::Location::Postgres(_)
+        ));
+        assert_eq!(c.database.pool_size, 4);
+        let both = load(
+            "[database]\npath = \"a.db\"\n",
+            &[("TIDINGS_DATABASE_URL", "sqlite:b.db")],
+        )
+        .expect_err("both");
+        assert!(both.to_string().contains("database.url"), "{both}");
+        let bad = load("", &[("TIDINGS_DATABASE_URL", "mysql://x")]).expect_err("scheme");
+        assert!(bad.to_string().contains("database.url"), "{bad}");
+        let bad = load("[database]\npool_size = 0\n", &[]).expect_err("pool");
+        assert!(bad.to_string().contains("database.pool_size"), "{bad}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! `tidings serve`: opens the catalog, renders every feed, serves HTTP, and on SIGTERM/SIGINT
-//! stops accepting, finishes in-flight requests and exits 0.
+//! The daemon's life, shaped like mini-redis's `server.rs`: `serve` binds the listeners and
+//! installs the signal handlers; `run(listeners, config, shutdown)` is the one entry point that
+//! starts every part, serves until `shutdown`, and returns once each task and thread has stopped
+//! (HTTP, scheduler, digest workers and the ledger, outbox, inbound listener, notifications,
+//! publisher, finisher, mirror, WebSub).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,30 +18,72 @@ use crate::feeds::cache::FeedCache;
 use crate::feeds::publisher::Publisher;
 use crate::mail::templates::Templates;
 use crate::mail::Mailer;
+use crate::store::Store;
 use crate::subscribers::flow::Subscriptions;
 use crate::web::{self, AppState};
 
+/// The sockets the daemon serves: HTTP, and the inbound SMTP listener when configured.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub inbound: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `server.bind` and `mail.inbound.bind`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let addr = config
+            .bind_addr()
+            .map_err(|e| anyhow::anyhow!("config key server.bind: {e}"))?;
+        let http = TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "cannot listen on {addr} (set [server] bind in tidings.toml or TIDINGS_SERVER_BIND)"
+            )
+        })?;
+        let inbound = match &config.mail.inbound.bind {
+            None => None,
+            Some(bind) => Some(TcpListener::bind(bind).await.with_context(|| {
+                format!("cannot listen on {bind} (set [mail.inbound] bind in tidings.toml or TIDINGS_MAIL_INBOUND_BIND)")
+            })?),
+        };
+        Ok(Listeners { http, inbound })
+    }
+}
+
+/// `tidings serve`: stops cleanly on SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let config = Arc::new(config);
     // First of all: a SIGTERM from now on stops the daemon cleanly (one that came between the
     // "listening on" line and a later handler would have killed it).
     let shutdown = CancellationToken::new();
     crate::shutdown::cancel_on_signal(shutdown.clone());
+    let listeners = Listeners::bind(&config).await?;
+    run(listeners, Arc::new(config), shutdown).await
+}
+
+/// Serves on `listeners` until `shutdown` is cancelled, then waits for everything to stop.
+pub async fn run(
+    listeners: Listeners,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     // Before any metric handle is made, so they all report to it.
     let prometheus = crate::metrics::install();
-    let addr = config
-        .bind_addr()
-        .map_err(|e| anyhow::anyhow!("config key server.bind: {e}"))?;
-    let mut catalog = Catalog::open(&config.database.path)?;
+    let location = config.database.location();
+    let store = Store::open(&location, config.database.pool_size).await?;
+    tracing::info!(
+        database = %location.describe(),
+        instance = format!("{:016x}", crate::store::instance_id()),
+        "database ready"
+    );
+    let catalog = Catalog::new(store.clone());
     if config.catalog.load_sample {
-        if let Some(report) = sample::load_if_empty(&mut catalog, &config.catalog.sample_path)
+        if let Some(report) = sample::load_if_empty(&catalog, &config.catalog.sample_path)
+            .await
             .context("cannot load the sample catalog")?
         {
             tracing::info!(%report, "empty catalog: loaded the sample articles");
         }
     }
-    let subscriber_db = crate::db::open(&config.database.path)?;
-    let keys = crate::feedback::tags::Keys::load(&subscriber_db)?;
+    let keys = store.write(crate::feedback::tags::Keys::load).await?;
     let mailer = Arc::new(Mailer::from_config(&config, keys.clone())?);
     let templates = Arc::new(
         Templates::load(&config.mail.templates_dir).context("cannot load the email templates")?,
@@ -46,50 +91,51 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(transport = %mailer.describe(), templates = %templates.source, "mail ready");
     let subscriptions = Arc::new(Subscriptions::new(
         config.clone(),
-        subscriber_db,
+        store.clone(),
         mailer.clone(),
         templates.clone(),
     ));
     let digests = Arc::new(Digests::new(
         config.clone(),
-        Catalog::open(&config.database.path)?,
+        store.clone(),
         mailer.clone(),
         templates,
         shutdown.clone(),
     ));
     let cache = Arc::new(FeedCache::default());
-    let (publisher, publisher_thread) =
-        Publisher::start(config.clone(), cache.clone()).context("cannot render the feeds")?;
+    let (publisher, feed_threads) = Publisher::start(config.clone(), store.clone(), cache.clone())
+        .context("cannot render the feeds")?;
+    let notifications = store.postgres().map(|pg| {
+        let publisher = publisher.clone();
+        tokio::spawn(crate::store::postgres::listen(
+            pg.config().clone(),
+            "tidings_catalog",
+            move || publisher.changed(),
+            shutdown.clone(),
+        ))
+    });
     let webhooks = Arc::new(crate::feedback::webhooks::Webhooks::from_config(
         &config,
         crate::feedback::apply::Rules::new(&config, keys.clone())?,
-        Arc::new(std::sync::Mutex::new(crate::db::open(
-            &config.database.path,
-        )?)),
+        store.clone(),
     )?);
-    let listener = TcpListener::bind(addr).await.with_context(|| {
-        format!(
-            "cannot listen on {addr} (set [server] bind in tidings.toml or TIDINGS_SERVER_BIND)"
-        )
-    })?;
-    let inbound = match &config.mail.inbound.bind {
+    let inbound = match listeners.inbound {
         None => None,
-        Some(bind) => {
-            let listener = TcpListener::bind(bind).await.with_context(|| {
-                format!("cannot listen on {bind} (set [mail.inbound] bind in tidings.toml or TIDINGS_MAIL_INBOUND_BIND)")
-            })?;
+        Some(listener) => {
             // On stdout like `listening on`, before it, so a script started with port 0 learns both.
             println!("inbound on smtp://{}", listener.local_addr()?);
             let rules = crate::feedback::apply::Rules::new(&config, keys.clone())?;
-            let db = Arc::new(std::sync::Mutex::new(crate::db::open(
-                &config.database.path,
-            )?));
-            let server = Arc::new(crate::feedback::listener::Listener::new(&config, rules, db));
+            let server = Arc::new(crate::feedback::listener::Listener::new(
+                &config,
+                rules,
+                store.clone(),
+            ));
             Some(tokio::spawn(server.serve(listener, shutdown.clone())))
         }
     };
+    let listener = listeners.http;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, database = %config.database.path.display(), feeds = cache.len(), "tidings is serving");
+    tracing::info!(address = %local, feeds = cache.len(), "tidings is serving");
     // One line on stdout, so scripts and tests started with port 0 learn the port.
     println!("listening on http://{local}");
 
@@ -119,31 +165,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
         prometheus,
     ));
-    tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
+    let chores = tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
     let outbox = tokio::spawn(state.subscriptions.clone().run_outbox(shutdown.clone()));
-    web::serve(listener, state, shutdown).await;
+    web::serve(listener, state, shutdown.clone()).await;
     if let Err(e) = scheduler.shutdown().await {
         tracing::warn!(error = %e, "scheduler did not stop cleanly");
     }
-    // The digest workers stop taking deliveries on shutdown; wait for the ones in flight.
+    // The digest workers stop taking deliveries on shutdown; wait for the ones in flight (their
+    // `sent` rows are committed by the ledger thread before a run ends).
     digests.idle().await;
-    if let Some(task) = inbound {
-        if task.await.is_err() {
-            tracing::warn!("the inbound listener panicked");
+    for (name, task) in [
+        ("the inbound listener", inbound),
+        ("the outbox worker", Some(outbox)),
+        ("the notification listener", notifications),
+        ("housekeeping", Some(chores)),
+    ] {
+        if let Some(task) = task {
+            if task.await.is_err() {
+                tracing::warn!("{name} panicked");
+            }
         }
     }
-    // The outbox worker finishes the email in flight, if any.
-    if outbox.await.is_err() {
-        tracing::warn!("the outbox worker panicked");
-    }
-
-    // The last handle to the publisher is gone with the server; let it finish what it was doing.
-    let joined = tokio::task::spawn_blocking(move || publisher_thread.join());
+    // The last handle to the publisher is gone with the server; let it, the finisher, the
+    // mirror and WebSub finish what they were doing.
+    let joined = tokio::task::spawn_blocking(move || feed_threads.join());
     if tokio::time::timeout(Duration::from_secs(5), joined)
         .await
         .is_err()
     {
-        tracing::warn!("publisher did not stop within 5 s");
+        tracing::warn!("the feed threads did not stop within 5 s");
     }
     tracing::info!("stopped");
     Ok(())
@@ -158,16 +208,18 @@ async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         state.limits.prune();
-        let db = state.subscriptions.db.clone();
         let keep_days = state.config.mail.inbound.keep_days;
-        let pruned = tokio::task::spawn_blocking(move || {
-            let conn = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = chrono::Utc::now();
-            crate::subscribers::store::prune_tokens(&conn, now)?;
-            crate::feedback::apply::prune(&conn, keep_days, now)
-        })
-        .await;
-        if let Ok(Err(e)) = pruned {
+        let pruned = state
+            .subscriptions
+            .store
+            .write(move |db| {
+                let now = chrono::Utc::now();
+                crate::subscribers::store::prune_tokens(db, now)?;
+                crate::web::pages::prune_address_limits(db, now)?;
+                crate::feedback::apply::prune(db, keep_days, now)
+            })
+            .await;
+        if let Err(e) = pruned {
             tracing::warn!(error = %e, "cannot prune expired tokens");
         }
     }

@@ -77,9 +77,12 @@ pub fn read_source(source: &str) -> Result<Vec<Entry>, ImportError> {
     }
 }
 
+/// Articles written per transaction by an import.
+const IMPORT_BATCH: usize = 256;
+
 /// Writes the entries through the catalog, calling `progress` after each.
-pub fn import_entries(
-    catalog: &mut Catalog,
+pub async fn import_entries(
+    catalog: &Catalog,
     entries: Vec<Entry>,
     mut progress: impl FnMut(),
 ) -> Result<Report, CatalogError> {
@@ -87,7 +90,9 @@ pub fn import_entries(
     // A source that carries one article twice (same slug) keeps the first: taking the last would
     // make every re-run flip the article between the two and move its `updated_at`.
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for entry in entries {
+    let mut batch: Vec<(usize, String, ArticleInput)> = Vec::with_capacity(IMPORT_BATCH);
+    let mut entries = entries.into_iter().peekable();
+    while let Some(entry) = entries.next() {
         let article = entry.article.and_then(|a| match seen.get(a.slug.as_str()) {
             Some(first) => Err(InputError::new(
                 "slug",
@@ -102,23 +107,46 @@ pub fn import_entries(
             }
         });
         match article {
-            Err(e) => report
-                .rejected
-                .push((entry.position, entry.label, e.to_string())),
-            Ok(article) => match catalog.upsert(&article, Utc::now()) {
-                Ok((Upserted::Created, _)) => report.created += 1,
-                Ok((Upserted::Updated, _)) => report.updated += 1,
-                Ok((Upserted::Unchanged, _)) => report.unchanged += 1,
-                Err(CatalogError::Input(e)) => {
-                    report
-                        .rejected
-                        .push((entry.position, entry.label, e.to_string()))
-                }
-                Err(e) => return Err(e),
-            },
+            Err(e) => {
+                report
+                    .rejected
+                    .push((entry.position, entry.label, e.to_string()));
+                progress();
+            }
+            Ok(article) => batch.push((entry.position, entry.label, article)),
         }
-        progress();
+        if batch.len() >= IMPORT_BATCH || (entries.peek().is_none() && !batch.is_empty()) {
+            let articles = std::mem::take(&mut batch);
+            // One transaction per batch; an article the catalog refuses (its id belongs to
+            // another) is reported and the others are still written.
+            let outcomes = catalog
+                .store()
+                .write(move |db| {
+                    let now = Utc::now();
+                    articles
+                        .into_iter()
+                        .map(|(position, label, article)| {
+                            match super::store::upsert(db, &article, now) {
+                                Ok((outcome, _)) => Ok((position, label, Ok(outcome))),
+                                Err(CatalogError::Input(e)) => Ok((position, label, Err(e))),
+                                Err(e) => Err(e),
+                            }
+                        })
+                        .collect::<Result<Vec<_>, CatalogError>>()
+                })
+                .await?;
+            for (position, label, outcome) in outcomes {
+                match outcome {
+                    Ok(Upserted::Created) => report.created += 1,
+                    Ok(Upserted::Updated) => report.updated += 1,
+                    Ok(Upserted::Unchanged) => report.unchanged += 1,
+                    Err(e) => report.rejected.push((position, label, e.to_string())),
+                }
+                progress();
+            }
+        }
     }
+    report.rejected.sort_by_key(|(position, _, _)| *position);
     Ok(report)
 }
 

@@ -9,8 +9,8 @@ use super::Catalog;
 pub const EMBEDDED: &str = include_str!("../../data/sample-articles.json");
 
 /// Loads the sample articles if the catalog has none; `None` when it already had articles.
-pub fn load_if_empty(catalog: &mut Catalog, path: &Path) -> anyhow::Result<Option<Report>> {
-    if catalog.count()? > 0 {
+pub async fn load_if_empty(catalog: &Catalog, path: &Path) -> anyhow::Result<Option<Report>> {
+    if catalog.count().await? > 0 {
         return Ok(None);
     }
     let (name, bytes) = match std::fs::read(path) {
@@ -18,7 +18,7 @@ pub fn load_if_empty(catalog: &mut Catalog, path: &Path) -> anyhow::Result<Optio
         Err(_) => ("built-in sample".to_string(), EMBEDDED.as_bytes().to_vec()),
     };
     let entries = json_entries(&name, &bytes)?;
-    Ok(Some(import_entries(catalog, entries, || {})?))
+    Ok(Some(import_entries(catalog, entries, || {}).await?))
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub enum ArticleCommand {
 }
 
 fn open(config: &Config) -> anyhow::Result<Catalog> {
-    Ok(Catalog::open(&config.database.path)?)
+    Ok(Catalog::new(super::open_store(config)?))
 }
 
 pub fn article(config: &Config, cmd: ArticleCommand) -> anyhow::Result<ExitCode> {
@@ -106,8 +106,8 @@ pub fn article(config: &Config, cmd: ArticleCommand) -> anyhow::Result<ExitCode>
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let mut catalog = open(config)?;
-            match catalog.upsert(&input, Utc::now()) {
+            let catalog = open(config)?;
+            match super::block_on(catalog.upsert(input, Utc::now()))? {
                 Ok((outcome, article)) => {
                     let word = match outcome {
                         Upserted::Created => "added",
@@ -126,7 +126,7 @@ pub fn article(config: &Config, cmd: ArticleCommand) -> anyhow::Result<ExitCode>
         }
         ArticleCommand::List { tag, limit, json } => {
             let catalog = open(config)?;
-            let articles = catalog.newest(tag.as_deref(), limit, 0)?;
+            let articles = super::block_on(catalog.newest(tag, limit, 0))??;
             for a in &articles {
                 if json {
                     println!("{}", serde_json::to_string(&a.view())?);
@@ -142,13 +142,14 @@ pub fn article(config: &Config, cmd: ArticleCommand) -> anyhow::Result<ExitCode>
                 }
             }
             if !json {
-                eprintln!("{} of {} articles", articles.len(), catalog.count()?);
+                let total = super::block_on(catalog.count())??;
+                eprintln!("{} of {} articles", articles.len(), total);
             }
             Ok(ExitCode::SUCCESS)
         }
         ArticleCommand::Remove { slug } => {
-            let mut catalog = open(config)?;
-            if catalog.remove(&slug, Utc::now())? {
+            let catalog = open(config)?;
+            if super::block_on(catalog.remove(slug.clone(), Utc::now()))?? {
                 println!("removed {slug}");
                 Ok(ExitCode::SUCCESS)
             } else {
@@ -172,13 +173,13 @@ fn cli_flag(field: &str) -> String {
 
 pub fn import(config: &Config, source: &str) -> anyhow::Result<ExitCode> {
     let entries = read_source(source)?;
-    let mut catalog = open(config)?;
+    let catalog = open(config)?;
     let bar = indicatif::ProgressBar::new(entries.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} articles ({eta} left)")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let report = import_entries(&mut catalog, entries, || bar.inc(1))?;
+    let report = super::block_on(import_entries(&catalog, entries, || bar.inc(1)))??;
     bar.finish_and_clear();
     for (position, label, problem) in &report.rejected {
         eprintln!("entry {position} ({label}): {problem}");
@@ -192,15 +193,20 @@ pub fn import(config: &Config, source: &str) -> anyhow::Result<ExitCode> {
 }
 
 pub fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let catalog = open(config)?;
+    if let crate::store::Location::Postgres(_) = config.database.location() {
+        anyhow::bail!(
+            "tidings backup copies a SQLite database; on PostgreSQL use pg_dump (see the README's Backups)"
+        );
+    }
+    // A consistent copy through SQLite's online backup, while the daemon may be writing.
+    let source = crate::db::open(&config.database.path)?;
     let tmp = {
         let mut name = file.as_os_str().to_owned();
         name.push(".partial");
         PathBuf::from(name)
     };
     let _ = std::fs::remove_file(&tmp);
-    catalog
-        .connection()
+    source
         .backup(rusqlite::MAIN_DB, &tmp, None)
         .with_context(|| format!("cannot write backup {}", tmp.display()))?;
     std::fs::rename(&tmp, file)

@@ -46,20 +46,17 @@ pub fn inbound(
     };
     let mail_from = from.or_else(|| header_addresses(&raw, &["Return-Path"]).into_iter().next());
     let outcome = (|| -> anyhow::Result<crate::feedback::apply::Handled> {
-        let mut conn = crate::db::open(&config.database.path)?;
-        let keys = crate::feedback::tags::Keys::load(&conn)?;
+        let store = super::open_store(config)?;
+        let keys = super::write(&store, crate::feedback::tags::Keys::load)?;
         let rules = crate::feedback::apply::Rules::new(config, keys)?;
         let msg = crate::feedback::apply::Inbound {
             mail_from: mail_from.as_deref(),
             rcpt_to: &rcpt_to,
             raw: &raw,
         };
-        Ok(crate::feedback::apply::handle(
-            &mut conn,
-            &rules,
-            &msg,
-            chrono::Utc::now(),
-        )?)
+        Ok(super::write(&store, |db| {
+            crate::feedback::apply::handle(db, &rules, &msg, chrono::Utc::now())
+        })?)
     })();
     match outcome {
         Ok(h) => {

@@ -17,10 +17,10 @@ pub enum MailCommand {
 }
 
 pub fn mail(config: &Config, cmd: MailCommand) -> anyhow::Result<ExitCode> {
-    let conn = crate::db::open(&config.database.path)?;
+    let store = super::open_store(config)?;
     match cmd {
         MailCommand::Queue { json } => {
-            let waiting = crate::outbox::waiting(&conn)?;
+            let waiting = super::write(&store, crate::outbox::waiting)?;
             for w in &waiting {
                 if json {
                     println!("{}", serde_json::to_string(w)?);

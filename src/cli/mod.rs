@@ -106,15 +106,46 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
+/// The process's one async runtime: the daemon runs on it, and the commands drive the store
+/// (whose PostgreSQL connections live on it) with `block_on`.
+pub(crate) fn runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(r) = RUNTIME.get() {
+        return Ok(r);
+    }
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(RUNTIME.get_or_init(|| built))
+}
+
+/// Runs `f` to completion on the runtime (from a command, never from async code).
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    Ok(runtime()?.block_on(f))
+}
+
+/// The database `database.url` (or `database.path`) names, migrated.
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<crate::store::Store> {
+    Ok(block_on(crate::store::Store::open(
+        &config.database.location(),
+        config.database.pool_size,
+    ))??)
+}
+
+/// `f` in one transaction, from a command.
+pub(crate) fn write<T, E: From<crate::store::Error>>(
+    store: &crate::store::Store,
+    f: impl FnOnce(&crate::store::Db) -> Result<T, E>,
+) -> Result<T, E> {
+    store.blocking(crate::store::Mode::Write, f)
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(crate::daemon::serve(config))?;
+            block_on(crate::daemon::serve(config))??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Article(cmd) => article::article(&config, cmd),

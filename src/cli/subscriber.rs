@@ -55,7 +55,7 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
     use crate::subscribers::csv::{admin_upsert, SubscriberJson, Upserted};
     use crate::subscribers::flow::FlowError;
     use crate::subscribers::{store, Status, SubscriberEmail};
-    let mut conn = crate::db::open(&config.database.path)?;
+    let store = super::open_store(config)?;
     let report_input = |e: FlowError| -> anyhow::Result<ExitCode> {
         match e {
             FlowError::Input(e) => {
@@ -80,10 +80,11 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
                 cadence,
                 time_zone,
             };
-            let (outcome, s) = match admin_upsert(&mut conn, config, raw, Status::Pending) {
-                Ok(done) => done,
-                Err(e) => return report_input(e),
-            };
+            let (outcome, s) =
+                match super::write(&store, |db| admin_upsert(db, config, raw, Status::Pending)) {
+                    Ok(done) => done,
+                    Err(e) => return report_input(e),
+                };
             let word = match outcome {
                 Upserted::Created => "added",
                 Upserted::Updated => "updated",
@@ -91,8 +92,7 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
             };
             println!("{word} {} ({})", s.email, s.status.as_str());
             if outcome == Upserted::Created && s.status == Status::Pending {
-                drop(conn);
-                send_confirmation(config, s)?;
+                send_confirmation(config, &store, s)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -104,7 +104,7 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let all = store::list(&conn, status)?;
+            let all = super::write(&store, |db| store::list(db, status))?;
             for s in &all {
                 if json {
                     println!("{}", serde_json::to_string(&s.view())?);
@@ -129,7 +129,7 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
             }
             Ok(ExitCode::SUCCESS)
         }
-        SubscriberCommand::Show { email, json } => show(&conn, &email, json),
+        SubscriberCommand::Show { email, json } => show(&store, &email, json),
         SubscriberCommand::Remove { email } => {
             let email = match SubscriberEmail::parse(&email) {
                 Ok(e) => e,
@@ -138,7 +138,7 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            if store::delete(&conn, &email)? {
+            if super::write(&store, |db| store::delete(db, &email))? {
                 println!("removed {email}");
                 Ok(ExitCode::SUCCESS)
             } else {
@@ -149,7 +149,9 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
         SubscriberCommand::Import { file } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let report = match crate::subscribers::csv::import(&mut conn, config, &bytes) {
+            let report = match super::write(&store, |db| {
+                crate::subscribers::csv::import(db, config, &bytes)
+            }) {
                 Ok(r) => r,
                 Err(e) => return report_input(e),
             };
@@ -164,18 +166,24 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
             })
         }
         SubscriberCommand::Export => {
-            let n = crate::subscribers::csv::export(&conn, std::io::stdout().lock())?;
+            let n = super::write(&store, |db| {
+                crate::subscribers::csv::export(db, std::io::stdout().lock())
+            })?;
             eprintln!("{n} subscribers");
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn show(conn: &rusqlite::Connection, email: &str, json: bool) -> anyhow::Result<ExitCode> {
+fn show(store: &crate::store::Store, email: &str, json: bool) -> anyhow::Result<ExitCode> {
     use crate::subscribers::{events, store, suppressions};
-    let subscribers = store::find_all_cases(conn, email)?;
-    let suppression = suppressions::find(conn, email)?;
-    let history = events::for_email(conn, email)?;
+    let (subscribers, suppression, history) = super::write(store, |db| {
+        Ok::<_, crate::store::Error>((
+            store::find_all_cases(db, email)?,
+            suppressions::find(db, email)?,
+            events::for_email(db, email)?,
+        ))
+    })?;
     if subscribers.is_empty() && suppression.is_none() && history.is_empty() {
         eprintln!("error: email: no subscriber, suppression or history for {email}");
         return Ok(ExitCode::FAILURE);
@@ -241,19 +249,19 @@ fn show(conn: &rusqlite::Connection, email: &str, json: bool) -> anyhow::Result<
 
 /// Queues a confirmation email for a subscriber an admin added as pending, and tries to send it
 /// now; if the relay is not there, it stays queued for the daemon.
-fn send_confirmation(config: &Config, s: crate::subscribers::Subscriber) -> anyhow::Result<()> {
+fn send_confirmation(
+    config: &Config,
+    store: &crate::store::Store,
+    s: crate::subscribers::Subscriber,
+) -> anyhow::Result<()> {
     use crate::outbox::worker::Outcome;
     use crate::subscribers::flow::Subscriptions;
     use std::sync::Arc;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let conn = crate::db::open(&config.database.path)?;
-        let mailer = crate::mail::Mailer::open(config, &conn)?;
+    super::block_on(async {
+        let mailer = crate::mail::Mailer::open(config, store).await?;
         let subscriptions = Arc::new(Subscriptions::new(
             Arc::new(config.clone()),
-            conn,
+            store.clone(),
             Arc::new(mailer),
             Arc::new(crate::mail::templates::Templates::load(
                 &config.mail.templates_dir,
@@ -272,8 +280,8 @@ fn send_confirmation(config: &Config, s: crate::subscribers::Subscriber) -> anyh
                 anyhow::bail!("the relay refused the confirmation email: {error}")
             }
             Outcome::Dropped(why) => println!("confirmation email not sent: {why}"),
-            Outcome::Idle => println!("confirmation email queued"),
+            Outcome::Idle | Outcome::Lost => println!("confirmation email queued"),
         }
         Ok(())
-    })
+    })?
 }

@@ -37,14 +37,14 @@ pub enum SuppressionCommand {
 }
 
 pub fn suppression(config: &Config, cmd: SuppressionCommand) -> anyhow::Result<ExitCode> {
-    let mut conn = crate::db::open(&config.database.path)?;
+    let store = super::open_store(config)?;
     let fail = |field: &str, problem: &str| {
         eprintln!("error: {field}: {problem}");
         Ok(ExitCode::FAILURE)
     };
     match cmd {
         SuppressionCommand::List { json } => {
-            let all = suppressions::list(&conn)?;
+            let all = super::write(&store, suppressions::list)?;
             for s in &all {
                 if json {
                     println!("{}", serde_json::to_string(s)?);
@@ -77,16 +77,16 @@ pub fn suppression(config: &Config, cmd: SuppressionCommand) -> anyhow::Result<E
                 Err(p) => return fail("--reason", &p),
             };
             let note = note.map(|n| crate::catalog::input::one_line(&n));
-            let tx = conn.transaction()?;
-            let added = suppressions::add(
-                &tx,
-                &email,
-                reason,
-                note.as_deref(),
-                "admin",
-                chrono::Utc::now(),
-            )?;
-            tx.commit()?;
+            let added = super::write(&store, |db| {
+                suppressions::add(
+                    db,
+                    &email,
+                    reason,
+                    note.as_deref(),
+                    "admin",
+                    chrono::Utc::now(),
+                )
+            })?;
             let key = suppressions::key(email.as_str());
             if added {
                 println!("suppressed {key} ({})", reason.as_str());
@@ -96,9 +96,9 @@ pub fn suppression(config: &Config, cmd: SuppressionCommand) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         SuppressionCommand::Remove { email } => {
-            let tx = conn.transaction()?;
-            let lifted = suppressions::lift(&tx, &email, chrono::Utc::now())?;
-            tx.commit()?;
+            let lifted = super::write(&store, |db| {
+                suppressions::lift(db, &email, chrono::Utc::now())
+            })?;
             let key = suppressions::key(&email);
             if lifted {
                 println!("lifted {key} (a subscriber stays unsubscribed)");
@@ -110,7 +110,7 @@ pub fn suppression(config: &Config, cmd: SuppressionCommand) -> anyhow::Result<E
         SuppressionCommand::Import { file } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let report = match suppressions::import(&mut conn, &bytes) {
+            let report = match super::write(&store, |db| suppressions::import(db, &bytes)) {
                 Ok(r) => r,
                 Err(crate::subscribers::flow::FlowError::Input(e)) => {
                     return fail(&e.field, &e.problem)
@@ -128,7 +128,9 @@ pub fn suppression(config: &Config, cmd: SuppressionCommand) -> anyhow::Result<E
             })
         }
         SuppressionCommand::Export => {
-            let n = suppressions::export(&conn, std::io::stdout().lock())?;
+            let n = super::write(&store, |db| {
+                suppressions::export(db, std::io::stdout().lock())
+            })?;
             eprintln!("{n} suppressed");
             Ok(ExitCode::SUCCESS)
         }

@@ -2,10 +2,13 @@
 //! `sent`, `failed` or `skipped` one transaction at a time, so no crash loses or doubles a digest
 //! (only a message in flight at the moment of a kill may be sent again).
 
+use crate::params;
+use crate::store::{Db, Error};
 use crate::subscribers::events::{self, Kind, NewEvent};
 use crate::subscribers::suppressions::{self, Reason};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+type Result<T, E = Error> = std::result::Result<T, E>;
 
 use crate::subscribers::{Cadence, Status, TimeZone};
 
@@ -27,21 +30,23 @@ fn from_us(us: i64) -> DateTime<Utc> {
 
 /// Calls `f` for each confirmed subscriber with no unfinished delivery (those are finished, not
 /// planned again), streaming rows so a million subscribers never sit in memory at once.
-pub fn for_each_candidate<E: From<rusqlite::Error>>(
-    conn: &Connection,
+pub fn for_each_candidate<E: From<Error>>(
+    db: &Db,
     mut f: impl FnMut(Candidate) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.id, s.email, s.cadence, s.time_zone, \
-                coalesce(s.window_start_us, CAST(strftime('%s', s.confirmed_at) AS INTEGER) * 1000000, 0), \
-                s.last_slot_us, \
-                (SELECT group_concat(st.tag_slug, ',') FROM subscriber_tags st WHERE st.subscriber_id = s.id) \
+    let tags = if db.is_postgres() {
+        "string_agg(st.tag_slug, ',')"
+    } else {
+        "group_concat(st.tag_slug, ',')"
+    };
+    let sql = format!(
+        "SELECT s.id, s.email, s.cadence, s.time_zone, coalesce(s.window_start_us, 0), s.last_slot_us, \
+                (SELECT {tags} FROM subscriber_tags st WHERE st.subscriber_id = s.id) \
          FROM subscribers s WHERE s.status = 'confirmed' AND NOT EXISTS \
            (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND d.state IN ('pending', 'sending')) \
-         ORDER BY s.id",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
+         ORDER BY s.id"
+    );
+    db.query_each(&sql, &[], |r| {
         let cadence: String = r.get(2)?;
         let zone: String = r.get(3)?;
         let tags: Option<String> = r.get(6)?;
@@ -56,54 +61,51 @@ pub fn for_each_candidate<E: From<rusqlite::Error>>(
             zone: TimeZone::parse(&zone).unwrap_or(TimeZone(chrono_tz::UTC)),
             tags,
             window_start: from_us(r.get(4)?),
-            last_slot: r.get::<_, Option<i64>>(5)?.map(from_us),
-        })?;
-    }
-    Ok(())
+            last_slot: r.get::<Option<i64>>(5)?.map(from_us),
+        })
+    })
 }
 
 /// The candidate for one subscriber, if they are one (for previews).
-pub fn candidate(conn: &Connection, subscriber: i64) -> rusqlite::Result<Option<Candidate>> {
+pub fn candidate(db: &Db, subscriber: i64) -> Result<Option<Candidate>> {
     let mut found = None;
-    for_each_candidate(conn, |c| {
+    for_each_candidate(db, |c| {
         if c.id == subscriber {
             found = Some(c);
         }
-        Ok::<(), rusqlite::Error>(())
+        Ok::<(), Error>(())
     })?;
     Ok(found)
 }
 
 /// The oldest window among the candidates: articles added after it may be new to someone.
-pub fn earliest_window(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    conn.query_row(
-        "SELECT min(coalesce(s.window_start_us, CAST(strftime('%s', s.confirmed_at) AS INTEGER) * 1000000, 0)) \
-         FROM subscribers s WHERE s.status = 'confirmed'",
-        [],
-        |r| r.get::<_, Option<i64>>(0),
+pub fn earliest_window(db: &Db) -> Result<Option<DateTime<Utc>>> {
+    db.query_row(
+        "SELECT min(coalesce(s.window_start_us, 0)) FROM subscribers s WHERE s.status = 'confirmed'", &[], |r| r.get::<Option<i64>>(0),
     )
     .map(|v| v.map(from_us))
 }
 
-/// Writes a run's plan inside one transaction as it is computed (nothing is held in memory per
-/// subscriber): the run, one pending delivery per digest, and the slot each subscriber's schedule
-/// has now handled. Nothing is visible until `finish` commits.
-pub struct PlanWriter<'c> {
-    tx: rusqlite::Transaction<'c>,
+/// Writes a run's plan inside the caller's transaction as it is computed (nothing is held in
+/// memory per subscriber): the run, one pending delivery per digest, and the slot each
+/// subscriber's schedule has now handled. Nothing is visible until the caller commits.
+pub struct PlanWriter<'c, 'd> {
+    db: &'c Db<'d>,
     now: DateTime<Utc>,
     manual: bool,
     run_id: std::cell::Cell<Option<i64>>,
     count: std::cell::Cell<i64>,
 }
 
-impl<'c> PlanWriter<'c> {
-    pub fn begin(
-        conn: &'c mut Connection,
-        now: DateTime<Utc>,
-        manual: bool,
-    ) -> rusqlite::Result<Self> {
+/// Held while a run is planned: two nodes whose schedules fire at once take turns, and the
+/// second finds every slot handled, so one run is planned, not two.
+pub const PLAN_LOCK: &str = "digest plan";
+
+impl<'c, 'd> PlanWriter<'c, 'd> {
+    pub fn begin(db: &'c Db<'d>, now: DateTime<Utc>, manual: bool) -> Result<Self> {
+        db.lock(PLAN_LOCK)?;
         Ok(PlanWriter {
-            tx: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+            db,
             now,
             manual,
             run_id: std::cell::Cell::new(None),
@@ -112,43 +114,45 @@ impl<'c> PlanWriter<'c> {
     }
 
     /// The transaction, for reading what the plan is based on.
-    pub fn conn(&self) -> &Connection {
-        &self.tx
+    pub fn conn(&self) -> &Db<'d> {
+        self.db
     }
 
     pub fn delivery<'i>(
         &self,
         subscriber_id: i64,
         article_ids: impl Iterator<Item = &'i str>,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<()> {
         let run_id = match self.run_id.get() {
             Some(id) => id,
             None => {
-                self.tx.execute(
-                    "INSERT INTO digest_runs (now_us, manual, subject, html, deliveries) VALUES (?1, ?2, '', '', 0)",
+                let id = self.db.query_row(
+                    "INSERT INTO digest_runs (now_us, manual, subject, html, deliveries) \
+                     VALUES (?1, ?2, '', '', 0) RETURNING id",
                     params![self.now.timestamp_micros(), self.manual],
+                    |r| r.get(0),
                 )?;
-                let id = self.tx.last_insert_rowid();
                 self.run_id.set(Some(id));
                 id
             }
         };
         let ids =
             serde_json::to_string(&article_ids.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
-        self.tx
-            .prepare_cached(
-                "INSERT INTO deliveries (run_id, subscriber_id, state, window_end_us, articles, next_attempt_us) \
-                 VALUES (?1, ?2, 'pending', ?3, ?4, 0)",
-            )?
-            .execute(params![run_id, subscriber_id, self.now.timestamp_micros(), ids])?;
+        self.db.execute(
+            "INSERT INTO deliveries (run_id, subscriber_id, state, window_end_us, articles, next_attempt_us) \
+             VALUES (?1, ?2, 'pending', ?3, ?4, 0)",
+            params![run_id, subscriber_id, self.now.timestamp_micros(), ids],
+        )?;
         self.count.set(self.count.get() + 1);
         Ok(())
     }
 
-    pub fn slot(&self, subscriber_id: i64, at: DateTime<Utc>) -> rusqlite::Result<()> {
-        self.tx
-            .prepare_cached("UPDATE subscribers SET last_slot_us = ?2 WHERE id = ?1")?
-            .execute(params![subscriber_id, at.timestamp_micros()])
+    pub fn slot(&self, subscriber_id: i64, at: DateTime<Utc>) -> Result<()> {
+        self.db
+            .execute(
+                "UPDATE subscribers SET last_slot_us = ?2 WHERE id = ?1",
+                params![subscriber_id, at.timestamp_micros()],
+            )
             .map(|_| ())
     }
 
@@ -156,24 +160,23 @@ impl<'c> PlanWriter<'c> {
         self.count.get()
     }
 
-    /// Stores the run's archive copy and commits everything.
-    pub fn finish(self, subject: &str, generic_html: &str) -> rusqlite::Result<Option<i64>> {
+    /// Stores the run's archive copy; the caller's commit makes the plan visible.
+    pub fn finish(self, subject: &str, generic_html: &str) -> Result<Option<i64>> {
         let run_id = self.run_id.get();
         if let Some(id) = run_id {
-            self.tx.execute(
+            self.db.execute(
                 "UPDATE digest_runs SET subject = ?2, html = ?3, deliveries = ?4 WHERE id = ?1",
                 params![id, subject, generic_html, self.count.get()],
             )?;
         }
-        self.tx.commit()?;
         Ok(run_id)
     }
 }
 
 /// When the newest earlier run was planned for (the generic archive version covers what is new since).
-pub fn previous_run(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    conn.query_row("SELECT max(now_us) FROM digest_runs", [], |r| {
-        r.get::<_, Option<i64>>(0)
+pub fn previous_run(db: &Db) -> Result<Option<DateTime<Utc>>> {
+    db.query_row("SELECT max(now_us) FROM digest_runs", &[], |r| {
+        r.get::<Option<i64>>(0)
     })
     .map(|v| v.map(from_us))
 }
@@ -187,8 +190,6 @@ pub struct Claimed {
     pub window_end: DateTime<Utc>,
     pub article_ids: Vec<String>,
     pub attempts: u32,
-    /// Until when the claim is ours; past it another process may take the row.
-    pub lease_until: DateTime<Utc>,
 }
 
 /// What the queue holds for a worker right now.
@@ -200,43 +201,46 @@ pub enum Next {
     Empty,
 }
 
-/// Takes up to `limit` due deliveries (pending, or sending under an expired lease) for `owner`,
-/// in one transaction `tx` the caller commits (so more can be written with the claim).
-pub fn claim(
-    tx: &rusqlite::Transaction<'_>,
-    owner: i64,
-    now: DateTime<Utc>,
-    lease: chrono::Duration,
-    limit: usize,
-) -> rusqlite::Result<Next> {
-    let now_us = now.timestamp_micros();
+/// Takes up to `limit` due deliveries (pending, or sending under another owner's expired lease)
+/// for instance `owner`, leased for `lease` by the database's clock, in the caller's
+/// transaction (so more can be written with the claim). On PostgreSQL rows another node is
+/// claiming right now are skipped (`FOR UPDATE SKIP LOCKED`), so nodes never wait on each other.
+pub fn claim(db: &Db, owner: i64, lease: chrono::Duration, limit: usize) -> Result<Next> {
+    let now_us = db.now_us()?;
+    let skip = if db.is_postgres() {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
     // Two index searches rather than one OR: with an OR, SQLite sorts every pending row for
-    // each claim (a temp B-tree), which made claiming O(queue) and capped sending speed.
-    let mut ids: Vec<i64> = tx
-        .prepare_cached(
+    // each claim (a temp B-tree), which made claiming O(queue) and capped sending speed. A
+    // run never takes back its own lapsed rows: they may still be queued in it.
+    let mut ids: Vec<i64> = db.query_map(
+        &format!(
             "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until_us < ?1 \
-             AND lease_owner IS NOT ?3 LIMIT ?2",
-        )?
-        .query_map(params![now_us, limit as i64, owner], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+             AND lease_owner IS DISTINCT FROM ?3 LIMIT ?2{skip}"
+        ),
+        params![now_us, limit, owner],
+        |r| r.get(0),
+    )?;
     if ids.len() < limit {
-        let more: Vec<i64> = tx
-            .prepare_cached(
+        let more: Vec<i64> = db.query_map(
+            &format!(
                 "SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_us <= ?1 \
-                 ORDER BY next_attempt_us LIMIT ?2",
-            )?
-            .query_map(params![now_us, (limit - ids.len()) as i64], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+                 ORDER BY next_attempt_us LIMIT ?2{skip}"
+            ),
+            params![now_us, limit - ids.len()],
+            |r| r.get(0),
+        )?;
         ids.extend(more);
     }
-    let mut take = tx.prepare_cached(
-        "UPDATE deliveries SET state = 'sending', lease_owner = ?2, lease_until_us = ?3 WHERE id = ?1 \
-         RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
-    )?;
+    let lease_until_us = now_us + lease.num_microseconds().unwrap_or(i64::MAX / 4);
     let mut claimed: Vec<Claimed> = Vec::with_capacity(ids.len());
     for id in ids {
-        claimed.push(take.query_row(
-            params![id, owner, (now + lease).timestamp_micros()],
+        claimed.push(db.query_row(
+            "UPDATE deliveries SET state = 'sending', lease_owner = ?2, lease_until_us = ?3 WHERE id = ?1 \
+             RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
+            params![id, owner, lease_until_us],
             |r| {
                 let articles: String = r.get(4)?;
                 Ok(Claimed {
@@ -245,8 +249,7 @@ pub fn claim(
                     subscriber_id: r.get(2)?,
                     window_end: from_us(r.get(3)?),
                     article_ids: serde_json::from_str(&articles).unwrap_or_default(),
-                    attempts: r.get::<_, i64>(5)?.max(0) as u32,
-                    lease_until: now + lease,
+                    attempts: r.get::<i64>(5)?.max(0) as u32,
                 })
             },
         )?);
@@ -255,9 +258,13 @@ pub fn claim(
         claimed.sort_by_key(|c| c.id);
         return Ok(Next::Claimed(claimed));
     }
-    let wait: Option<i64> = tx.query_row(
-        "SELECT min(next_attempt_us) FROM deliveries WHERE state = 'pending'",
-        [],
+    // Nothing to take now: the earliest retry, or the earliest moment another owner's claim
+    // lapses (a killed node's rows are taken over then; a live node renews its own first).
+    let wait: Option<i64> = db.query_row(
+        "SELECT min(t) FROM (SELECT min(next_attempt_us) AS t FROM deliveries WHERE state = 'pending' \
+         UNION ALL SELECT min(lease_until_us) FROM deliveries WHERE state = 'sending' \
+         AND lease_owner IS DISTINCT FROM ?1) AS due",
+        params![owner],
         |r| r.get(0),
     )?;
     Ok(match wait {
@@ -266,98 +273,87 @@ pub fn claim(
     })
 }
 
+/// Extends for `lease` (by the database's clock) every claim `owner` still holds; the ids it
+/// still holds. A row another node took over after this one's lease lapsed is not among them.
+pub fn renew(db: &Db, owner: i64, lease: chrono::Duration) -> Result<Vec<i64>> {
+    let now_us = db.now_us()?;
+    db.query_map(
+        "UPDATE deliveries SET lease_until_us = ?2 WHERE state = 'sending' AND lease_owner = ?1 \
+         RETURNING id",
+        params![
+            owner,
+            now_us + lease.num_microseconds().unwrap_or(i64::MAX / 4)
+        ],
+        |r| r.get(0),
+    )
+}
+
 /// When a paused run's deliveries are "due": 9999-12-31, far past any wait a run makes.
 pub const PAUSED_US: i64 = 253_402_300_799_000_000;
 
 /// Pauses run `run` (once): its pending deliveries wait until `resume`. The number held back,
 /// or `None` if it already was paused.
-pub fn pause(
-    conn: &Connection,
-    run: i64,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<Option<usize>> {
-    let marked = conn.execute(
+pub fn pause(db: &Db, run: i64, reason: &str, now: DateTime<Utc>) -> Result<Option<usize>> {
+    let marked = db.execute(
         "UPDATE digest_runs SET paused_us = ?2, paused_reason = ?3 WHERE id = ?1 AND paused_us IS NULL",
         params![run, now.timestamp_micros(), reason],
     )?;
     if marked == 0 {
         return Ok(None);
     }
-    Ok(Some(conn.execute(
+    Ok(Some(db.execute(
         "UPDATE deliveries SET next_attempt_us = ?2 WHERE run_id = ?1 AND state = 'pending'",
         params![run, PAUSED_US],
     )?))
 }
 
 /// Resumes a paused run: its waiting deliveries are due now. `None` if it was not paused.
-pub fn resume(conn: &Connection, run: i64, now: DateTime<Utc>) -> rusqlite::Result<Option<usize>> {
-    let unmarked = conn.execute(
+pub fn resume(db: &Db, run: i64, now: DateTime<Utc>) -> Result<Option<usize>> {
+    let unmarked = db.execute(
         "UPDATE digest_runs SET paused_us = NULL, paused_reason = NULL WHERE id = ?1 AND paused_us IS NOT NULL",
-        [run],
+        params![run],
     )?;
     if unmarked == 0 {
         return Ok(None);
     }
-    Ok(Some(conn.execute(
+    Ok(Some(db.execute(
         "UPDATE deliveries SET next_attempt_us = ?2 WHERE run_id = ?1 AND state = 'pending'",
         params![run, now.timestamp_micros()],
     )?))
 }
 
-/// Gives claimed deliveries back untouched (a worker stopping before it sent them).
-pub fn release(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until_us = NULL \
-         WHERE id = ?1 AND state = 'sending'",
-    )?;
+/// Gives claimed deliveries back untouched (a worker stopping before it sent them); only rows
+/// `owner` still holds.
+pub fn release(db: &Db, owner: i64, ids: &[i64]) -> Result<()> {
     for id in ids {
-        stmt.execute([id])?;
+        db.execute(
+            "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until_us = NULL \
+             WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2",
+            params![id, owner],
+        )?;
     }
     Ok(())
 }
 
 /// Gives back this process's own `sending` rows: called when a run starts (one run at a time per
 /// process), they are leftovers of an earlier run that stopped without settling them. A running
-/// run never re-claims its own rows, even past their lease, so nothing is queued twice.
-pub fn release_own(conn: &Connection, owner: i64) -> rusqlite::Result<usize> {
-    conn.execute(
+/// run never re-claims its own rows, even past their lease, so nothing is queued twice. Rows
+/// other processes left (killed mid-send) are taken over once their lease lapses (`claim`).
+pub fn release_own(db: &Db, owner: i64) -> Result<usize> {
+    db.execute(
         "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until_us = NULL \
          WHERE state = 'sending' AND lease_owner = ?1",
-        [owner],
+        params![owner],
     )
-}
-
-/// Gives back deliveries left `sending` by processes that no longer run (killed mid-send).
-pub fn reclaim_abandoned(conn: &Connection, owner: i64) -> rusqlite::Result<usize> {
-    let owners: Vec<i64> = {
-        let mut stmt = conn.prepare(
-            "SELECT DISTINCT lease_owner FROM deliveries WHERE state = 'sending' AND lease_owner IS NOT NULL",
-        )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let mut n = 0;
-    for other in owners {
-        if other != owner && !std::path::Path::new(&format!("/proc/{other}")).exists() {
-            n += conn.execute(
-                "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until_us = NULL \
-                 WHERE state = 'sending' AND lease_owner = ?1",
-                [other],
-            )?;
-        }
-    }
-    Ok(n)
 }
 
 /// The subscriber's status now (unsubscribing is final for every later send).
-pub fn status_of(conn: &Connection, subscriber: i64) -> rusqlite::Result<Option<Status>> {
-    conn.query_row(
+pub fn status_of(db: &Db, subscriber: i64) -> Result<Option<Status>> {
+    db.query_opt(
         "SELECT status FROM subscribers WHERE id = ?1",
-        [subscriber],
-        |r| r.get::<_, String>(0),
+        params![subscriber],
+        |r| r.get::<String>(0),
     )
-    .optional()
     .map(|s| s.and_then(|s| Status::parse(&s).ok()))
 }
 
@@ -384,31 +380,30 @@ impl Sent {
 }
 
 /// Sent: each delivery is `sent` and its subscriber's window moves to the end of the digest's,
-/// all in one transaction.
-pub fn mark_sent(conn: &mut Connection, sent: &[Sent]) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut delivery = tx.prepare_cached(
+/// in the caller's transaction.
+pub fn mark_sent(db: &Db, sent: &[Sent]) -> Result<()> {
+    for s in sent {
+        db.execute(
             "UPDATE deliveries SET state = 'sent', message_id = ?2, sent_us = ?3, attempts = attempts + 1, \
              lease_owner = NULL, lease_until_us = NULL, last_error = NULL WHERE id = ?1",
+            params![s.delivery, s.message_id, s.at.timestamp_micros()],
         )?;
-        let mut window = tx.prepare_cached(
-            "UPDATE subscribers SET window_start_us = max(coalesce(window_start_us, 0), ?2), bounces = 0 WHERE id = ?1",
+        db.execute(
+            "UPDATE subscribers SET window_start_us = CASE WHEN coalesce(window_start_us, 0) > ?2 \
+             THEN window_start_us ELSE ?2 END, bounces = 0 WHERE id = ?1",
+            params![s.subscriber_id, s.window_end.timestamp_micros()],
         )?;
-        for s in sent {
-            delivery.execute(params![s.delivery, s.message_id, s.at.timestamp_micros()])?;
-            window.execute(params![s.subscriber_id, s.window_end.timestamp_micros()])?;
-        }
     }
-    tx.commit()
+    Ok(())
 }
 
 /// Records sent digests on a thread of its own, committing everything that arrived while the
 /// previous commit ran as one transaction (group commit). `record` returns once the row is
 /// committed, so a worker sends its next digest only after the last one is on disk: a kill can
-/// double at most the messages in flight. It shares the run's connection (behind its mutex) with
-/// the claims, rather than opening its own: two connections writing in turn meet SQLite's busy
-/// handler, which sleeps in milliseconds.
+/// double at most the messages in flight. Each group commits durably (`Store::write_durable`:
+/// on SQLite `synchronous=FULL`), so a recorded `sent` survives a power cut too. On SQLite it
+/// shares the store's one writer connection with the claims: two connections writing in turn
+/// meet SQLite's busy handler, which sleeps in milliseconds.
 pub struct Recorder {
     jobs: std::sync::mpsc::Sender<(Sent, tokio::sync::oneshot::Sender<Result<(), String>>)>,
 }
@@ -421,9 +416,7 @@ const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(200);
 
 impl Recorder {
     /// Starts the thread; it ends when the recorder is dropped.
-    pub fn start<C: AsMut<Connection> + Send + 'static>(
-        db: std::sync::Arc<std::sync::Mutex<C>>,
-    ) -> Result<Recorder, String> {
+    pub fn start(store: crate::store::Store) -> Result<Recorder, String> {
         let (jobs, queue) =
             std::sync::mpsc::channel::<(Sent, tokio::sync::oneshot::Sender<Result<(), String>>)>();
         std::thread::Builder::new()
@@ -453,11 +446,9 @@ impl Recorder {
                     // failing database), and only then report the failure.
                     let mut result = Err(String::new());
                     for attempt in 0..8u32 {
-                        result = {
-                            let mut conn =
-                                db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            mark_sent(conn.as_mut(), &sent).map_err(|e| e.to_string())
-                        };
+                        result = store
+                            .blocking(crate::store::Mode::Durable, |db| mark_sent(db, &sent))
+                            .map_err(|e| e.to_string());
                         if result.is_ok() {
                             break;
                         }
@@ -499,13 +490,13 @@ impl Pending {
 
 /// A transient failure: retry at `retry_at`, or give up as `failed` when out of attempts.
 pub fn mark_retry(
-    conn: &Connection,
+    db: &Db,
     d: &Claimed,
     error: &str,
     retry_at: Option<DateTime<Utc>>,
-) -> rusqlite::Result<()> {
+) -> Result<()> {
     match retry_at {
-        Some(at) => conn.execute(
+        Some(at) => db.execute(
             // A retry in a run paused meanwhile waits with the rest of it.
             "UPDATE deliveries SET state = 'pending', attempts = attempts + 1, \
              next_attempt_us = CASE WHEN (SELECT paused_us FROM digest_runs WHERE id = run_id) IS NULL \
@@ -513,7 +504,7 @@ pub fn mark_retry(
              last_error = ?3, lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
             params![d.id, at.timestamp_micros(), error, PAUSED_US],
         ),
-        None => conn.execute(
+        None => db.execute(
             "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?2, \
              lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
             params![d.id, error],
@@ -522,29 +513,23 @@ pub fn mark_retry(
     .map(|_| ())
 }
 
-/// A permanent failure: recorded; after `bounce_limit` in a row the subscriber is `bounced`.
-/// Returns whether the subscriber just became bounced.
-pub fn mark_permanent(
-    conn: &mut Connection,
-    d: &Claimed,
-    error: &str,
-    bounce_limit: u32,
-) -> rusqlite::Result<bool> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+/// A permanent failure: recorded, in the caller's transaction; after `bounce_limit` in a row
+/// the subscriber is `bounced`. Returns whether the subscriber just became bounced.
+pub fn mark_permanent(db: &Db, d: &Claimed, error: &str, bounce_limit: u32) -> Result<bool> {
+    db.execute(
         "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?2, \
          lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
         params![d.id, error],
     )?;
-    tx.execute(
+    db.execute(
         "UPDATE subscribers SET bounces = bounces + 1 WHERE id = ?1",
-        [d.subscriber_id],
+        params![d.subscriber_id],
     )?;
-    let bounced = tx.execute(
+    let bounced = db.execute(
         "UPDATE subscribers SET status = 'bounced' WHERE id = ?1 AND bounces >= ?2 AND status = 'confirmed'",
         params![d.subscriber_id, bounce_limit],
     )? == 1;
-    if let Some(s) = crate::subscribers::store::get(&tx, d.subscriber_id)? {
+    if let Some(s) = crate::subscribers::store::get(db, d.subscriber_id)? {
         let now = Utc::now();
         let mut event = NewEvent::new(s.email.as_str(), Kind::Bounce, "smtp")
             .subscriber(s.id)
@@ -553,19 +538,18 @@ pub fn mark_permanent(
                 error.chars().take(500).collect::<String>()
             ));
         event.delivery_id = Some(d.id);
-        events::record(&tx, &event, now)?;
+        events::record(db, &event, now)?;
         crate::metrics::bounced("other");
         if bounced {
-            suppressions::add(&tx, &s.email, Reason::Bounces, None, "smtp", now)?;
+            suppressions::add(db, &s.email, Reason::Bounces, None, "smtp", now)?;
         }
     }
-    tx.commit()?;
     Ok(bounced)
 }
 
 /// Not sent and not to be: the subscriber left, or nothing in it exists any more.
-pub fn mark_skipped(conn: &Connection, d: &Claimed, why: &str) -> rusqlite::Result<()> {
-    conn.execute(
+pub fn mark_skipped(db: &Db, d: &Claimed, why: &str) -> Result<()> {
+    db.execute(
         "UPDATE deliveries SET state = 'skipped', last_error = ?2, lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
         params![d.id, why],
     )
@@ -573,29 +557,30 @@ pub fn mark_skipped(conn: &Connection, d: &Claimed, why: &str) -> rusqlite::Resu
 }
 
 /// How many deliveries wait to be sent (pending or sending).
-pub fn queue_depth(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn queue_depth(db: &Db) -> Result<i64> {
+    db.query_row(
         "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')",
-        [],
+        &[],
         |r| r.get(0),
     )
 }
 
 /// The generic version of a run, for `/digests/{id}`.
-pub fn archived(conn: &Connection, run: i64) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT html FROM digest_runs WHERE id = ?1", [run], |r| {
-        r.get(0)
-    })
-    .optional()
+pub fn archived(db: &Db, run: i64) -> Result<Option<String>> {
+    db.query_opt(
+        "SELECT html FROM digest_runs WHERE id = ?1",
+        params![run],
+        |r| r.get(0),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Two deliveries whose leases ran out: one held by this process (still queued in its own
-    /// run), one by another process.
-    fn lapsed_claims() -> (tempfile::TempDir, Connection) {
+    /// Two deliveries whose leases ran out: one held by instance 100 (still queued in its own
+    /// run), one by instance 200.
+    fn lapsed_claims() -> (tempfile::TempDir, rusqlite::Connection) {
         let dir = tempfile::tempdir().expect("tmp");
         let conn = crate::db::open(&dir.path().join("t.db")).expect("db");
         conn.execute_batch(
@@ -613,25 +598,37 @@ mod tests {
 
     #[test]
     fn a_run_never_reclaims_its_own_lapsed_claims_but_takes_others() {
-        let (_dir, mut conn) = lapsed_claims();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .expect("tx");
-        let next = claim(&tx, 100, Utc::now(), chrono::Duration::seconds(300), 10).expect("claim");
-        tx.commit().expect("commit");
+        let (_dir, conn) = lapsed_claims();
+        let db = Db::Lite(&conn);
+        let next = claim(&db, 100, chrono::Duration::seconds(300), 10).expect("claim");
         let Next::Claimed(claimed) = next else {
-            panic!("the other process's lapsed claim is due");
+            panic!("the other instance's lapsed claim is due");
         };
         assert_eq!(
             claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
             vec![2],
             "not its own row 1, which may still be queued in this run"
         );
-        // A new run of the same process starts by taking its leftovers back.
-        // Row 2 is its own now too: both go back.
-        assert_eq!(release_own(&conn, 100).expect("release"), 2);
-        let state: String = conn
-            .query_row("SELECT state FROM deliveries WHERE id = 1", [], |r| {
+        // Renewing extends what 100 holds (both rows now) and nothing of another owner's.
+        assert_eq!(
+            renew(&db, 100, chrono::Duration::seconds(300)).expect("renew"),
+            vec![1, 2]
+        );
+        assert!(renew(&db, 200, chrono::Duration::seconds(300))
+            .expect("renew")
+            .is_empty());
+        // The old owner cannot hand back a row it lost.
+        release(&db, 200, &[2]).expect("release");
+        let state: String = db
+            .query_row("SELECT state FROM deliveries WHERE id = 2", &[], |r| {
+                r.get(0)
+            })
+            .expect("row");
+        assert_eq!(state, "sending");
+        // A new run of the same instance starts by taking its leftovers back: both go back.
+        assert_eq!(release_own(&db, 100).expect("release"), 2);
+        let state: String = db
+            .query_row("SELECT state FROM deliveries WHERE id = 1", &[], |r| {
                 r.get(0)
             })
             .expect("row");

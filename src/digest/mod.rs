@@ -27,11 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 use self::ledger::{Claimed, Next};
 use self::plan::{Plan, Reader, Section};
-use crate::catalog::{Article, Catalog};
+use crate::catalog::Article;
 use crate::config::Config;
 use crate::mail::bulk::{placeholder, BodyTemplate};
 use crate::mail::templates::Templates;
 use crate::mail::{Failure, Mailer};
+use crate::store::{instance_id, Db, Store};
 use crate::subscribers::store;
 use crate::subscribers::tokens::Purpose;
 use crate::subscribers::{Status, Subscriber};
@@ -39,7 +40,7 @@ use crate::subscribers::{Status, Subscriber};
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
     #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] crate::store::Error),
     #[error("catalog error: {0}")]
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("template error: {0}")]
@@ -115,7 +116,7 @@ struct Outgoing {
 /// The digest service shared by the scheduler, the API and the CLI.
 pub struct Digests {
     pub config: Arc<Config>,
-    pub db: Arc<Mutex<Catalog>>,
+    pub store: Store,
     pub mailer: Arc<Mailer>,
     pub templates: Arc<Templates>,
     pub metrics: crate::metrics::Metrics,
@@ -123,7 +124,9 @@ pub struct Digests {
     running: tokio::sync::Mutex<()>,
     /// Stop taking new deliveries (SIGTERM).
     pub stop: CancellationToken,
-    owner: i64,
+    /// Claims this process holds, by delivery id: until when (by this node's monotonic clock,
+    /// measured from the database's grant) it may still start sending each.
+    leases: Mutex<std::collections::HashMap<i64, std::time::Instant>>,
     /// Article lists already loaded, by their ids.
     article_cache: Mutex<std::collections::HashMap<String, Arc<Vec<Article>>>>,
     /// Digest bodies already rendered and encoded, by what they show (see `body_template`).
@@ -154,20 +157,20 @@ const MAX_IN_RUN_WAIT_SECONDS: i64 = 60;
 impl Digests {
     pub fn new(
         config: Arc<Config>,
-        catalog: Catalog,
+        store: Store,
         mailer: Arc<Mailer>,
         templates: Arc<Templates>,
         stop: CancellationToken,
     ) -> Digests {
         Digests {
             config,
-            db: Arc::new(Mutex::new(catalog)),
+            store,
             mailer,
             templates,
             metrics: crate::metrics::Metrics::new(),
             running: tokio::sync::Mutex::new(()),
             stop,
-            owner: i64::from(std::process::id()),
+            leases: Mutex::new(std::collections::HashMap::new()),
             article_cache: Mutex::new(std::collections::HashMap::new()),
             body_cache: Mutex::new(BodyCache::default()),
             placeholders: {
@@ -177,17 +180,88 @@ impl Digests {
         }
     }
 
-    async fn with_db<T: Send + 'static>(
+    /// `f` in one transaction.
+    async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Catalog) -> Result<T, DigestError> + Send + 'static,
+        f: impl FnOnce(&Db) -> Result<T, DigestError> + Send + 'static,
     ) -> Result<T, DigestError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut catalog = db.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut catalog)
-        })
-        .await
-        .map_err(|e| DigestError::Internal(e.to_string()))?
+        self.store.write(f).await
+    }
+
+    /// `f` outside a transaction.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T, DigestError> + Send + 'static,
+    ) -> Result<T, DigestError> {
+        self.store.read(f).await
+    }
+
+    fn lease(&self) -> Duration {
+        Duration::seconds(i64::from(self.config.digest.lease_seconds))
+    }
+
+    /// Notes claims granted (or renewed) by the database just after `asked`: this process may
+    /// start sending each until `asked + lease - margin` by its own monotonic clock.
+    fn hold(&self, ids: impl IntoIterator<Item = i64>, asked: std::time::Instant) {
+        let margin = lease_margin(&self.config);
+        let usable = (self.lease() - margin).to_std().unwrap_or_default();
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            leases.insert(id, asked + usable);
+        }
+    }
+
+    /// Whether this process may still start sending delivery `id`: its claim is renewed and has
+    /// more than the margin left. The check comes before the digest's envelope, one round trip
+    /// before its content: a node paused after it can send one message twice per connection.
+    fn still_held(&self, id: i64) -> bool {
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .is_some_and(|until| std::time::Instant::now() < *until)
+    }
+
+    fn settled(&self, id: i64) {
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    /// Renews this process's claims every third of a lease until `halt`; a claim another node
+    /// took over meanwhile is not renewed, so `still_held` says no and it is not sent.
+    async fn renew_leases(self: Arc<Self>, halt: CancellationToken) {
+        let every = (self.lease() / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = halt.cancelled() => return,
+            }
+            let asked = std::time::Instant::now();
+            let lease = self.lease();
+            match self
+                .write(move |db| Ok(ledger::renew(db, instance_id(), lease)?))
+                .await
+            {
+                Ok(ids) => {
+                    let held: std::collections::HashSet<i64> = ids.into_iter().collect();
+                    let mine: Vec<i64> = self
+                        .leases
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .keys()
+                        .copied()
+                        .filter(|id| held.contains(id))
+                        .collect();
+                    self.hold(mine, asked);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the digest claims"),
+            }
+        }
     }
 
     /// Waits until no run is going (used at shutdown, after `stop` is cancelled).

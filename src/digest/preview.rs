@@ -4,13 +4,23 @@ use super::*;
 
 impl Digests {
     /// `tidings digest preview`: the next digest for one subscriber and why, changing nothing.
-    pub fn preview(
+    pub async fn preview(
+        self: &Arc<Self>,
+        email: crate::subscribers::SubscriberEmail,
+        now: DateTime<Utc>,
+    ) -> Result<Preview, DigestError> {
+        let this = self.clone();
+        self.store
+            .read(move |db| this.preview_in(db, &email, now))
+            .await
+    }
+
+    fn preview_in(
         &self,
+        conn: &Db,
         email: &crate::subscribers::SubscriberEmail,
         now: DateTime<Utc>,
     ) -> Result<Preview, DigestError> {
-        let catalog = self.db.lock().unwrap_or_else(PoisonError::into_inner);
-        let conn = catalog.connection();
         let subscriber = store::find(conn, email)?
             .ok_or_else(|| DigestError::Internal(format!("no subscriber {email}")))?;
         let candidate = ledger::candidate(conn, subscriber.id)?;
@@ -73,7 +83,7 @@ impl Digests {
             c.window_start.to_rfc3339(),
             (now - max_age).to_rfc3339()
         ));
-        let articles = catalog.added_since(c.window_start, now - max_age)?;
+        let articles = crate::catalog::store::added_since(conn, c.window_start, now - max_age)?;
         let everyone = Reader {
             tags: &[],
             window_start: c.window_start,

@@ -20,9 +20,7 @@ impl Digests {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = BodyCache::default();
         let this = self.clone();
-        let mut report = self
-            .with_db(move |catalog| this.plan_run(catalog, opts, each))
-            .await?;
+        let mut report = self.write(move |db| this.plan_run(db, opts, each)).await?;
         if opts.dry_run {
             return Ok(report);
         }
@@ -55,15 +53,8 @@ impl Digests {
                 rate,
             )))
         });
-        // Sending rewrites the same ledger and subscriber pages over and over: checkpoint the WAL
-        // every ~40 MB rather than every ~4 MB, so each hot page is copied back once, not ten times.
-        self.with_db(|c| {
-            c.connection()
-                .pragma_update(None, "wal_autocheckpoint", 10_000)?;
-            Ok(())
-        })
-        .await?;
-        let recorder = ledger::Recorder::start(self.db.clone()).map_err(DigestError::Internal)?;
+        let recorder =
+            ledger::Recorder::start(self.store.clone()).map_err(DigestError::Internal)?;
         let recorder = Arc::new(recorder);
         // One feeder claims deliveries (and mints their links) ahead of the workers, so a worker
         // never waits for a claim; `in_flight` counts those claimed and not yet settled.
@@ -71,6 +62,8 @@ impl Digests {
         let in_flight = Arc::new(AtomicU64::new(0));
         // Stops this run (not the service): the ledger cannot record sends, or a worker died.
         let halt = self.stop.child_token();
+        let renewing = halt.child_token();
+        let renewer = tokio::spawn(self.clone().renew_leases(renewing.clone()));
         let mut workers = tokio::task::JoinSet::new();
         {
             let this = self.clone();
@@ -92,9 +85,10 @@ impl Digests {
                             for p in ready {
                                 if let Err(unsent) = queue.send(p).await {
                                     let id = unsent.0.claimed.id;
+                                    this.settled(id);
                                     let _ = this
-                                        .with_db(move |c| {
-                                            Ok(ledger::release(c.connection(), &[id])?)
+                                        .write(move |db| {
+                                            Ok(ledger::release(db, instance_id(), &[id])?)
                                         })
                                         .await;
                                 }
@@ -162,8 +156,10 @@ impl Digests {
         report.retried = counts.retried;
         report.failed = counts.failed;
         report.skipped = counts.skipped;
+        renewing.cancel();
+        let _ = renewer.await;
         report.waiting = self
-            .with_db(|c| Ok(ledger::queue_depth(c.connection())?))
+            .read(|db| Ok(ledger::queue_depth(db)?))
             .await
             .unwrap_or(0)
             .max(0) as u64;
@@ -174,30 +170,25 @@ impl Digests {
     /// slots handled) in one transaction. With `dry_run`, writes nothing.
     pub(super) fn plan_run(
         &self,
-        catalog: &mut Catalog,
+        db: &Db,
         opts: RunOptions,
         each: Option<PlanSink>,
     ) -> Result<RunReport, DigestError> {
         let mut report = RunReport::default();
         if !opts.dry_run {
-            ledger::release_own(catalog.connection(), self.owner)?;
-            let reclaimed = ledger::reclaim_abandoned(catalog.connection(), self.owner)?;
-            if reclaimed > 0 {
-                tracing::info!(
-                    reclaimed,
-                    "resuming deliveries a stopped process left mid-send"
-                );
-            }
+            ledger::release_own(db, instance_id())?;
         }
         let digest = &self.config.digest;
         let weekly_day = due::parse_weekday(&digest.weekly_day).unwrap_or(chrono::Weekday::Mon);
         let max_age = Duration::days(i64::from(digest.max_age_days));
-        // Read and write in one immediate transaction: a concurrent run (the CLI while the
-        // daemon runs) waits, then sees these rows and slots, so nobody is planned twice.
-        let plan = ledger::PlanWriter::begin(catalog.connection_mut(), opts.now, opts.force)?;
+        // Read and write in one transaction under the plan lock: a concurrent run (the CLI
+        // while the daemon runs, another node) waits, then sees these rows and slots, so nobody
+        // is planned twice.
+        let plan = ledger::PlanWriter::begin(db, opts.now, opts.force)?;
         report.resumed = ledger::queue_depth(plan.conn())?.max(0) as u64;
         let earliest = ledger::earliest_window(plan.conn())?.unwrap_or(opts.now);
-        let articles = crate::catalog::added_since(plan.conn(), earliest, opts.now - max_age)?;
+        let articles =
+            crate::catalog::store::added_since(plan.conn(), earliest, opts.now - max_age)?;
         let previous_run = ledger::previous_run(plan.conn())?;
         ledger::for_each_candidate(plan.conn(), |c| -> Result<(), DigestError> {
             let slot =
@@ -241,7 +232,7 @@ impl Digests {
             Ok(())
         })?;
         if opts.dry_run {
-            // Dropping the writer rolls back: a dry run changes nothing.
+            // A dry run wrote nothing: no delivery and no slot.
             return Ok(report);
         }
         // The archive copy: everything new since the previous run, for every tag.
@@ -265,56 +256,48 @@ impl Digests {
     /// mints the links their email carries; deliveries whose subscriber left are skipped here.
     pub(super) async fn next_batch(self: &Arc<Self>) -> Result<Batch, DigestError> {
         let this = self.clone();
-        self.with_db(move |catalog| {
-            let link_ttl = Duration::days(this.config.subscribers.link_ttl_days as i64);
-            let now = Utc::now();
-            let tx = catalog
-                .connection_mut()
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let claimed = match ledger::claim(
-                &tx,
-                this.owner,
-                now,
-                Duration::seconds(i64::from(this.config.digest.lease_seconds)),
-                BATCH,
-            )? {
-                Next::Claimed(c) => c,
-                Next::WaitUntil(at) => {
-                    tx.commit()?;
-                    return Ok(Batch::WaitUntil(at));
-                }
-                Next::Empty => {
-                    tx.commit()?;
-                    return Ok(Batch::Empty);
-                }
-            };
-            let key = store::link_key(&tx)?;
-            let mut ready = Vec::with_capacity(claimed.len());
-            let mut skipped = 0;
-            for d in claimed {
-                let subscriber = match store::get(&tx, d.subscriber_id)? {
-                    Some(s) if s.status == Status::Confirmed => s,
-                    _ => {
-                        ledger::mark_skipped(&tx, &d, "no longer subscribed")?;
-                        skipped += 1;
-                        continue;
-                    }
+        let asked = std::time::Instant::now();
+        let batch = self
+            .write(move |tx| {
+                let link_ttl = Duration::days(this.config.subscribers.link_ttl_days as i64);
+                let now = Utc::now();
+                let claimed = match ledger::claim(tx, instance_id(), this.lease(), BATCH)? {
+                    Next::Claimed(c) => c,
+                    Next::WaitUntil(at) => return Ok(Batch::WaitUntil(at)),
+                    Next::Empty => return Ok(Batch::Empty),
                 };
-                let expires = (now + link_ttl).timestamp();
-                let email = subscriber.email.to_string();
-                let preferences = key.seal(subscriber.id, &email, Purpose::Preferences, expires);
-                let unsubscribe = key.seal(subscriber.id, &email, Purpose::Unsubscribe, expires);
-                ready.push(Job {
-                    claimed: d,
-                    subscriber,
-                    preferences,
-                    unsubscribe,
-                });
-            }
-            tx.commit()?;
-            this.metrics.digests_skipped.increment(skipped);
-            Ok(Batch::Ready { ready, skipped })
-        })
-        .await
+                let key = store::link_key(tx)?;
+                let mut ready = Vec::with_capacity(claimed.len());
+                let mut skipped = 0;
+                for d in claimed {
+                    let subscriber = match store::get(tx, d.subscriber_id)? {
+                        Some(s) if s.status == Status::Confirmed => s,
+                        _ => {
+                            ledger::mark_skipped(tx, &d, "no longer subscribed")?;
+                            skipped += 1;
+                            continue;
+                        }
+                    };
+                    let expires = (now + link_ttl).timestamp();
+                    let email = subscriber.email.to_string();
+                    let preferences =
+                        key.seal(subscriber.id, &email, Purpose::Preferences, expires);
+                    let unsubscribe =
+                        key.seal(subscriber.id, &email, Purpose::Unsubscribe, expires);
+                    ready.push(Job {
+                        claimed: d,
+                        subscriber,
+                        preferences,
+                        unsubscribe,
+                    });
+                }
+                this.metrics.digests_skipped.increment(skipped);
+                Ok(Batch::Ready { ready, skipped })
+            })
+            .await?;
+        if let Batch::Ready { ready, .. } = &batch {
+            self.hold(ready.iter().map(|j| j.claimed.id), asked);
+        }
+        Ok(batch)
     }
 }

@@ -19,7 +19,10 @@ impl Digests {
             return Ok(hit.clone());
         }
         let ids = ids.to_vec();
-        let loaded = Arc::new(self.with_db(move |c| Ok(c.by_ids(&ids)?)).await?);
+        let loaded = Arc::new(
+            self.read(move |db| Ok(crate::catalog::store::by_ids(db, &ids)?))
+                .await?,
+        );
         let mut cache = self
             .article_cache
             .lock()
@@ -44,14 +47,9 @@ impl Digests {
         } = job;
         let articles = self.articles(&d.article_ids).await?;
         if articles.is_empty() {
-            self.with_db(move |c| {
-                Ok(ledger::mark_skipped(
-                    c.connection(),
-                    &d,
-                    "its articles were removed",
-                )?)
-            })
-            .await?;
+            self.settled(d.id);
+            self.write(move |db| Ok(ledger::mark_skipped(db, &d, "its articles were removed")?))
+                .await?;
             self.metrics.digests_skipped.increment(1);
             return Ok(Err(Outcome::Skipped));
         }
@@ -94,8 +92,9 @@ impl Digests {
             tracing::warn!(delivery = d.id, attempts, error = %e, retry = retry_at.is_some(), "digest not sent (transient)");
             let gave_up = retry_at.is_none();
             let message = e.message.clone();
-            self.with_db(move |c| {
-                ledger::mark_retry(c.connection(), &d, &message, retry_at)?;
+            self.settled(d.id);
+            self.write(move |db| {
+                ledger::mark_retry(db, &d, &message, retry_at)?;
                 Ok(())
             })
             .await?;
@@ -110,15 +109,9 @@ impl Digests {
         tracing::warn!(delivery = d.id, error = %e, "digest refused (permanent)");
         let limit = config.mail.bounce_limit.max(1);
         let message = e.message.clone();
+        self.settled(d.id);
         let bounced = self
-            .with_db(move |c| {
-                Ok(ledger::mark_permanent(
-                    c.connection_mut(),
-                    &d,
-                    &message,
-                    limit,
-                )?)
-            })
+            .write(move |db| Ok(ledger::mark_permanent(db, &d, &message, limit)?))
             .await?;
         if bounced {
             tracing::warn!(email = %subscriber.email, "subscriber marked bounced");
@@ -174,15 +167,15 @@ impl Digests {
             }
             let mut next = None;
             if let Some(job) = job {
-                // A claim about to lapse could be taken by another process: hand it back, and
-                // the feeder claims it afresh.
-                let lapsing = job.claimed.lease_until - lease_margin(&self.config);
-                if halt.is_cancelled() || Utc::now() >= lapsing {
+                // A claim about to lapse (or lost to another node while this one was paused)
+                // could be sent by someone else: hand it back, and the feeder claims it afresh.
+                if halt.is_cancelled() || !self.still_held(job.claimed.id) {
                     self.metrics.claims_released.increment(1);
                     // Start nothing new: hand it back for the next start.
                     let id = job.claimed.id;
+                    self.settled(id);
                     let _ = self
-                        .with_db(move |c| Ok(ledger::release(c.connection(), &[id])?))
+                        .write(move |db| Ok(ledger::release(db, instance_id(), &[id])?))
                         .await;
                     settle(Outcome::Released);
                 } else {
@@ -214,6 +207,21 @@ impl Digests {
                     settle(recorded(p.wait().await));
                 }
             }
+            // The last check before the content goes: if this process lost the claim (it was
+            // paused past its lease and another took it over), the message is abandoned unsent.
+            if let Some(o) = open.take_if(|o| !self.still_held(o.delivery.id)) {
+                self.metrics.claims_released.increment(1);
+                session.abandon();
+                let id = o.delivery.id;
+                self.settled(id);
+                let _ = self
+                    .write(move |db| Ok(ledger::release(db, instance_id(), &[id])?))
+                    .await;
+                settle(Outcome::Released);
+                if next.is_none() {
+                    continue;
+                }
+            }
             let exchange = session
                 .exchange(ready_message(&open), ready_message(&next))
                 .await;
@@ -224,6 +232,7 @@ impl Digests {
                         self.metrics
                             .send_seconds
                             .record(o.started.elapsed().as_secs_f64());
+                        self.settled(o.delivery.id);
                         unrecorded = Some(recorder.submit(ledger::Sent::of(
                             &o.delivery,
                             message_id,

@@ -5,8 +5,11 @@
 //! a complaint unsubscribes and suppresses, a mailto with a valid token unsubscribes. Anything
 //! else is recorded as ignored and changes nothing.
 
+use crate::params;
+use crate::store::{Db, Error};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+type Result<T, E = Error> = std::result::Result<T, E>;
 
 use super::report::{self, Bounce, Report};
 use super::tags::{Keys, Tagged, UNSUBSCRIBE_PREFIX, VERP_PREFIX};
@@ -73,13 +76,9 @@ pub(crate) struct Whose {
     pub outbox: Option<i64>,
 }
 
-/// Handles one message in one transaction; an error means nothing was stored (retry later).
-pub fn handle(
-    conn: &mut Connection,
-    rules: &Rules,
-    msg: &Inbound<'_>,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<Handled> {
+/// Handles one message, in the caller's transaction; an error means nothing was stored (the
+/// caller rolls back, and the sender retries later).
+pub fn handle(db: &Db, rules: &Rules, msg: &Inbound<'_>, now: DateTime<Utc>) -> Result<Handled> {
     let report = report::parse(msg.raw);
     let mut verp = None;
     let mut mailto = None;
@@ -111,10 +110,10 @@ pub fn handle(
         Report::Other { .. } if to_unsubscribe => "unsubscribe",
         Report::Other { .. } => "other",
     };
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    let tx = db;
+    let id: i64 = db.query_row(
         "INSERT INTO inbound_messages (received_us, mail_from, rcpt_to, class, outcome, size, raw) \
-         VALUES (?1, ?2, ?3, ?4, '', ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, '', ?5, ?6) RETURNING id",
         params![
             now.timestamp_micros(),
             msg.mail_from.map(|f| f.chars().take(320).collect::<String>()),
@@ -123,23 +122,22 @@ pub fn handle(
             msg.raw.len() as i64,
             msg.raw
         ],
+        |r| r.get(0),
     )?;
-    let id = tx.last_insert_rowid();
     let outcome = match &report {
         Report::Other { subject } if class == "unsubscribe" => {
             let token = mailto.or_else(|| subject_token(subject.as_deref()));
-            mailto_unsubscribe(&tx, rules, token.as_deref(), id, now)?
+            mailto_unsubscribe(tx, rules, token.as_deref(), id, now)?
         }
-        _ => match whose(&tx, rules, verp.as_deref(), original_id(&report), now)? {
+        _ => match whose(tx, rules, verp.as_deref(), original_id(&report), now)? {
             Err(why) => why,
-            Ok(who) => apply(&tx, rules, &report, who, id, now)?,
+            Ok(who) => apply(tx, rules, &report, who, id, now)?,
         },
     };
-    tx.execute(
+    db.execute(
         "UPDATE inbound_messages SET outcome = ?2 WHERE id = ?1",
         params![id, outcome],
     )?;
-    tx.commit()?;
     metrics::counter!("tidings_inbound_messages_total", "class" => class).increment(1);
     Ok(Handled { id, class, outcome })
 }
@@ -166,12 +164,12 @@ fn subject_token(subject: Option<&str>) -> Option<String> {
 
 /// The delivery a report is about: by VERP tag, else by the quoted Message-ID.
 fn whose(
-    conn: &Connection,
+    db: &Db,
     rules: &Rules,
     tag: Option<&str>,
     message_id: Option<&str>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Result<Whose, String>> {
+) -> Result<Result<Whose, String>> {
     if let Some(tag) = tag {
         let Some(tagged) = rules.keys.check_verp(tag, now) else {
             return Ok(Err(
@@ -182,7 +180,7 @@ fn whose(
             Tagged::Digest(id) => (Table::Deliveries, id),
             Tagged::Single(id) => (Table::Outbox, id),
         };
-        let found = table.find(conn, "id", &id)?;
+        let found = table.find(db, "id", &id)?;
         return Ok(found.ok_or_else(|| "the delivery it names is gone: nothing changed".into()));
     }
     let Some(mid) = message_id else {
@@ -190,7 +188,7 @@ fn whose(
             "no return-path tag and no quoted Message-ID: nothing matched".into(),
         ));
     };
-    Ok(by_message_id(conn, mid)?
+    Ok(by_message_id(db, mid)?
         .ok_or_else(|| "the quoted Message-ID is not one of ours: nothing matched".into()))
 }
 
@@ -210,19 +208,13 @@ impl Table {
     }
 
     /// The delivery whose `column` is `value`, and whose subscriber it is.
-    fn find(
-        self,
-        conn: &Connection,
-        column: &str,
-        value: &dyn rusqlite::ToSql,
-    ) -> rusqlite::Result<Option<Whose>> {
+    fn find(self, db: &Db, column: &str, value: &dyn crate::store::Param) -> Result<Option<Whose>> {
         let table = self.name();
-        let found = conn
-            .prepare_cached(&format!(
-                "SELECT id, subscriber_id FROM {table} WHERE {column} = ?1"
-            ))?
-            .query_row([value], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-            .optional()?;
+        let found = db.query_opt(
+            &format!("SELECT id, subscriber_id FROM {table} WHERE {column} = ?1"),
+            &[value],
+            |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+        )?;
         Ok(found.map(|(id, subscriber)| Whose {
             subscriber,
             delivery: matches!(self, Table::Deliveries).then_some(id),
@@ -232,23 +224,20 @@ impl Table {
 }
 
 /// The latest delivery (a digest, else a single email) sent to `subscriber` since `since_us`.
-pub(crate) fn latest_sent_to(
-    conn: &Connection,
-    subscriber: i64,
-    since_us: i64,
-) -> rusqlite::Result<Option<Whose>> {
+pub(crate) fn latest_sent_to(db: &Db, subscriber: i64, since_us: i64) -> Result<Option<Whose>> {
     for (table, sent_at) in [
         (Table::Deliveries, "sent_us"),
         (Table::Outbox, "finished_us"),
     ] {
         let name = table.name();
-        let id = conn
-            .prepare_cached(&format!(
+        let id = db.query_opt(
+            &format!(
                 "SELECT id FROM {name} WHERE subscriber_id = ?1 AND state = 'sent' AND {sent_at} >= ?2 \
                  ORDER BY id DESC LIMIT 1"
-            ))?
-            .query_row(params![subscriber, since_us], |r| r.get::<_, i64>(0))
-            .optional()?;
+            ),
+            params![subscriber, since_us],
+            |r| r.get::<i64>(0),
+        )?;
         if let Some(id) = id {
             return Ok(Some(Whose {
                 subscriber,
@@ -262,10 +251,10 @@ pub(crate) fn latest_sent_to(
 
 /// The delivery (a digest, else a single email) we sent with this Message-ID (with or without
 /// angle brackets).
-pub(crate) fn by_message_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Whose>> {
+pub(crate) fn by_message_id(db: &Db, id: &str) -> Result<Option<Whose>> {
     let mid = format!("<{}>", id.trim().trim_matches(|c| c == '<' || c == '>'));
     for table in [Table::Deliveries, Table::Outbox] {
-        if let Some(found) = table.find(conn, "message_id", &mid)? {
+        if let Some(found) = table.find(db, "message_id", &mid)? {
             return Ok(Some(found));
         }
     }
@@ -289,21 +278,21 @@ pub(crate) fn event<'a>(
 
 /// Applies a DSN, complaint or ignorable message about `who`.
 fn apply(
-    conn: &Connection,
+    db: &Db,
     rules: &Rules,
     report: &Report,
     who: Whose,
     inbound: i64,
     now: DateTime<Utc>,
-) -> rusqlite::Result<String> {
-    let Some(s) = store::get(conn, who.subscriber)? else {
+) -> Result<String> {
+    let Some(s) = store::get(db, who.subscriber)? else {
         return Ok("the subscriber is gone: nothing changed".into());
     };
     match report {
         Report::Dsn(dsn) => {
             let Some((r, bounce)) = dsn.worst() else {
                 events::record(
-                    conn,
+                    db,
                     &event(&s, Kind::Ignored, "dsn", who, Some(inbound)).detail("delivered"),
                     now,
                 )?;
@@ -315,7 +304,7 @@ fn apply(
                 r.diagnostic.as_deref().unwrap_or("")
             );
             bounced(
-                conn,
+                db,
                 rules,
                 &s,
                 bounce,
@@ -328,19 +317,19 @@ fn apply(
         }
         Report::Complaint(c) if c.feedback_type == "not-spam" => {
             events::record(
-                conn,
+                db,
                 &event(&s, Kind::Ignored, "arf", who, Some(inbound)).detail("not-spam"),
                 now,
             )?;
             Ok("a not-spam report: ignored".into())
         }
         Report::Complaint(c) => {
-            complained(conn, &s, "arf", &c.feedback_type, who, Some(inbound), now)
+            complained(db, &s, "arf", &c.feedback_type, who, Some(inbound), now)
         }
         Report::AutoReply | Report::Other { .. } => {
             let what = report.class();
             events::record(
-                conn,
+                db,
                 &event(&s, Kind::Ignored, "inbound", who, Some(inbound)).detail(what),
                 now,
             )?;
@@ -351,17 +340,17 @@ fn apply(
 
 /// A complaint about `s`: unsubscribed and suppressed. Shared with the webhooks.
 pub(crate) fn complained(
-    conn: &Connection,
+    db: &Db,
     s: &Subscriber,
     source: &str,
     detail: &str,
     who: Whose,
     inbound: Option<i64>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<String> {
+) -> Result<String> {
     let e = event(s, Kind::Complaint, source, who, inbound).detail(detail);
-    events::record(conn, &e, now)?;
-    suppressions::add(conn, &s.email, Reason::Complaint, None, source, now)?;
+    events::record(db, &e, now)?;
+    suppressions::add(db, &s.email, Reason::Complaint, None, source, now)?;
     metrics::counter!("tidings_complaints_total").increment(1);
     Ok(format!(
         "complaint ({detail}): {} unsubscribed and suppressed",
@@ -372,7 +361,7 @@ pub(crate) fn complained(
 /// A bounce of `kind` for `s`. Counted once per delivery and kind.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn bounced(
-    conn: &Connection,
+    db: &Db,
     rules: &Rules,
     s: &Subscriber,
     kind: Bounce,
@@ -381,8 +370,8 @@ pub(crate) fn bounced(
     who: Whose,
     inbound: Option<i64>,
     now: DateTime<Utc>,
-) -> rusqlite::Result<String> {
-    let seen: bool = conn.query_row(
+) -> Result<String> {
+    let seen: bool = db.query_row(
         "SELECT EXISTS (SELECT 1 FROM events WHERE subscriber_id = ?1 AND kind = 'bounce' AND bounce = ?2 \
          AND ((?3 IS NOT NULL AND delivery_id = ?3) OR (?4 IS NOT NULL AND outbox_id = ?4)))",
         params![s.id, kind.as_str(), who.delivery, who.outbox],
@@ -397,13 +386,13 @@ pub(crate) fn bounced(
     let e = event(s, Kind::Bounce, source, who, inbound)
         .bounce(kind.as_str())
         .detail(detail.chars().take(400).collect::<String>());
-    events::record(conn, &e, now)?;
+    events::record(db, &e, now)?;
     metrics::counter!("tidings_bounces_total", "kind" => kind.as_str()).increment(1);
-    let suppress = |reason: Reason| -> rusqlite::Result<()> {
+    let suppress = |reason: Reason| -> Result<()> {
         if s.status != Status::Unsubscribed {
-            store::set_status(conn, s.id, Status::Bounced, now)?;
+            store::set_status(db, s.id, Status::Bounced, now)?;
         }
-        suppressions::add(conn, &s.email, reason, None, source, now)?;
+        suppressions::add(db, &s.email, reason, None, source, now)?;
         Ok(())
     };
     Ok(match kind {
@@ -415,7 +404,7 @@ pub(crate) fn bounced(
             // Consecutive, as at send time, but counted in deliveries: the relay takes every
             // message (so no send says it failed), and the DSN comes later. Bounced when each of
             // their last `bounce_limit` digests came back.
-            let count: u32 = conn.query_row(
+            let count: u32 = db.query_row(
                 "SELECT count(*) FROM (SELECT id FROM deliveries WHERE subscriber_id = ?1 AND state = 'sent' \
                  ORDER BY id DESC LIMIT ?2) d WHERE EXISTS (SELECT 1 FROM events e WHERE e.delivery_id = d.id \
                  AND e.kind = 'bounce' AND e.bounce IN ('other', 'hard'))",
@@ -434,7 +423,7 @@ pub(crate) fn bounced(
         }
         Bounce::Soft => {
             let since = now - Duration::days(i64::from(rules.soft_bounce_days));
-            let count: u32 = conn.query_row(
+            let count: u32 = db.query_row(
                 "SELECT count(*) FROM events WHERE subscriber_id = ?1 AND kind = 'bounce' AND bounce = 'soft' AND at_us >= ?2",
                 params![s.id, since.timestamp_micros()],
                 |r| r.get(0),
@@ -453,7 +442,7 @@ pub(crate) fn bounced(
             }
         }
         Bounce::Policy => match who.delivery {
-            Some(delivery) => policy_wave(conn, delivery, detail, now)?,
+            Some(delivery) => policy_wave(db, delivery, detail, now)?,
             None => format!("blocked by policy ({detail}): recorded, nobody suppressed"),
         },
     })
@@ -466,30 +455,23 @@ pub const POLICY_WAVE: i64 = 10;
 /// A 5.7.x for a digest: when enough of the same run's recipients are blocked, the *sender*
 /// is (a blocklist, a reputation problem), not the recipients. The run is paused, it is raised
 /// in the log and `tidings_digest_runs_paused_total`, and nobody is suppressed for it.
-fn policy_wave(
-    conn: &Connection,
-    delivery: i64,
-    detail: &str,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<String> {
-    let Some(run) = conn
-        .query_row(
-            "SELECT run_id FROM deliveries WHERE id = ?1",
-            [delivery],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?
+fn policy_wave(db: &Db, delivery: i64, detail: &str, now: DateTime<Utc>) -> Result<String> {
+    let Some(run) = db.query_opt(
+        "SELECT run_id FROM deliveries WHERE id = ?1",
+        params![delivery],
+        |r| r.get::<i64>(0),
+    )?
     else {
         return Ok(format!(
             "blocked by policy ({detail}): recorded, nobody suppressed"
         ));
     };
-    let (blocked, size): (i64, i64) = conn.query_row(
+    let (blocked, size): (i64, i64) = db.query_row(
         "SELECT (SELECT count(DISTINCT e.subscriber_id) FROM events e JOIN deliveries d ON d.id = e.delivery_id \
                  WHERE d.run_id = ?1 AND e.kind = 'bounce' AND e.bounce = 'policy'), \
                 (SELECT deliveries FROM digest_runs WHERE id = ?1)",
-        [run],
-        |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+        params![run],
+        |r| Ok((r.get(0)?, r.get::<Option<i64>>(1)?.unwrap_or(0))),
     )?;
     let threshold = POLICY_WAVE.max(size / 50);
     if blocked < threshold {
@@ -498,7 +480,7 @@ fn policy_wave(
         ));
     }
     let reason = format!("{blocked} recipients blocked by policy (5.7.x), e.g. {detail}");
-    match crate::digest::ledger::pause(conn, run, &reason, now)? {
+    match crate::digest::ledger::pause(db, run, &reason, now)? {
         Some(held) => {
             metrics::counter!("tidings_digest_runs_paused_total").increment(1);
             tracing::error!(
@@ -521,19 +503,19 @@ fn policy_wave(
 /// A message to the unsubscribe mailbox: unsubscribes exactly as the one-click POST does when
 /// its token is valid for the subscriber it names; otherwise changes nothing (From is forgeable).
 fn mailto_unsubscribe(
-    conn: &Connection,
+    db: &Db,
     rules: &Rules,
     token: Option<&str>,
     inbound: i64,
     now: DateTime<Utc>,
-) -> rusqlite::Result<String> {
+) -> Result<String> {
     let Some(token) = token else {
         return Ok("no unsubscribe token: nothing changed".into());
     };
     let Some(id) = Keys::unsubscribe_claim(token) else {
         return Ok("not an unsubscribe token: nothing changed".into());
     };
-    let Some(s) = store::get(conn, id)? else {
+    let Some(s) = store::get(db, id)? else {
         return Ok("the token's subscriber is gone: nothing changed".into());
     };
     if !rules
@@ -542,7 +524,7 @@ fn mailto_unsubscribe(
     {
         return Ok("the unsubscribe token is forged or expired: nothing changed".into());
     }
-    if crate::subscribers::flow::unsubscribe_in(conn, &s, "mailto", Some(inbound), now)? {
+    if crate::subscribers::flow::unsubscribe_in(db, &s, "mailto", Some(inbound), now)? {
         crate::metrics::unsubscribed("mailto");
         Ok(format!("{} unsubscribed (mailto)", s.email))
     } else {
@@ -551,11 +533,11 @@ fn mailto_unsubscribe(
 }
 
 /// Forgets raw messages older than `keep_days`.
-pub fn prune(conn: &Connection, keep_days: u32, now: DateTime<Utc>) -> rusqlite::Result<usize> {
+pub fn prune(db: &Db, keep_days: u32, now: DateTime<Utc>) -> Result<usize> {
     let before = now - Duration::days(i64::from(keep_days));
-    conn.execute(
+    db.execute(
         "DELETE FROM inbound_messages WHERE received_us < ?1",
-        [before.timestamp_micros()],
+        params![before.timestamp_micros()],
     )
 }
 
@@ -567,9 +549,10 @@ mod tests {
     fn raw_messages_are_pruned_after_keep_days() {
         let dir = tempfile::tempdir().expect("tmp");
         let conn = crate::db::open(&dir.path().join("t.db")).expect("db");
+        let db = Db::Lite(&conn);
         let now = Utc::now();
         for (age_days, raw) in [(31, "old"), (29, "recent")] {
-            conn.execute(
+            db.execute(
                 "INSERT INTO inbound_messages (received_us, rcpt_to, class, outcome, size, raw) \
                  VALUES (?1, 'bounces@x.example', 'other', 'ignored', 3, ?2)",
                 params![
@@ -579,9 +562,9 @@ mod tests {
             )
             .expect("insert");
         }
-        assert_eq!(prune(&conn, 30, now).expect("prune"), 1);
-        let left: Vec<u8> = conn
-            .query_row("SELECT raw FROM inbound_messages", [], |r| r.get(0))
+        assert_eq!(prune(&db, 30, now).expect("prune"), 1);
+        let left: Vec<u8> = db
+            .query_row("SELECT raw FROM inbound_messages", &[], |r| r.get(0))
             .expect("left");
         assert_eq!(left, b"recent");
     }

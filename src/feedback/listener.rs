@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::Connection;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +25,7 @@ const IDLE: Duration = Duration::from_secs(60);
 
 pub struct Listener {
     pub rules: Rules,
-    pub db: Arc<Mutex<Connection>>,
+    pub store: crate::store::Store,
     pub max_message_bytes: u64,
     pub max_connections: u32,
     pub max_per_ip: u32,
@@ -38,11 +37,11 @@ impl Listener {
     pub fn new(
         config: &crate::config::Config,
         rules: Rules,
-        db: Arc<Mutex<Connection>>,
+        store: crate::store::Store,
     ) -> Listener {
         Listener {
             rules,
-            db,
+            store,
             max_message_bytes: config.mail.inbound.max_message_bytes,
             max_connections: config.mail.inbound.max_connections,
             max_per_ip: config.mail.inbound.max_connections_per_ip,
@@ -182,30 +181,26 @@ impl Listener {
 
     /// Stores and handles one message; the reply to its final dot.
     async fn deliver(&self, msg: Message) -> &'static [u8] {
-        let db = self.db.clone();
         let rules = self.rules.clone();
-        let handled = tokio::task::spawn_blocking(move || {
-            let mut conn = db.lock().unwrap_or_else(PoisonError::into_inner);
-            let inbound = Inbound {
-                mail_from: Some(msg.from.as_str()),
-                rcpt_to: &msg.rcpt,
-                raw: &msg.data,
-            };
-            apply::handle(&mut conn, &rules, &inbound, chrono::Utc::now())
-        })
-        .await;
+        let handled = self
+            .store
+            .write(move |db| {
+                let inbound = Inbound {
+                    mail_from: Some(msg.from.as_str()),
+                    rcpt_to: &msg.rcpt,
+                    raw: &msg.data,
+                };
+                apply::handle(db, &rules, &inbound, chrono::Utc::now())
+            })
+            .await;
         match handled {
-            Ok(Ok(h)) => {
+            Ok(h) => {
                 tracing::info!(inbound = h.id, class = h.class, outcome = %h.outcome, "inbound message");
                 b"250 2.0.0 OK\r\n"
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "inbound: cannot store a message; the sender will retry");
                 b"451 4.3.0 cannot store the message now, try again later\r\n"
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "inbound: the handler failed");
-                b"451 4.3.0 local error, try again later\r\n"
             }
         }
     }

@@ -83,10 +83,10 @@ fn mac(key: &[u8; 32], context: &[u8], payload: &[u8]) -> [u8; MAC_LEN] {
 }
 
 impl Keys {
-    pub fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Keys> {
+    pub fn load(db: &crate::store::Db) -> Result<Keys, crate::store::Error> {
         Ok(Keys {
-            verp: crate::subscribers::store::secret(conn, "verp_key")?,
-            mailto: crate::subscribers::store::secret(conn, "mailto_key")?,
+            verp: crate::subscribers::store::secret(db, "verp_key")?,
+            mailto: crate::subscribers::store::secret(db, "mailto_key")?,
         })
     }
 

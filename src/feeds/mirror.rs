@@ -16,6 +16,7 @@ struct Job {
 
 pub struct Mirror {
     tx: mpsc::Sender<Job>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Mirror {
@@ -40,10 +41,19 @@ impl Mirror {
                     }
                 }
             });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the static mirror writer");
+        let thread = spawned
+            .map_err(|e| tracing::error!(error = %e, "cannot start the static mirror writer"))
+            .ok();
+        Mirror { tx, thread }
+    }
+
+    /// Writes what is queued, then stops the thread.
+    pub fn finish(self) {
+        let Mirror { tx, thread } = self;
+        drop(tx);
+        if let Some(t) = thread {
+            let _ = t.join();
         }
-        Mirror { tx }
     }
 
     /// Queues `rendered` to be written at `path` (`/` is written as `index.html`).

@@ -1,6 +1,7 @@
 //! The publisher: follows the catalog's change journal and re-renders only the feeds a change
 //! touched (the site feeds and the feeds of the article's tags), whoever made the change: the
-//! daemon's own API, or the CLI in another process (noticed through `PRAGMA data_version`).
+//! daemon's own API, the CLI in another process, or another node (noticed by polling the journal,
+//! and on PostgreSQL at once through `LISTEN tidings_catalog`).
 //! The index page is rendered with them, from the same read of the catalog, so `/` never shows an
 //! older catalog than the feeds do.
 
@@ -15,14 +16,20 @@ use chrono::Utc;
 
 use super::cache::{FeedCache, Rendered};
 use super::{feed_path, index, mirror, websub, FeedDoc, Format};
-use crate::catalog::{Catalog, CatalogError, Tag, TagCount};
+use crate::catalog::{store as catalog, CatalogError, Tag, TagCount};
 use crate::config::Config;
+use crate::store::{Db, Mode, Store};
 
-/// How often the publisher looks for changes made by other processes.
+/// How often the publisher reads the journal for changes made by other processes. On PostgreSQL
+/// a notification wakes it at once; the poll is then only a safety net.
 const POLL: Duration = Duration::from_millis(500);
+const POLL_WITH_NOTIFY: Duration = Duration::from_secs(5);
 
 enum Message {
     Refresh(tokio::sync::oneshot::Sender<()>),
+    /// Another node (or this one) changed the catalog, or the notification connection came back
+    /// and notifications may have been lost: read the journal.
+    Changed,
 }
 
 /// A handle to the publisher thread; dropping every handle stops it.
@@ -36,9 +43,14 @@ impl Publisher {
     /// current.
     pub fn start(
         config: Arc<Config>,
+        store: Store,
         cache: Arc<FeedCache>,
-    ) -> anyhow::Result<(Publisher, JoinHandle<()>)> {
-        let open = || Catalog::open(&config.database.path).map_err(anyhow::Error::from);
+    ) -> anyhow::Result<(Publisher, Threads)> {
+        let poll = if store.is_postgres() {
+            POLL_WITH_NOTIFY
+        } else {
+            POLL
+        };
         let mut finisher = Finisher {
             config: config.clone(),
             cache: cache.clone(),
@@ -47,20 +59,15 @@ impl Publisher {
         };
         let (finish_tx, finish_rx) = mpsc::channel::<Vec<String>>();
         let mut state = State {
-            catalog: open()?,
+            store,
             config,
             cache,
             finisher: finish_tx,
             last_change: 0,
-            data_version: 0,
             tag_counts: BTreeMap::new(),
         };
         let started = Instant::now();
-        state.last_change = state.catalog.last_change()?;
-        state.data_version = state.catalog.data_version()?;
-        let tags = state.catalog.tags()?;
-        let all: BTreeSet<String> = tags.into_iter().map(|t| t.slug).collect();
-        let (count, changed) = state.rebuild(&all)?;
+        let (count, changed) = state.rebuild_all()?;
         // At start, compress and mirror everything before serving.
         finisher.finish(changed)?;
         tracing::info!(
@@ -68,16 +75,22 @@ impl Publisher {
             ms = started.elapsed().as_millis() as u64,
             "rendered every feed"
         );
-        std::thread::Builder::new()
+        let finishing = std::thread::Builder::new()
             .name("feed-finisher".into())
             .spawn(move || finisher.run(finish_rx))
             .map_err(|e| anyhow::anyhow!("cannot start a feed thread: {e}"))?;
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("publisher".into())
-            .spawn(move || state.run(rx))
+            .spawn(move || state.run(rx, poll))
             .map_err(|e| anyhow::anyhow!("cannot start a feed thread: {e}"))?;
-        Ok((Publisher { tx }, handle))
+        Ok((
+            Publisher { tx },
+            Threads {
+                publisher: handle,
+                finisher: finishing,
+            },
+        ))
     }
 
     /// Brings the served feeds up to date with the catalog; returns once the new bytes are live.
@@ -87,16 +100,36 @@ impl Publisher {
             let _ = wait.await;
         }
     }
+
+    /// Asks for a read of the journal without waiting for it (a notification from another node).
+    pub fn changed(&self) {
+        let _ = self.tx.send(Message::Changed);
+    }
+}
+
+/// The publisher's threads: once every `Publisher` handle is gone, `join` waits for the last
+/// feeds to be rendered, compressed, mirrored and announced.
+pub struct Threads {
+    publisher: JoinHandle<()>,
+    finisher: JoinHandle<()>,
+}
+
+impl Threads {
+    pub fn join(self) {
+        let _ = self.publisher.join();
+        // The publisher's end closed the finisher's queue: it finishes what is left, then
+        // stops the mirror and WebSub threads and waits for them.
+        let _ = self.finisher.join();
+    }
 }
 
 struct State {
     config: Arc<Config>,
     cache: Arc<FeedCache>,
-    catalog: Catalog,
+    store: Store,
     /// Paths whose identity bytes changed go here for gzip, mirror, WebSub and the index page.
     finisher: mpsc::Sender<Vec<String>>,
     last_change: i64,
-    data_version: i64,
     /// Every tag with its article count, for the index page; kept current tag by tag.
     tag_counts: BTreeMap<String, TagCount>,
 }
@@ -111,12 +144,12 @@ struct Finisher {
 }
 
 impl State {
-    fn run(mut self, rx: mpsc::Receiver<Message>) {
+    fn run(mut self, rx: mpsc::Receiver<Message>, poll: Duration) {
         let mut last_prune = Instant::now();
         loop {
-            let waiter = match rx.recv_timeout(POLL) {
+            let waiter = match rx.recv_timeout(poll) {
                 Ok(Message::Refresh(done)) => Some(done),
-                Err(RecvTimeoutError::Timeout) => None,
+                Ok(Message::Changed) | Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if let Err(e) = self.follow_journal(waiter) {
@@ -124,7 +157,10 @@ impl State {
             }
             if last_prune.elapsed() > Duration::from_secs(3600) {
                 last_prune = Instant::now();
-                if let Err(e) = self.catalog.prune_journal(Utc::now()) {
+                let pruned = self
+                    .store
+                    .blocking(Mode::Write, |db| catalog::prune_journal(db, Utc::now()));
+                if let Err(e) = pruned {
                     tracing::warn!(error = %e, "cannot prune the change journal");
                 }
             }
@@ -136,16 +172,12 @@ impl State {
         &mut self,
         waiter: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), CatalogError> {
-        let version = self.catalog.data_version()?;
-        if waiter.is_none() && version == self.data_version {
-            return Ok(());
-        }
-        self.data_version = version;
-        let changes = self.catalog.changes_since(self.last_change)?;
+        let changes = self.store.blocking(Mode::Read, |db| {
+            catalog::changes_since(db, self.last_change)
+        })?;
         if changes.any {
             let started = Instant::now();
-            let (count, changed) = self.rebuild(&changes.tag_slugs)?;
-            self.last_change = changes.last_id;
+            let (count, changed) = self.rebuild(&changes.tag_slugs, Some(changes.last_id))?;
             tracing::info!(
                 feeds = count,
                 ms = started.elapsed().as_millis() as u64,
@@ -162,25 +194,39 @@ impl State {
 
     /// Renders the site feeds, these tags' feeds and the index page, all from one read of the
     /// catalog; returns how many feeds, and the paths whose bytes changed.
+    /// Every feed, at start: the journal position and the tag list come from the same snapshot.
+    fn rebuild_all(&mut self) -> Result<(usize, Vec<String>), CatalogError> {
+        let store = self.store.clone();
+        store.blocking(Mode::Snapshot, |db| {
+            self.last_change = catalog::last_change(db)?;
+            let all: BTreeSet<String> = catalog::tags(db)?.into_iter().map(|t| t.slug).collect();
+            self.rebuild_in_snapshot(db, &all)
+        })
+    }
+
+    /// These feeds, from one read transaction, so every feed and the index page see the same
+    /// catalog; `through` is the journal entry they include.
     fn rebuild(
         &mut self,
         tag_slugs: &BTreeSet<String>,
+        through: Option<i64>,
     ) -> Result<(usize, Vec<String>), CatalogError> {
-        // One read transaction: every feed and the index page see the same catalog.
-        self.catalog.connection().execute_batch("BEGIN DEFERRED")?;
-        let result = self.rebuild_in_snapshot(tag_slugs);
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        self.catalog.connection().execute_batch(end)?;
-        result
+        let store = self.store.clone();
+        let built = store.blocking(Mode::Snapshot, |db| self.rebuild_in_snapshot(db, tag_slugs))?;
+        if let Some(id) = through {
+            self.last_change = self.last_change.max(id);
+        }
+        Ok(built)
     }
 
     fn rebuild_in_snapshot(
         &mut self,
+        db: &Db,
         tag_slugs: &BTreeSet<String>,
     ) -> Result<(usize, Vec<String>), CatalogError> {
         let mut groups: Vec<Option<Tag>> = vec![None];
         for slug in tag_slugs {
-            if let Some(tag) = self.catalog.tag(slug)? {
+            if let Some(tag) = catalog::tag(db, slug)? {
                 groups.push(Some(tag));
             }
         }
@@ -188,31 +234,31 @@ impl State {
         let mut count = 0;
         // A few feeds at a time: their articles are in memory while they render.
         for chunk in groups.chunks(16) {
-            count += self.render_feeds(chunk, &mut changed)?;
+            count += self.render_feeds(db, chunk, &mut changed)?;
         }
         for slug in tag_slugs {
-            match self.catalog.tag_count(slug)? {
+            match catalog::tag_count(db, slug)? {
                 Some(t) => self.tag_counts.insert(slug.clone(), t),
                 None => self.tag_counts.remove(slug),
             };
         }
-        if self.render_index()? {
+        if self.render_index(db)? {
             changed.push("/".to_string());
         }
         Ok((count, changed))
     }
 
     /// Renders the index page (latest articles, every tag); whether its bytes changed.
-    fn render_index(&mut self) -> Result<bool, CatalogError> {
+    fn render_index(&mut self, db: &Db) -> Result<bool, CatalogError> {
         let mut tags: Vec<TagCount> = self.tag_counts.values().cloned().collect();
-        // As `Catalog::tags` orders them (COLLATE NOCASE folds ASCII only).
+        // As `catalog::tags` orders them.
         tags.sort_by(|a, b| {
             a.name
                 .to_ascii_lowercase()
                 .cmp(&b.name.to_ascii_lowercase())
                 .then_with(|| a.slug.cmp(&b.slug))
         });
-        let newest = self.catalog.newest(None, 10, 0)?;
+        let newest = catalog::newest(db, None, 10, 0)?;
         let html = index::render_index(&self.config, &tags, &newest);
         let updated = newest
             .iter()
@@ -235,6 +281,7 @@ impl State {
     /// Renders these feeds in every format, on all cores, and installs the ones whose bytes changed.
     fn render_feeds(
         &mut self,
+        db: &Db,
         tags: &[Option<Tag>],
         changed: &mut Vec<String>,
     ) -> Result<usize, CatalogError> {
@@ -243,8 +290,8 @@ impl State {
             let slug = tag.as_ref().map(|t| t.slug.as_str());
             groups.push(Group {
                 tag: tag.as_ref(),
-                articles: self.catalog.newest(slug, self.config.feeds.items, 0)?,
-                last_removal: self.catalog.last_removal(slug.unwrap_or(""))?,
+                articles: catalog::newest(db, slug, self.config.feeds.items, 0)?,
+                last_removal: catalog::last_removal(db, slug.unwrap_or(""))?,
             });
         }
         let jobs: Vec<(&Group, Format)> = groups
@@ -303,6 +350,11 @@ impl Finisher {
             if let Err(e) = self.finish(paths) {
                 tracing::error!(error = %e, "cannot finish feed updates (index page)");
             }
+        }
+        let Finisher { mirror, websub, .. } = self;
+        mirror.finish();
+        if let Some(w) = websub {
+            w.finish();
         }
         tracing::debug!("feed finisher stopped");
     }

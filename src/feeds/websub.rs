@@ -6,6 +6,7 @@ use std::time::Duration;
 
 pub struct Notifier {
     tx: mpsc::Sender<String>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 const BACKOFF: [Duration; 4] = [
@@ -25,10 +26,19 @@ impl Notifier {
                     notify(&hub, &feed_url);
                 }
             });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the WebSub notifier");
+        let thread = spawned
+            .map_err(|e| tracing::error!(error = %e, "cannot start the WebSub notifier"))
+            .ok();
+        Notifier { tx, thread }
+    }
+
+    /// Sends the pings that are queued, then stops the thread.
+    pub fn finish(self) {
+        let Notifier { tx, thread } = self;
+        drop(tx);
+        if let Some(t) = thread {
+            let _ = t.join();
         }
-        Notifier { tx }
     }
 
     pub fn publish(&self, feed_url: String) {

@@ -234,8 +234,8 @@ impl Mailer {
     }
 
     /// The mailer for `config`, with the keys kept in the database at `conn` (made on first use).
-    pub fn open(config: &Config, conn: &rusqlite::Connection) -> anyhow::Result<Mailer> {
-        let keys = Keys::load(conn)?;
+    pub async fn open(config: &Config, store: &crate::store::Store) -> anyhow::Result<Mailer> {
+        let keys = store.write(Keys::load).await?;
         Ok(Mailer::from_config(config, keys)?)
     }
 

@@ -160,6 +160,12 @@ impl Session<'_> {
     }
 
     /// Says goodbye to the server (without waiting long for its answer).
+    /// Drops the connection without ending the message whose DATA is open: the server discards
+    /// a message whose final dot never came. The next exchange connects afresh.
+    pub fn abandon(&mut self) {
+        self.conn = None;
+    }
+
     pub async fn close(mut self) {
         if let Some(mut conn) = self.conn.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.smtp.quit()).await;

@@ -5,8 +5,11 @@
 
 pub mod worker;
 
+use crate::params;
+use crate::store::{Db, Error};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+
+type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The single emails there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,36 +41,32 @@ pub const WELCOME_TTL: Duration = Duration::days(3);
 /// Queues `template` for a subscriber. A confirmation that is still waiting is not queued twice
 /// (its expiry moves on instead); `None` then.
 pub fn enqueue(
-    conn: &Connection,
+    db: &Db,
     subscriber: i64,
     template: Template,
     now: DateTime<Utc>,
     expires: DateTime<Utc>,
-) -> rusqlite::Result<Option<i64>> {
-    let moved = conn
-        .prepare_cached(
-            "UPDATE outbox SET expires_us = max(expires_us, ?3) \
-             WHERE subscriber_id = ?1 AND template = ?2 AND state = 'queued'",
-        )?
-        .execute(params![
-            subscriber,
-            template.as_str(),
-            expires.timestamp_micros()
-        ])?;
+) -> Result<Option<i64>> {
+    let moved = db.execute(
+        "UPDATE outbox SET expires_us = CASE WHEN expires_us > ?3 THEN expires_us ELSE ?3 END \
+         WHERE subscriber_id = ?1 AND template = ?2 AND state = 'queued'",
+        params![subscriber, template.as_str(), expires.timestamp_micros()],
+    )?;
     if moved > 0 {
         return Ok(None);
     }
-    conn.prepare_cached(
+    db.query_row(
         "INSERT INTO outbox (subscriber_id, template, state, created_us, expires_us, next_attempt_us) \
-         VALUES (?1, ?2, 'queued', ?3, ?4, ?3)",
-    )?
-    .execute(params![
-        subscriber,
-        template.as_str(),
-        now.timestamp_micros(),
-        expires.timestamp_micros()
-    ])?;
-    Ok(Some(conn.last_insert_rowid()))
+         VALUES (?1, ?2, 'queued', ?3, ?4, ?3) RETURNING id",
+        params![
+            subscriber,
+            template.as_str(),
+            now.timestamp_micros(),
+            expires.timestamp_micros()
+        ],
+        |r| r.get(0),
+    )
+    .map(Some)
 }
 
 /// A row a worker holds until `lease_until`.
@@ -80,38 +79,50 @@ pub struct Claimed {
     pub lease_until: DateTime<Utc>,
 }
 
-/// Claims the oldest row that is due (or whose claim lapsed), or row `only` if it is due.
-pub fn claim(
-    conn: &Connection,
-    now: DateTime<Utc>,
-    lease: Duration,
-    only: Option<i64>,
-) -> rusqlite::Result<Option<Claimed>> {
-    let now_us = now.timestamp_micros();
-    let row: Option<(i64, i64, String, u32)> = conn
-        .prepare_cached(
-            "SELECT id, subscriber_id, template, attempts FROM outbox \
-             WHERE ((state = 'queued' AND next_attempt_us <= ?1) OR (state = 'sending' AND lease_until_us <= ?1)) \
-             AND (?2 IS NULL OR id = ?2) AND expires_us > ?1 \
-             ORDER BY next_attempt_us, id LIMIT 1",
-        )?
-        .query_row(params![now_us, only], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
+/// Claims for instance `owner` the oldest row that is due (or whose claim lapsed), or row
+/// `only` if it is due. Times are the database's clock; on PostgreSQL a row another node is
+/// claiming is skipped, not waited for.
+pub fn claim(db: &Db, owner: i64, lease: Duration, only: Option<i64>) -> Result<Option<Claimed>> {
+    let now_us = db.now_us()?;
+    let sql = format!(
+        "SELECT id, subscriber_id, template, attempts FROM outbox \
+         WHERE ((state = 'queued' AND next_attempt_us <= ?1) OR (state = 'sending' AND lease_until_us <= ?1)) \
+         AND (CAST(?2 AS BIGINT) IS NULL OR id = ?2) AND expires_us > ?1 \
+         ORDER BY next_attempt_us, id LIMIT 1{}",
+        if db.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" }
+    );
+    let row: Option<(i64, i64, String, i64)> = db.query_opt(&sql, params![now_us, only], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     let Some((id, subscriber_id, template, attempts)) = row else {
         return Ok(None);
     };
-    let lease_until = now + lease;
-    conn.prepare_cached("UPDATE outbox SET state = 'sending', lease_until_us = ?2 WHERE id = ?1")?
-        .execute(params![id, lease_until.timestamp_micros()])?;
+    let lease_until_us = now_us + lease.num_microseconds().unwrap_or(i64::MAX / 4);
+    db.execute(
+        "UPDATE outbox SET state = 'sending', lease_until_us = ?2, lease_owner = ?3 WHERE id = ?1",
+        params![id, lease_until_us, owner],
+    )?;
     Ok(Some(Claimed {
         id,
         subscriber_id,
         template: Template::parse(&template),
-        attempts,
-        lease_until,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        lease_until: DateTime::from_timestamp_micros(lease_until_us).unwrap_or_default(),
     }))
+}
+
+/// Whether `owner` still holds row `id` by the database's clock: checked just before the message
+/// goes out, so a worker that stalled past its lease does not send what another one took over.
+pub fn still_held(db: &Db, id: i64, owner: i64) -> Result<bool> {
+    let now_us = db.now_us()?;
+    Ok(db
+        .query_opt(
+            "SELECT id FROM outbox WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2 \
+             AND lease_until_us > ?3",
+            params![id, owner, now_us],
+            |r| r.get::<i64>(0),
+        )?
+        .is_some())
 }
 
 /// A row that expired unsent.
@@ -123,94 +134,85 @@ pub struct Expired {
 }
 
 /// Rows that expired unsent: marked dropped, and returned for the record.
-pub fn drop_expired(conn: &Connection, now: DateTime<Utc>) -> rusqlite::Result<Vec<Expired>> {
-    let now_us = now.timestamp_micros();
-    let mut stmt = conn.prepare_cached(
-        "UPDATE outbox SET state = 'dropped', finished_us = ?1, lease_until_us = NULL \
+pub fn drop_expired(db: &Db, now: DateTime<Utc>) -> Result<Vec<Expired>> {
+    db.query_map(
+        "UPDATE outbox SET state = 'dropped', finished_us = ?1, lease_until_us = NULL, lease_owner = NULL \
          WHERE state IN ('queued', 'sending') AND expires_us <= ?1 AND (state = 'queued' OR lease_until_us <= ?1) \
          RETURNING id, subscriber_id, template, last_error",
-    )?;
-    let rows = stmt.query_map([now_us], |r| {
-        let template: String = r.get(2)?;
-        Ok(Expired {
-            id: r.get(0)?,
-            subscriber_id: r.get(1)?,
-            template: Template::parse(&template),
-            last_error: r.get(3)?,
-        })
-    })?;
-    rows.collect()
+        params![now.timestamp_micros()],
+        |r| {
+            let template: String = r.get(2)?;
+            Ok(Expired {
+                id: r.get(0)?,
+                subscriber_id: r.get(1)?,
+                template: Template::parse(&template),
+                last_error: r.get(3)?,
+            })
+        },
+    )
 }
 
 /// The claimed row went out. `false` if the claim was lost meanwhile.
-pub fn sent(
-    conn: &Connection,
-    id: i64,
-    message_id: &str,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, message_id = ?2, finished_us = ?3, \
-             lease_until_us = NULL, last_error = NULL WHERE id = ?1 AND state = 'sending'",
-        )?
-        .execute(params![id, message_id, now.timestamp_micros()])?
-        == 1)
+pub fn sent(db: &Db, id: i64, owner: i64, message_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    Ok(db.execute(
+        "UPDATE outbox SET state = 'sent', attempts = attempts + 1, message_id = ?2, finished_us = ?3, \
+         lease_until_us = NULL, lease_owner = NULL, last_error = NULL \
+         WHERE id = ?1 AND state = 'sending' AND lease_owner = ?4",
+        params![id, message_id, now.timestamp_micros(), owner],
+    )? == 1)
 }
 
 /// A transient failure: try again at `at`.
-pub fn retry(conn: &Connection, id: i64, at: DateTime<Utc>, error: &str) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE outbox SET state = 'queued', attempts = attempts + 1, next_attempt_us = ?2, last_error = ?3, \
-             lease_until_us = NULL WHERE id = ?1 AND state = 'sending'",
-        )?
-        .execute(params![id, at.timestamp_micros(), error])?
-        == 1)
+pub fn retry(db: &Db, id: i64, owner: i64, at: DateTime<Utc>, error: &str) -> Result<bool> {
+    Ok(db.execute(
+        "UPDATE outbox SET state = 'queued', attempts = attempts + 1, next_attempt_us = ?2, last_error = ?3, \
+         lease_until_us = NULL, lease_owner = NULL WHERE id = ?1 AND state = 'sending' AND lease_owner = ?4",
+        params![id, at.timestamp_micros(), error, owner],
+    )? == 1)
 }
 
 /// Finished without being sent: `failed` (refused for good) or `dropped` (no longer wanted).
 pub fn finish(
-    conn: &Connection,
+    db: &Db,
     id: i64,
+    owner: i64,
     state: &str,
     error: &str,
     now: DateTime<Utc>,
-) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE outbox SET state = ?2, last_error = ?3, finished_us = ?4, lease_until_us = NULL \
-             WHERE id = ?1 AND state = 'sending'",
-        )?
-        .execute(params![id, state, error, now.timestamp_micros()])?
-        == 1)
+) -> Result<bool> {
+    Ok(db.execute(
+        "UPDATE outbox SET state = ?2, last_error = ?3, finished_us = ?4, lease_until_us = NULL, \
+         lease_owner = NULL WHERE id = ?1 AND state = 'sending' AND lease_owner = ?5",
+        params![id, state, error, now.timestamp_micros(), owner],
+    )? == 1)
 }
 
 /// The relay took a message: the ones waiting out a backoff are tried again now.
-pub fn hurry(conn: &Connection, now: DateTime<Utc>) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
+pub fn hurry(db: &Db, now: DateTime<Utc>) -> Result<usize> {
+    db.execute(
         "UPDATE outbox SET next_attempt_us = ?1 WHERE state = 'queued' AND next_attempt_us > ?1",
-    )?
-    .execute([now.timestamp_micros()])
+        params![now.timestamp_micros()],
+    )
 }
 
 /// How many rows are waiting or being sent.
-pub fn depth(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
+pub fn depth(db: &Db) -> Result<i64> {
+    db.query_row(
         "SELECT (SELECT count(*) FROM outbox WHERE state = 'queued') + \
                 (SELECT count(*) FROM outbox WHERE state = 'sending')",
-    )?
-    .query_row([], |r| r.get(0))
+        &[],
+        |r| r.get(0),
+    )
 }
 
 /// When the next row is due (a queued one's next attempt, or a claim's lapse).
-pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    let us: Option<i64> = conn
-        .prepare_cached(
-            "SELECT min(t) FROM (SELECT min(next_attempt_us) AS t FROM outbox WHERE state = 'queued' \
-             UNION ALL SELECT min(lease_until_us) FROM outbox WHERE state = 'sending')",
-        )?
-        .query_row([], |r| r.get(0))?;
+pub fn next_due(db: &Db) -> Result<Option<DateTime<Utc>>> {
+    let us: Option<i64> = db.query_row(
+        "SELECT min(t) FROM (SELECT min(next_attempt_us) AS t FROM outbox WHERE state = 'queued' \
+         UNION ALL SELECT min(lease_until_us) FROM outbox WHERE state = 'sending') AS due",
+        &[],
+        |r| r.get(0),
+    )?;
     Ok(us.and_then(DateTime::from_timestamp_micros))
 }
 
@@ -229,40 +231,40 @@ pub struct Waiting {
 }
 
 /// Everything waiting or being sent, oldest first.
-pub fn waiting(conn: &Connection) -> rusqlite::Result<Vec<Waiting>> {
+pub fn waiting(db: &Db) -> Result<Vec<Waiting>> {
     let time = |us: i64| {
         DateTime::from_timestamp_micros(us)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
-    let mut stmt = conn.prepare(
+    db.query_map(
         "SELECT o.id, o.template, s.email, o.state, o.attempts, o.created_us, \
                 CASE o.state WHEN 'sending' THEN o.lease_until_us ELSE o.next_attempt_us END, \
                 o.expires_us, o.last_error \
          FROM outbox o JOIN subscribers s ON s.id = o.subscriber_id \
          WHERE o.state IN ('queued', 'sending') ORDER BY o.created_us, o.id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Waiting {
-            id: r.get(0)?,
-            template: r.get(1)?,
-            email: r.get(2)?,
-            state: r.get(3)?,
-            attempts: r.get(4)?,
-            queued_at: time(r.get(5)?),
-            next_attempt_at: time(r.get(6)?),
-            expires_at: time(r.get(7)?),
-            last_error: r.get(8)?,
-        })
-    })?;
-    rows.collect()
+        &[],
+        |r| {
+            Ok(Waiting {
+                id: r.get(0)?,
+                template: r.get(1)?,
+                email: r.get(2)?,
+                state: r.get(3)?,
+                attempts: u32::try_from(r.get::<i64>(4)?).unwrap_or(0),
+                queued_at: time(r.get(5)?),
+                next_attempt_at: time(r.get(6)?),
+                expires_at: time(r.get(7)?),
+                last_error: r.get(8)?,
+            })
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn db() -> (tempfile::TempDir, Connection, i64) {
+    fn db() -> (tempfile::TempDir, rusqlite::Connection, i64) {
         let dir = tempfile::tempdir().expect("tempdir");
         let conn = crate::db::open(&dir.path().join("t.db")).expect("db");
         conn.execute(
@@ -278,6 +280,7 @@ mod tests {
     #[test]
     fn a_waiting_confirmation_is_not_queued_twice() {
         let (_dir, conn, s) = db();
+        let conn = Db::Lite(&conn);
         let now = Utc::now();
         let first = enqueue(
             &conn,
@@ -299,35 +302,48 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_is_exclusive_until_it_lapses() {
+    fn a_claim_is_exclusive_until_it_lapses_and_then_only_the_new_owner_finishes_it() {
         let (_dir, conn, s) = db();
+        let conn = Db::Lite(&conn);
         let now = Utc::now();
         enqueue(&conn, s, Template::Welcome, now, now + Duration::hours(1)).expect("enqueue");
-        let lease = Duration::seconds(30);
-        let held = claim(&conn, now, lease, None).expect("claim");
-        assert!(held.is_some());
-        assert!(claim(&conn, now, lease, None).expect("claim").is_none());
-        let later = now + Duration::seconds(31);
-        assert!(claim(&conn, later, lease, None).expect("claim").is_some());
+        // A claim that lapsed at once (as if its owner stalled past its lease).
+        let first = claim(&conn, 1, Duration::seconds(-1), None)
+            .expect("claim")
+            .expect("due");
+        assert!(!still_held(&conn, first.id, 1).expect("held"));
+        let second = claim(&conn, 2, Duration::seconds(30), None)
+            .expect("claim")
+            .expect("lapsed claim taken over");
+        assert_eq!(second.id, first.id);
+        assert!(claim(&conn, 3, Duration::seconds(30), None)
+            .expect("claim")
+            .is_none());
+        assert!(still_held(&conn, second.id, 2).expect("held"));
+        assert!(
+            !sent(&conn, first.id, 1, "<late@x>", now).expect("sent"),
+            "the old owner"
+        );
+        assert!(sent(&conn, second.id, 2, "<m@x>", now).expect("sent"));
     }
 
     #[test]
     fn an_expired_row_is_dropped_not_claimed() {
         let (_dir, conn, s) = db();
+        let conn = Db::Lite(&conn);
         let now = Utc::now();
         enqueue(
             &conn,
             s,
             Template::Confirmation,
-            now,
-            now + Duration::seconds(1),
+            now - Duration::seconds(2),
+            now - Duration::seconds(1),
         )
         .expect("enqueue");
-        let later = now + Duration::seconds(2);
-        assert!(claim(&conn, later, Duration::seconds(30), None)
+        assert!(claim(&conn, 1, Duration::seconds(30), None)
             .expect("claim")
             .is_none());
-        let dropped = drop_expired(&conn, later).expect("drop");
+        let dropped = drop_expired(&conn, now).expect("drop");
         assert_eq!(dropped.len(), 1);
         assert_eq!(depth(&conn).expect("depth"), 0);
     }

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::TransactionBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::{Claimed, Template};
 use crate::mail::Failure;
+use crate::store::{instance_id, Db, Error};
 use crate::subscribers::events::{self, Kind, NewEvent};
 use crate::subscribers::flow::{FlowError, Links, Subscriptions};
 use crate::subscribers::tokens::Purpose;
@@ -25,6 +25,8 @@ pub enum Outcome {
     Dropped(String),
     /// Nothing was due.
     Idle,
+    /// The claim lapsed before sending and another worker has the row: nothing was sent.
+    Lost,
 }
 
 /// A claimed row, ready to build: or the reason it will not be sent.
@@ -45,7 +47,7 @@ impl Subscriptions {
                 Ok(_) => continue,
                 Err(e) => tracing::error!(error = %e, "outbox: cannot read the queue"),
             }
-            let wait = match self.with_db(|c| Ok(super::next_due(c)?)).await {
+            let wait = match self.read(|db| Ok(super::next_due(db)?)).await {
                 Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default(),
                 _ => std::time::Duration::from_secs(5),
             };
@@ -67,16 +69,13 @@ impl Subscriptions {
         let link_ttl = Duration::days(self.config.subscribers.link_ttl_days as i64);
         let this = self.clone();
         let claimed = self
-            .with_db(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let now = Utc::now();
-                this.record_dropped(&tx, now)?;
-                let Some(job) = super::claim(&tx, now, lease, only)? else {
-                    tx.commit()?;
+                this.record_dropped(tx, now)?;
+                let Some(job) = super::claim(tx, instance_id(), lease, only)? else {
                     return Ok(None);
                 };
-                let ready = prepare(&tx, &job, now, confirm_ttl, link_ttl)?;
-                tx.commit()?;
+                let ready = prepare(tx, &job, now, confirm_ttl, link_ttl)?;
                 Ok(Some((job, ready)))
             })
             .await?;
@@ -101,6 +100,17 @@ impl Subscriptions {
             Ok(e) => e,
             Err(e) => return Outcome::Failed(format!("cannot render the email: {e}")),
         };
+        // The last check before the content goes: a worker paused past its lease must not send
+        // what another has taken over (one paused after this check may still send it twice).
+        let id = job.id;
+        match self
+            .read(move |db| Ok(super::still_held(db, id, instance_id())?))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Lost,
+            Err(e) => return Outcome::Retry(format!("cannot check the claim: {e}")),
+        }
         match self.mailer.send(&email).await {
             Ok(id) => Outcome::Sent(id),
             Err(e) if e.failure == Failure::Transient => Outcome::Retry(e.message),
@@ -113,39 +123,38 @@ impl Subscriptions {
         let outcome_ = outcome.clone();
         let attempts = job.attempts + 1;
         let recorded = self
-            .with_db(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let now = Utc::now();
+                let owner = instance_id();
                 let held = match &outcome_ {
                     Outcome::Sent(message_id) => {
-                        let held = super::sent(&tx, id, message_id, now)?;
-                        super::hurry(&tx, now)?;
+                        let held = super::sent(tx, id, owner, message_id, now)?;
+                        super::hurry(tx, now)?;
                         held
                     }
                     Outcome::Retry(error) => {
-                        super::retry(&tx, id, now + crate::digest::backoff(attempts), error)?
+                        super::retry(tx, id, owner, now + crate::digest::backoff(attempts), error)?
                     }
                     Outcome::Failed(error) => {
-                        let held = super::finish(&tx, id, "failed", error, now)?;
+                        let held = super::finish(tx, id, owner, "failed", error, now)?;
                         if held {
-                            note(&tx, subscriber, id, Kind::Failed, error, template, now)?;
+                            note(tx, subscriber, id, Kind::Failed, error, template, now)?;
                         }
                         held
                     }
                     Outcome::Dropped(why) => {
-                        let held = super::finish(&tx, id, "dropped", why, now)?;
+                        let held = super::finish(tx, id, owner, "dropped", why, now)?;
                         if held {
-                            note(&tx, subscriber, id, Kind::Dropped, why, template, now)?;
+                            note(tx, subscriber, id, Kind::Dropped, why, template, now)?;
                         }
                         held
                     }
-                    Outcome::Idle => true,
+                    Outcome::Idle | Outcome::Lost => false,
                 };
-                tx.commit()?;
                 Ok(held)
             })
             .await?;
-        if !recorded {
+        if !recorded && *outcome != Outcome::Idle {
             tracing::warn!(
                 outbox = id,
                 "outbox: the claim lapsed while sending; another worker has the row"
@@ -168,25 +177,21 @@ impl Subscriptions {
                 self.metrics.emails_failed.increment(1);
                 tracing::info!(template, outbox = id, %why, "email dropped");
             }
-            Outcome::Idle => {}
+            Outcome::Idle | Outcome::Lost => {}
         }
         Ok(())
     }
 
     /// Marks rows that expired unsent as dropped, each with an event.
-    fn record_dropped(
-        &self,
-        conn: &rusqlite::Connection,
-        now: DateTime<Utc>,
-    ) -> rusqlite::Result<()> {
-        for gone in super::drop_expired(conn, now)? {
+    fn record_dropped(&self, db: &Db, now: DateTime<Utc>) -> Result<(), Error> {
+        for gone in super::drop_expired(db, now)? {
             let (id, template) = (gone.id, gone.template);
             let why = match gone.last_error {
                 Some(e) => format!("expired unsent; last error: {e}"),
                 None => "expired unsent".to_string(),
             };
             note(
-                conn,
+                db,
                 gone.subscriber_id,
                 id,
                 Kind::Dropped,
@@ -201,7 +206,7 @@ impl Subscriptions {
     }
 
     async fn update_depth(&self) {
-        if let Ok(n) = self.with_db(|c| Ok(super::depth(c)?)).await {
+        if let Ok(n) = self.read(|db| Ok(super::depth(db)?)).await {
             self.metrics.outbox_depth.set(n as f64);
         }
     }
@@ -209,12 +214,12 @@ impl Subscriptions {
 
 /// In the claiming transaction: whether the email is still wanted, and its links.
 fn prepare(
-    conn: &rusqlite::Connection,
+    conn: &Db,
     job: &Claimed,
     now: DateTime<Utc>,
     confirm_ttl: Duration,
     link_ttl: Duration,
-) -> rusqlite::Result<Ready> {
+) -> Result<Ready, Error> {
     let Some(subscriber) = store::get(conn, job.subscriber_id)? else {
         return Ok(Ready::Drop("the subscriber is gone".into()));
     };
@@ -254,14 +259,14 @@ fn prepare(
 }
 
 fn note(
-    conn: &rusqlite::Connection,
+    conn: &Db,
     subscriber: i64,
     outbox: i64,
     kind: Kind,
     detail: &str,
     template: Template,
     now: DateTime<Utc>,
-) -> rusqlite::Result<()> {
+) -> Result<(), Error> {
     let Some(s) = store::get(conn, subscriber)? else {
         return Ok(());
     };

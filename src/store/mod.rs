@@ -15,6 +15,13 @@ use std::sync::Arc;
 
 pub use sql::{Column, Db, Param, Row};
 
+/// This process's random instance id, drawn on first use: the owner of every lease it takes.
+/// Never the process id, which two containers on one database may share (both PID 1).
+pub fn instance_id() -> i64 {
+    static ID: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| rand::random::<i64>() & i64::MAX)
+}
+
 /// A failed statement, on either backend.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -237,8 +244,13 @@ impl Store {
 /// How `Store` runs a closure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Each statement on its own.
     Read,
+    /// One read-only transaction: every statement sees the same committed state.
+    Snapshot,
+    /// One transaction, committed when the closure returns `Ok`.
     Write,
+    /// `Write`, and on SQLite the commit is synced to disk (`synchronous=FULL`).
     Durable,
 }
 

@@ -17,6 +17,9 @@ mod embedded {
 pub struct Pool {
     pool: deadpool_postgres::Pool,
     config: tokio_postgres::Config,
+    /// The runtime that opened the pool: threads that are not async (the publisher, the ledger's
+    /// recorder) drive their queries on it.
+    runtime: tokio::runtime::Handle,
 }
 
 /// A PostgreSQL error with what the server said (the client's own `Display` is terse).
@@ -73,7 +76,11 @@ impl Pool {
             .execute("SELECT pg_advisory_unlock($1)", &[&key])
             .await;
         migrated?;
-        Ok(Pool { pool, config })
+        Ok(Pool {
+            pool,
+            config,
+            runtime: tokio::runtime::Handle::current(),
+        })
     }
 
     /// What the pool connects with (for a `LISTEN` connection of its own).
@@ -100,10 +107,13 @@ impl Pool {
     {
         let pg = Pg { client, runtime };
         let db = Db::Pg(&pg);
-        if mode == Mode::Read {
-            return f(&db);
+        match mode {
+            Mode::Read => return f(&db),
+            Mode::Snapshot => db
+                .execute_batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .map_err(E::from)?,
+            Mode::Write | Mode::Durable => db.execute_batch("BEGIN").map_err(E::from)?,
         }
-        db.execute_batch("BEGIN").map_err(E::from)?;
         let mut guard = Rollback {
             pg: &pg,
             open: true,
@@ -114,7 +124,7 @@ impl Pool {
         Ok(value)
     }
 
-    /// `run_on` from a thread that is not async, with the runtime that opened the pool.
+    /// `run_on` from a thread that is not async, on the runtime that opened the pool.
     pub fn run_blocking<T, E>(
         &self,
         mode: Mode,
@@ -123,10 +133,8 @@ impl Pool {
     where
         E: From<Error>,
     {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|e| E::from(Error::Task(format!("no runtime for PostgreSQL: {e}"))))?;
-        let client = runtime.block_on(self.get()).map_err(E::from)?;
-        Self::run_on(client, runtime, mode, f)
+        let client = self.runtime.block_on(self.get()).map_err(E::from)?;
+        Self::run_on(client, self.runtime.clone(), mode, f)
     }
 }
 
@@ -149,5 +157,84 @@ fn pool_error(e: &deadpool_postgres::PoolError) -> String {
     match e {
         deadpool_postgres::PoolError::Backend(e) => describe(e),
         other => other.to_string(),
+    }
+}
+
+/// Calls `changed` for every notification on `channel`, for as long as `shutdown` allows, on a
+/// connection of its own. When that connection drops, it reconnects (backing off up to 10 s)
+/// and calls `changed` once more: notifications sent while it was down are lost, so the caller
+/// re-reads what they were about.
+pub async fn listen(
+    config: tokio_postgres::Config,
+    channel: &'static str,
+    changed: impl Fn() + Send + 'static,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use futures_util::StreamExt;
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        let connected = tokio::select! {
+            c = config.connect(NoTls) => c,
+            _ = shutdown.cancelled() => return,
+        };
+        match connected {
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), "cannot connect for notifications; retrying")
+            }
+            Ok((client, mut connection)) => {
+                // The connection is driven by a task of its own, which hands notifications over;
+                // its end (the server went away) closes the channel.
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(m) = messages.next().await {
+                        match m {
+                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                                if tx.send(()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %describe(&e), "notification connection lost; reconnecting");
+                                return;
+                            }
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN {channel}")).await {
+                    Err(e) => tracing::warn!(error = %describe(&e), "cannot LISTEN; retrying"),
+                    Ok(()) => {
+                        wait = std::time::Duration::from_millis(100);
+                        if !first {
+                            tracing::info!(channel, "notifications back: catching up");
+                        }
+                        first = false;
+                        changed();
+                        loop {
+                            tokio::select! {
+                                m = rx.recv() => match m {
+                                    Some(()) => changed(),
+                                    None => break,
+                                },
+                                _ = shutdown.cancelled() => {
+                                    driver.abort();
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+                driver.abort();
+                drop(client);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(10));
     }
 }

@@ -498,6 +498,34 @@ impl Column for i64 {
     }
 }
 
+macro_rules! narrow_int_column {
+    ($($t:ty),*) => {$(
+        impl Column for $t {
+            fn from_lite(value: ValueRef<'_>) -> Result<Self, String> {
+                let n = i64::from_lite(value)?;
+                <$t>::try_from(n).map_err(|_| format!("{n} is out of range"))
+            }
+            fn from_pg(row: &tokio_postgres::Row, index: usize) -> Result<Self, String> {
+                let n = i64::from_pg(row, index)?;
+                <$t>::try_from(n).map_err(|_| format!("{n} is out of range"))
+            }
+        }
+        impl Column for Option<$t> {
+            fn from_lite(value: ValueRef<'_>) -> Result<Self, String> {
+                Option::<i64>::from_lite(value)?
+                    .map(|n| <$t>::try_from(n).map_err(|_| format!("{n} is out of range")))
+                    .transpose()
+            }
+            fn from_pg(row: &tokio_postgres::Row, index: usize) -> Result<Self, String> {
+                Option::<i64>::from_pg(row, index)?
+                    .map(|n| <$t>::try_from(n).map_err(|_| format!("{n} is out of range")))
+                    .transpose()
+            }
+        }
+    )*};
+}
+narrow_int_column!(u32, i32, u64);
+
 impl Column for bool {
     fn from_lite(value: ValueRef<'_>) -> Result<Self, String> {
         i64::from_lite(value).map(|n| n != 0)

@@ -18,6 +18,15 @@ impl Pool {
     /// Opens the file (creating it and its folder), migrates it, and opens `readers` readers.
     pub fn open(path: &Path, readers: u32) -> Result<Pool, crate::db::DbError> {
         let writer = crate::db::open(path)?;
+        // Digest runs rewrite the same ledger and subscriber pages over and over: checkpoint the
+        // WAL every ~40 MB rather than every ~4 MB, so each hot page is copied back once, not ten
+        // times (BENCHMARKS.md, "How the sender reaches them").
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 10_000)
+            .map_err(|source| crate::db::DbError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             c.pragma_update(None, "foreign_keys", "ON")?;
@@ -46,12 +55,20 @@ impl Pool {
     where
         E: From<Error>,
     {
-        if mode == Mode::Read {
+        if matches!(mode, Mode::Read | Mode::Snapshot) {
             let conn = self
                 .readers
                 .get()
                 .map_err(|e| E::from(Error::Pool(e.to_string())))?;
-            return f(&Db::Lite(&conn));
+            if mode == Mode::Read {
+                return f(&Db::Lite(&conn));
+            }
+            conn.execute_batch("BEGIN DEFERRED")
+                .map_err(|e| E::from(e.into()))?;
+            let result = f(&Db::Lite(&conn));
+            // Read-only: ending it either way changes nothing.
+            let _ = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            return result;
         }
         let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if mode == Mode::Durable {

@@ -2,8 +2,8 @@
 //! slugs separated by `;`; only `email` required). Bad rows are reported by line number, good
 //! ones imported; re-running changes nothing.
 
+use crate::store::Db;
 use chrono::Utc;
-use rusqlite::{Connection, TransactionBehavior};
 
 use super::flow::{check_tags, FlowError};
 use super::{store, Cadence, Preferences, Status, SubscriberEmail, TimeZone};
@@ -54,7 +54,7 @@ pub enum Upserted {
 /// subscribers given no status. An unsubscribed or bounced subscriber is never re-activated here:
 /// only they can subscribe again.
 pub fn admin_upsert(
-    conn: &mut Connection,
+    db: &Db,
     config: &Config,
     raw: SubscriberJson,
     default_status: Status,
@@ -84,17 +84,20 @@ pub fn admin_upsert(
         .map(TimeZone::parse)
         .transpose()
         .map_err(field("time_zone"))?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let tags = raw.tags.map(|t| check_tags(&tx, &t)).transpose()?;
+    // Every refusal below comes before the first write, so a refused row changes nothing in the
+    // caller's transaction.
+    let tx = db;
+    tx.lock(&format!("subscriber {}", email.as_str().to_lowercase()))?;
+    let tags = raw.tags.map(|t| check_tags(tx, &t)).transpose()?;
     let now = Utc::now();
-    let existing = store::find(&tx, &email)?;
+    let existing = store::find(tx, &email)?;
     // Nothing revives a suppressed address silently: an admin lifts it first.
     let resulting = status.unwrap_or(match &existing {
         Some(s) => s.status,
         None => default_status,
     });
     if matches!(resulting, Status::Pending | Status::Confirmed) {
-        if let Some(s) = super::suppressions::find(&tx, email.as_str())? {
+        if let Some(s) = super::suppressions::find(tx, email.as_str())? {
             return Err(InputError::new("email", super::suppressions::refusal(&s)).into());
         }
     }
@@ -111,9 +114,9 @@ pub fn admin_upsert(
                 ),
             };
             let status = status.unwrap_or(default_status);
-            let id = store::insert(&tx, &email, &prefs, status, now)?;
+            let id = store::insert(tx, &email, &prefs, status, now)?;
             if status == Status::Unsubscribed {
-                store::set_status(&tx, id, status, now)?;
+                store::set_status(tx, id, status, now)?;
             }
             Upserted::Created
         }
@@ -141,9 +144,9 @@ pub fn admin_upsert(
             if prefs == existing.preferences && new_status == existing.status {
                 Upserted::Unchanged
             } else {
-                store::set_preferences(&tx, existing.id, &prefs)?;
+                store::set_preferences(tx, existing.id, &prefs)?;
                 if new_status != existing.status {
-                    store::set_status(&tx, existing.id, new_status, now)?;
+                    store::set_status(tx, existing.id, new_status, now)?;
                     if new_status == Status::Unsubscribed {
                         let event = super::events::NewEvent::new(
                             existing.email.as_str(),
@@ -151,7 +154,7 @@ pub fn admin_upsert(
                             "admin",
                         )
                         .subscriber(existing.id);
-                        super::events::record(&tx, &event, now)?;
+                        super::events::record(tx, &event, now)?;
                         crate::metrics::unsubscribed("admin");
                     }
                 }
@@ -159,13 +162,12 @@ pub fn admin_upsert(
             }
         }
     };
-    let subscriber = store::find(&tx, &email)?
+    let subscriber = store::find(tx, &email)?
         .ok_or_else(|| FlowError::Internal("subscriber vanished".into()))?;
-    tx.commit()?;
     Ok((outcome, subscriber))
 }
 
-/// Imports a CSV file's rows (new rows default to `confirmed`: the list comes from another
+/// Imports a CSV file's rows, in the caller's transaction (new rows default to `confirmed`: the list comes from another
 /// service that already confirmed them).
 /// The columns `export` writes; `import` reads the first five and ignores the last two.
 const COLUMNS: [&str; 7] = [
@@ -178,7 +180,7 @@ const COLUMNS: [&str; 7] = [
     "confirmed_at",
 ];
 
-pub fn import(conn: &mut Connection, config: &Config, bytes: &[u8]) -> Result<Report, FlowError> {
+pub fn import(db: &Db, config: &Config, bytes: &[u8]) -> Result<Report, FlowError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
@@ -232,7 +234,7 @@ pub fn import(conn: &mut Connection, config: &Config, bytes: &[u8]) -> Result<Re
             cadence: get("cadence"),
             time_zone: get("time_zone"),
         };
-        match admin_upsert(conn, config, raw, Status::Confirmed) {
+        match admin_upsert(db, config, raw, Status::Confirmed) {
             Ok((Upserted::Created, _)) => report.created += 1,
             Ok((Upserted::Updated, _)) => report.updated += 1,
             Ok((Upserted::Unchanged, _)) => report.unchanged += 1,
@@ -244,11 +246,11 @@ pub fn import(conn: &mut Connection, config: &Config, bytes: &[u8]) -> Result<Re
 }
 
 /// Every subscriber as CSV, in the import format plus `created_at` and `confirmed_at`.
-pub fn export(conn: &Connection, out: impl std::io::Write) -> Result<usize, FlowError> {
+pub fn export(db: &Db, out: impl std::io::Write) -> Result<usize, FlowError> {
     let mut writer = csv::Writer::from_writer(out);
     let io = |e: csv::Error| FlowError::Internal(e.to_string());
     writer.write_record(COLUMNS).map_err(io)?;
-    let all = store::list(conn, None)?;
+    let all = store::list(db, None)?;
     for s in &all {
         let v = s.view();
         writer

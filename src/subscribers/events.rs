@@ -2,8 +2,11 @@
 //! they came from), suppressions, single emails dropped or given up, reports that were ignored.
 //! Rows are keyed by the lower-cased address, so the history outlives `subscriber remove`.
 
+use crate::params;
+use crate::store::{Db, Error};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
+
+type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,12 +90,11 @@ impl<'a> NewEvent<'a> {
     }
 }
 
-pub fn record(conn: &Connection, e: &NewEvent<'_>, now: DateTime<Utc>) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
+pub fn record(db: &Db, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<i64> {
+    db.query_row(
         "INSERT INTO events (at_us, email, subscriber_id, kind, bounce, source, detail, delivery_id, outbox_id, inbound_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        params![
         now.timestamp_micros(),
         e.email.to_lowercase(),
         e.subscriber_id,
@@ -103,8 +105,9 @@ pub fn record(conn: &Connection, e: &NewEvent<'_>, now: DateTime<Utc>) -> rusqli
         e.delivery_id,
         e.outbox_id,
         e.inbound_id,
-    ])?;
-    Ok(conn.last_insert_rowid())
+        ],
+        |r| r.get(0),
+    )
 }
 
 /// An event as the API and `subscriber show` give it.
@@ -121,12 +124,12 @@ pub struct EventView {
 }
 
 /// Every event about `email` (any case), oldest first.
-pub fn for_email(conn: &Connection, email: &str) -> rusqlite::Result<Vec<EventView>> {
-    let mut stmt = conn.prepare_cached(
+pub fn for_email(db: &Db, email: &str) -> Result<Vec<EventView>> {
+    db.query_map(
         "SELECT at_us, kind, bounce, source, detail, delivery_id, outbox_id, inbound_id FROM events \
          WHERE email = ?1 ORDER BY at_us, id",
-    )?;
-    let rows = stmt.query_map([email.to_lowercase()], |r| {
+        params![email.to_lowercase()],
+        |r| {
         let at: i64 = r.get(0)?;
         Ok(EventView {
             at: DateTime::from_timestamp_micros(at)
@@ -140,6 +143,6 @@ pub fn for_email(conn: &Connection, email: &str) -> rusqlite::Result<Vec<EventVi
             outbox_id: r.get(6)?,
             inbound_id: r.get(7)?,
         })
-    })?;
-    rows.collect()
+        },
+    )
 }

@@ -1,11 +1,10 @@
 //! The subscriber flows: subscribe (double opt-in), confirm, preferences, unsubscribe. Each state
-//! change is one SQLite transaction; emails go out afterwards, off the request's path.
+//! change is one transaction; emails go out afterwards, off the request's path.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use minijinja::context;
-use rusqlite::{Connection, TransactionBehavior};
 
 use super::events::{self, Kind, NewEvent};
 use super::store::{self, TokenProblem};
@@ -17,6 +16,7 @@ use crate::config::Config;
 use crate::mail::templates::Templates;
 use crate::mail::{Mailer, OutgoingEmail};
 use crate::outbox::{self, Template};
+use crate::store::{Db, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
@@ -25,7 +25,7 @@ pub enum FlowError {
     #[error("token: {0:?}")]
     Token(TokenProblem),
     #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] crate::store::Error),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -33,7 +33,7 @@ pub enum FlowError {
 /// Everything the flows need: the database, the mailer and the templates.
 pub struct Subscriptions {
     pub config: Arc<Config>,
-    pub db: Arc<Mutex<Connection>>,
+    pub store: Store,
     pub mailer: Arc<Mailer>,
     pub templates: Arc<Templates>,
     pub metrics: crate::metrics::Metrics,
@@ -42,8 +42,8 @@ pub struct Subscriptions {
 }
 
 /// Checks chosen tag slugs against the catalog's tags; the field is named `tags`.
-pub fn check_tags(conn: &Connection, tags: &[String]) -> Result<Vec<String>, FlowError> {
-    let known = store::known_tags(conn)?;
+pub fn check_tags(db: &Db, tags: &[String]) -> Result<Vec<String>, FlowError> {
+    let known = store::known_tags(db)?;
     let mut out: Vec<String> = Vec::new();
     for tag in tags.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
         if !known.iter().any(|(slug, _)| slug == tag) {
@@ -67,13 +67,13 @@ pub fn check_tags(conn: &Connection, tags: &[String]) -> Result<Vec<String>, Flo
 impl Subscriptions {
     pub fn new(
         config: Arc<Config>,
-        conn: Connection,
+        store: Store,
         mailer: Arc<Mailer>,
         templates: Arc<Templates>,
     ) -> Subscriptions {
         Subscriptions {
             config,
-            db: Arc::new(Mutex::new(conn)),
+            store,
             mailer,
             templates,
             metrics: crate::metrics::Metrics::new(),
@@ -81,17 +81,20 @@ impl Subscriptions {
         }
     }
 
-    pub(crate) async fn with_db<T: Send + 'static>(
+    /// `f` in one transaction.
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, FlowError> + Send + 'static,
+        f: impl FnOnce(&Db) -> Result<T, FlowError> + Send + 'static,
     ) -> Result<T, FlowError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = db.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| FlowError::Internal(e.to_string()))?
+        self.store.write(f).await
+    }
+
+    /// `f` without a transaction (reads).
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T, FlowError> + Send + 'static,
+    ) -> Result<T, FlowError> {
+        self.store.read(f).await
     }
 
     fn link_ttl(&self) -> Duration {
@@ -108,27 +111,27 @@ impl Subscriptions {
     ) -> Result<(), FlowError> {
         let confirm_ttl = Duration::hours(self.config.subscribers.confirm_ttl_hours as i64);
         let queued = self
-            .with_db(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
+                // Two nodes taking the same address at once take turns.
+                tx.lock(&format!("subscriber {}", email.as_str().to_lowercase()))?;
                 let prefs = Preferences {
-                    tags: check_tags(&tx, &prefs.tags)?,
+                    tags: check_tags(tx, &prefs.tags)?,
                     ..prefs
                 };
-                if suppressions::find(&tx, email.as_str())?.is_some() {
+                if suppressions::find(tx, email.as_str())?.is_some() {
                     return Ok(false);
                 }
                 let now = Utc::now();
-                let id = match store::find(&tx, &email)? {
-                    None => store::insert(&tx, &email, &prefs, Status::Pending, now)?,
+                let id = match store::find(tx, &email)? {
+                    None => store::insert(tx, &email, &prefs, Status::Pending, now)?,
                     Some(s) if matches!(s.status, Status::Pending | Status::Unsubscribed) => {
-                        store::set_preferences(&tx, s.id, &prefs)?;
+                        store::set_preferences(tx, s.id, &prefs)?;
                         s.id
                     }
                     // Confirmed or bounced: nothing to confirm, and nothing is changed.
                     Some(_) => return Ok(false),
                 };
-                outbox::enqueue(&tx, id, Template::Confirmation, now, now + confirm_ttl)?;
-                tx.commit()?;
+                outbox::enqueue(tx, id, Template::Confirmation, now, now + confirm_ttl)?;
                 Ok(true)
             })
             .await?;
@@ -147,8 +150,8 @@ impl Subscriptions {
 
     /// The subscriber a token belongs to, without changing anything (for GET pages).
     pub async fn check(&self, token: Token, purpose: Purpose) -> Result<Subscriber, FlowError> {
-        self.with_db(move |conn| {
-            store::check(conn, &token, purpose, Utc::now())?
+        self.read(move |db| {
+            store::check(db, &token, purpose, Utc::now())?
                 .map(|r| r.subscriber)
                 .map_err(FlowError::Token)
         })
@@ -159,30 +162,28 @@ impl Subscriptions {
     pub async fn confirm(self: &Arc<Self>, token: Token) -> Result<(Subscriber, Token), FlowError> {
         let link_ttl = self.link_ttl();
         let (subscriber, preferences, welcome) = self
-            .with_db(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let now = Utc::now();
                 let redeemed =
-                    store::check(&tx, &token, Purpose::Confirm, now)?.map_err(FlowError::Token)?;
-                if !store::use_up(&tx, &redeemed.hash, now)? {
+                    store::check(tx, &token, Purpose::Confirm, now)?.map_err(FlowError::Token)?;
+                if !store::use_up(tx, &redeemed.hash, now)? {
                     return Err(FlowError::Token(TokenProblem::Used));
                 }
                 let id = redeemed.subscriber.id;
                 // A suppressed address is not confirmed by an old link either.
-                if suppressions::find(&tx, redeemed.subscriber.email.as_str())?.is_some() {
+                if suppressions::find(tx, redeemed.subscriber.email.as_str())?.is_some() {
                     return Err(FlowError::Token(TokenProblem::Unknown));
                 }
                 if redeemed.subscriber.status != Status::Confirmed {
-                    store::set_status(&tx, id, Status::Confirmed, now)?;
+                    store::set_status(tx, id, Status::Confirmed, now)?;
                 }
-                let welcome = store::claim_welcome(&tx, id, now)?;
+                let welcome = store::claim_welcome(tx, id, now)?;
                 if welcome {
-                    outbox::enqueue(&tx, id, Template::Welcome, now, now + outbox::WELCOME_TTL)?;
+                    outbox::enqueue(tx, id, Template::Welcome, now, now + outbox::WELCOME_TTL)?;
                 }
-                let preferences = store::mint(&tx, id, Purpose::Preferences, now, link_ttl)?;
+                let preferences = store::mint(tx, id, Purpose::Preferences, now, link_ttl)?;
                 let subscriber =
-                    store::get(&tx, id)?.ok_or(FlowError::Token(TokenProblem::Unknown))?;
-                tx.commit()?;
+                    store::get(tx, id)?.ok_or(FlowError::Token(TokenProblem::Unknown))?;
                 Ok((subscriber, preferences, welcome))
             })
             .await?;
@@ -198,18 +199,16 @@ impl Subscriptions {
         token: Token,
         prefs: Preferences,
     ) -> Result<Subscriber, FlowError> {
-        self.with_db(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let redeemed = store::check(&tx, &token, Purpose::Preferences, Utc::now())?
+        self.write(move |tx| {
+            let redeemed = store::check(tx, &token, Purpose::Preferences, Utc::now())?
                 .map_err(FlowError::Token)?;
             let prefs = Preferences {
-                tags: check_tags(&tx, &prefs.tags)?,
+                tags: check_tags(tx, &prefs.tags)?,
                 ..prefs
             };
-            store::set_preferences(&tx, redeemed.subscriber.id, &prefs)?;
-            let subscriber = store::get(&tx, redeemed.subscriber.id)?
+            store::set_preferences(tx, redeemed.subscriber.id, &prefs)?;
+            let subscriber = store::get(tx, redeemed.subscriber.id)?
                 .ok_or(FlowError::Token(TokenProblem::Unknown))?;
-            tx.commit()?;
             Ok(subscriber)
         })
         .await
@@ -224,15 +223,12 @@ impl Subscriptions {
         source: &'static str,
     ) -> Result<Subscriber, FlowError> {
         let (subscriber, changed) = self
-            .with_db(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let now = Utc::now();
-                let redeemed =
-                    store::check(&tx, &token, purpose, now)?.map_err(FlowError::Token)?;
-                let changed = unsubscribe_in(&tx, &redeemed.subscriber, source, None, now)?;
-                let subscriber = store::get(&tx, redeemed.subscriber.id)?
+                let redeemed = store::check(tx, &token, purpose, now)?.map_err(FlowError::Token)?;
+                let changed = unsubscribe_in(tx, &redeemed.subscriber, source, None, now)?;
+                let subscriber = store::get(tx, redeemed.subscriber.id)?
                     .ok_or(FlowError::Token(TokenProblem::Unknown))?;
-                tx.commit()?;
                 Ok((subscriber, changed))
             })
             .await?;
@@ -250,12 +246,10 @@ impl Subscriptions {
         let confirm_ttl = Duration::hours(self.config.subscribers.confirm_ttl_hours as i64);
         let id = subscriber.id;
         let queued = self
-            .with_db(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .write(move |tx| {
                 let now = Utc::now();
                 let queued =
-                    outbox::enqueue(&tx, id, Template::Confirmation, now, now + confirm_ttl)?;
-                tx.commit()?;
+                    outbox::enqueue(tx, id, Template::Confirmation, now, now + confirm_ttl)?;
                 Ok(queued)
             })
             .await?;
@@ -275,8 +269,8 @@ impl Subscriptions {
     ) -> Result<OutgoingEmail, String> {
         let chosen = subscriber.preferences.tags.clone();
         let names = self
-            .with_db(move |conn| {
-                let known = store::known_tags(conn)?;
+            .read(move |db| {
+                let known = store::known_tags(db)?;
                 Ok(chosen
                     .iter()
                     .map(|slug| {
@@ -326,19 +320,19 @@ impl Subscriptions {
 /// Unsubscribes `s` inside the caller's transaction, recording where it came from; `false` if
 /// they already were unsubscribed (or bounced), and nothing changes then.
 pub(crate) fn unsubscribe_in(
-    conn: &Connection,
+    db: &Db,
     s: &Subscriber,
     source: &str,
     inbound_id: Option<i64>,
     now: chrono::DateTime<Utc>,
-) -> rusqlite::Result<bool> {
+) -> Result<bool, crate::store::Error> {
     if matches!(s.status, Status::Unsubscribed | Status::Bounced) {
         return Ok(false);
     }
-    store::set_status(conn, s.id, Status::Unsubscribed, now)?;
+    store::set_status(db, s.id, Status::Unsubscribed, now)?;
     let mut event = NewEvent::new(s.email.as_str(), Kind::Unsubscribe, source).subscriber(s.id);
     event.inbound_id = inbound_id;
-    events::record(conn, &event, now)?;
+    events::record(db, &event, now)?;
     Ok(true)
 }
 

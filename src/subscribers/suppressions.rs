@@ -3,8 +3,11 @@
 //! again. Keyed by the lower-cased address and not tied to a subscriber row, so an entry
 //! outlives `subscriber remove` and a re-import.
 
+use crate::params;
+use crate::store::{Db, Error, Row};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+
+type Result<T, E = Error> = std::result::Result<T, E>;
 
 use super::events::{self, Kind, NewEvent};
 use super::flow::FlowError;
@@ -71,14 +74,12 @@ pub struct Suppression {
     pub created_at: String,
 }
 
-fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suppression> {
+fn read(r: &Row) -> Result<Suppression> {
     let reason: String = r.get(1)?;
     let at: i64 = r.get(3)?;
     Ok(Suppression {
         email: r.get(0)?,
-        reason: Reason::parse(&reason).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
-        })?,
+        reason: Reason::parse(&reason).map_err(|message| Error::Column { index: 1, message })?,
         note: r.get(2)?,
         created_at: DateTime::from_timestamp_micros(at)
             .unwrap_or_default()
@@ -92,75 +93,72 @@ pub fn key(email: &str) -> String {
 }
 
 /// The entry for `email`, if it is suppressed.
-pub fn find(conn: &Connection, email: &str) -> rusqlite::Result<Option<Suppression>> {
-    conn.prepare_cached(
+pub fn find(db: &Db, email: &str) -> Result<Option<Suppression>> {
+    db.query_opt(
         "SELECT email, reason, note, created_us FROM suppressions WHERE email = ?1",
-    )?
-    .query_row([key(email)], read)
-    .optional()
+        params![key(email)],
+        read,
+    )
 }
 
-pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Suppression>> {
-    let mut stmt =
-        conn.prepare("SELECT email, reason, note, created_us FROM suppressions ORDER BY email")?;
-    let rows = stmt.query_map([], read)?;
-    rows.collect()
+pub fn list(db: &Db) -> Result<Vec<Suppression>> {
+    db.query_map(
+        "SELECT email, reason, note, created_us FROM suppressions ORDER BY email",
+        &[],
+        read,
+    )
 }
 
 /// Suppresses `email` (call inside the caller's transaction). A subscriber who is pending or
 /// confirmed becomes bounced or unsubscribed, by the reason. `false` if it already was
 /// suppressed (the first reason is kept).
 pub fn add(
-    conn: &Connection,
+    db: &Db,
     email: &SubscriberEmail,
     reason: Reason,
     note: Option<&str>,
     source: &str,
     now: DateTime<Utc>,
-) -> rusqlite::Result<bool> {
-    let added = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO suppressions (email, reason, note, created_us) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![
+) -> Result<bool> {
+    let added = db.execute("INSERT INTO suppressions (email, reason, note, created_us) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING", params![
             key(email.as_str()),
             reason.as_str(),
             note,
             now.timestamp_micros()
         ])?
         == 1;
-    let subscribers = store::find_all_cases(conn, email.as_str())?;
+    let subscribers = store::find_all_cases(db, email.as_str())?;
     for s in &subscribers {
         if matches!(s.status, Status::Pending | Status::Confirmed) {
-            store::set_status(conn, s.id, reason.status(), now)?;
+            store::set_status(db, s.id, reason.status(), now)?;
         }
     }
     if added {
         let mut event =
             NewEvent::new(email.as_str(), Kind::Suppressed, source).detail(reason.as_str());
         event.subscriber_id = subscribers.first().map(|s| s.id);
-        events::record(conn, &event, now)?;
+        events::record(db, &event, now)?;
     }
     Ok(added)
 }
 
 /// Lifts the entry for `email`; a bounced subscriber becomes unsubscribed (never subscribed
 /// again: only they can do that). `false` if it was not suppressed.
-pub fn lift(conn: &Connection, email: &str, now: DateTime<Utc>) -> rusqlite::Result<bool> {
-    let lifted = conn
-        .prepare_cached("DELETE FROM suppressions WHERE email = ?1")?
-        .execute([key(email)])?
-        == 1;
+pub fn lift(db: &Db, email: &str, now: DateTime<Utc>) -> Result<bool> {
+    let lifted = db.execute(
+        "DELETE FROM suppressions WHERE email = ?1",
+        params![key(email)],
+    )? == 1;
     if !lifted {
         return Ok(false);
     }
-    let subscribers = store::find_all_cases(conn, email)?;
+    let subscribers = store::find_all_cases(db, email)?;
     for s in subscribers.iter().filter(|s| s.status == Status::Bounced) {
-        store::set_status(conn, s.id, Status::Unsubscribed, now)?;
+        store::set_status(db, s.id, Status::Unsubscribed, now)?;
     }
     let mut event = NewEvent::new(email, Kind::Lifted, "admin");
     event.subscriber_id = subscribers.first().map(|s| s.id);
-    events::record(conn, &event, now)?;
+    events::record(db, &event, now)?;
     Ok(true)
 }
 
@@ -197,10 +195,10 @@ impl std::fmt::Display for ImportReport {
     }
 }
 
-/// Imports a suppression list (CSV with a header) in one transaction: good rows are added,
+/// Imports a suppression list (CSV with a header) in the caller's transaction: good rows are added,
 /// bad ones reported by line. A header without `email`, or with a column not in `COLUMNS`, is
 /// refused before anything changes.
-pub fn import(conn: &mut Connection, bytes: &[u8]) -> Result<ImportReport, FlowError> {
+pub fn import(db: &Db, bytes: &[u8]) -> Result<ImportReport, FlowError> {
     use crate::catalog::InputError;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -225,7 +223,6 @@ pub fn import(conn: &mut Connection, bytes: &[u8]) -> Result<ImportReport, FlowE
         return Err(InputError::new("header", "needs an email column").into());
     };
     let (reason_at, note_at) = (column("reason"), column("note"));
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = Utc::now();
     let mut report = ImportReport::default();
     for (i, record) in reader.records().enumerate() {
@@ -253,21 +250,20 @@ pub fn import(conn: &mut Connection, bytes: &[u8]) -> Result<ImportReport, FlowE
             }
         };
         let note = Some(field(note_at)).filter(|n| !n.is_empty());
-        if add(&tx, &email, reason, note, "admin", now)? {
+        if add(db, &email, reason, note, "admin", now)? {
             report.added += 1;
         } else {
             report.already += 1;
         }
     }
-    tx.commit()?;
     Ok(report)
 }
 
 /// Writes the list as CSV (`COLUMNS`).
-pub fn export(conn: &Connection, out: impl std::io::Write) -> anyhow::Result<usize> {
+pub fn export(db: &Db, out: impl std::io::Write) -> anyhow::Result<usize> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(COLUMNS)?;
-    let all = list(conn)?;
+    let all = list(db)?;
     for s in &all {
         writer.write_record([
             s.email.as_str(),

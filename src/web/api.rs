@@ -1,6 +1,6 @@
 //! The admin API under `/api`: JSON in and out, every route behind `Authorization: Bearer <token>`.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::middleware::{self, Next};
@@ -15,7 +15,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::catalog::{ArticleInput, ArticleJson, Catalog, CatalogError, InputError, Upserted};
+use crate::catalog::{ArticleInput, ArticleJson, CatalogError, InputError, Upserted};
 
 /// Request bodies larger than this are refused.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -91,44 +91,26 @@ async fn read_json(body: axum::body::Body) -> Result<ArticleJson, InputError> {
     }
 }
 
-/// Runs `f` on the daemon's catalog connection off the async threads, mapping errors to answers.
-pub async fn with_catalog<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&mut Catalog) -> Result<T, CatalogError> + Send + 'static,
-) -> Result<T, Response> {
-    let catalog = state.catalog.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut catalog = catalog.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut catalog)
-    })
-    .await;
+/// A catalog answer, or the response its error calls for.
+pub fn answered<T>(result: Result<T, CatalogError>) -> Result<T, Box<Response>> {
     match result {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(CatalogError::Input(e))) => Err(bad_input(&e)),
-        Ok(Err(e)) => {
+        Ok(value) => Ok(value),
+        Err(CatalogError::Input(e)) => Err(Box::new(bad_input(&e))),
+        Err(e) => {
             tracing::error!(error = %e, "catalog operation failed");
-            Err(error(
+            Err(Box::new(error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 None,
                 "database error; see the daemon's log",
-            ))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "catalog task failed");
-            Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                None,
-                "internal error; see the daemon's log",
-            ))
+            )))
         }
     }
 }
 
 async fn upsert(state: Arc<AppState>, input: ArticleInput) -> Response {
-    let (outcome, article) = match with_catalog(&state, move |c| c.upsert(&input, Utc::now())).await
-    {
+    let (outcome, article) = match answered(state.catalog.upsert(input, Utc::now()).await) {
         Ok(done) => done,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if outcome != Upserted::Unchanged {
         state.publisher.refresh().await;
@@ -182,7 +164,7 @@ async fn put_article(
 
 async fn delete_article(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> Response {
     let wanted = slug.clone();
-    match with_catalog(&state, move |c| c.remove(&wanted, Utc::now())).await {
+    match answered(state.catalog.remove(wanted, Utc::now()).await) {
         Ok(true) => {
             state.publisher.refresh().await;
             StatusCode::NO_CONTENT.into_response()
@@ -192,7 +174,7 @@ async fn delete_article(State(state): State<Arc<AppState>>, Path(slug): Path<Str
             Some("slug"),
             format!("no article with slug '{slug}'"),
         ),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -214,30 +196,35 @@ async fn list_articles(
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let offset = q.offset.unwrap_or(0);
-    let result = with_catalog(&state, move |c| {
-        Ok((c.newest(q.tag.as_deref(), limit, offset)?, c.count()?))
-    })
-    .await;
+    let read = state
+        .catalog
+        .store()
+        .read(move |db| {
+            let newest = crate::catalog::store::newest(db, q.tag.as_deref(), limit, offset)?;
+            Ok::<_, CatalogError>((newest, crate::catalog::store::count(db)?))
+        })
+        .await;
+    let result = answered(read);
     match result {
         Ok((articles, total)) => {
             let views: Vec<_> = articles.iter().map(|a| a.view()).collect();
             Json(json!({ "articles": views, "total": total, "limit": limit, "offset": offset }))
                 .into_response()
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
 async fn get_article(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> Response {
     let wanted = slug.clone();
-    match with_catalog(&state, move |c| c.get(&wanted)).await {
+    match answered(state.catalog.get(wanted).await) {
         Ok(Some(article)) => Json(json!(article.view())).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             Some("slug"),
             format!("no article with slug '{slug}'"),
         ),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 

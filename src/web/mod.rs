@@ -8,7 +8,7 @@ pub mod subscribers_api;
 pub mod webhooks;
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
@@ -33,8 +33,7 @@ use crate::subscribers::flow::Subscriptions;
 pub struct AppState {
     pub config: Arc<Config>,
     pub cache: Arc<FeedCache>,
-    /// The daemon's writer connection; SQLite takes one writer at a time anyway.
-    pub catalog: Arc<Mutex<Catalog>>,
+    pub catalog: Catalog,
     pub publisher: Publisher,
     pub cache_control: HeaderValue,
     pub subscriptions: Arc<Subscriptions>,
@@ -74,7 +73,7 @@ impl AppState {
             limits: pages::RateLimits::new(&config),
             config,
             cache,
-            catalog: Arc::new(Mutex::new(catalog)),
+            catalog,
             publisher,
             cache_control,
             subscriptions,
@@ -101,16 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `200` when the database answers (the feeds can be served), `503` when it does not; the body
 /// says whether the database and the mail transport are reachable.
 async fn healthz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
-    let catalog = state.catalog.clone();
-    let db_ok = tokio::task::spawn_blocking(move || {
-        catalog
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .count()
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false);
+    let db_ok = state.catalog.count().await.is_ok();
     let mail_ok = tokio::time::timeout(
         Duration::from_secs(5),
         state.subscriptions.mailer.reachable(),
@@ -139,13 +129,12 @@ async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>
         )
             .into_response();
     };
-    let db = state.digests.db.clone();
-    let depth = tokio::task::spawn_blocking(move || {
-        let catalog = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        crate::digest::ledger::queue_depth(catalog.connection()).unwrap_or(0)
-    })
-    .await
-    .unwrap_or(0);
+    let depth = state
+        .digests
+        .store
+        .read(crate::digest::ledger::queue_depth)
+        .await
+        .unwrap_or(0);
     state.metrics.queue_depth.set(depth as f64);
     (
         [(
@@ -165,15 +154,14 @@ async fn archived_digest(
     let Ok(id) = id.parse::<i64>() else {
         return (StatusCode::NOT_FOUND, "no such digest\n").into_response();
     };
-    let db = state.digests.db.clone();
-    let html = tokio::task::spawn_blocking(move || {
-        let catalog = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        crate::digest::ledger::archived(catalog.connection(), id)
-    })
-    .await;
+    let html = state
+        .digests
+        .store
+        .read(move |db| crate::digest::ledger::archived(db, id))
+        .await;
     match html {
-        Ok(Ok(Some(html))) if !html.is_empty() => axum::response::Html(html).into_response(),
-        Ok(Ok(_)) => (StatusCode::NOT_FOUND, "no such digest\n").into_response(),
+        Ok(Some(html)) if !html.is_empty() => axum::response::Html(html).into_response(),
+        Ok(_) => (StatusCode::NOT_FOUND, "no such digest\n").into_response(),
         _ => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot read the digest\n",
@@ -203,7 +191,19 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .keep_alive(true);
+    // At most this many connections: a flood of clients that connect and stall cannot take every
+    // file descriptor; past the cap the server waits for one to close before accepting more.
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.config.server.max_connections as usize,
+    ));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -227,6 +227,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -259,8 +260,11 @@ async fn dispatch(
     }
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(peer));
+    // A body that stalls (sends nothing for `server.body_timeout_seconds`) fails the read, the
+    // handler answers, and hyper closes the connection.
+    let idle = Duration::from_secs(u64::from(state.config.server.body_timeout_seconds));
     let response = router
-        .oneshot(req.map(axum::body::Body::new))
+        .oneshot(req.map(|b| axum::body::Body::new(tower_http::timeout::TimeoutBody::new(idle, b))))
         .await
         .unwrap_or_else(|never| match never {});
     Ok(response.map(Either::Right))

@@ -41,42 +41,79 @@ pub fn router() -> Router<Arc<AppState>> {
         )
 }
 
-/// Per client address and per email address limits on subscribe requests.
+/// The per-client-address limit on subscribe requests, kept in this node's memory (each node
+/// of several counts its own clients). The per-email-address limit is kept in the database,
+/// shared by every node: `address_limit`.
 pub struct RateLimits {
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    by_address: DefaultKeyedRateLimiter<String>,
 }
 
 impl RateLimits {
     pub fn new(config: &Config) -> RateLimits {
         let per_ip =
             NonZeroU32::new(config.subscribers.ip_rate_per_minute).unwrap_or(NonZeroU32::MIN);
-        let per_address =
-            NonZeroU32::new(config.subscribers.address_rate_per_hour).unwrap_or(NonZeroU32::MIN);
         RateLimits {
             by_ip: RateLimiter::keyed(Quota::per_minute(per_ip)),
-            by_address: RateLimiter::keyed(Quota::per_hour(per_address)),
         }
     }
 
-    /// `Err(seconds to wait)` when `ip` or `address` has used its quota.
-    fn check(&self, ip: IpAddr, address: Option<&str>) -> Result<(), u64> {
+    /// `Err(seconds to wait)` when `ip` has used its quota.
+    fn check(&self, ip: IpAddr) -> Result<(), u64> {
         let clock = DefaultClock::default();
         let wait = |e: governor::NotUntil<_>| e.wait_time_from(clock.now()).as_secs().max(1);
-        self.by_ip.check_key(&ip).map_err(wait)?;
-        if let Some(address) = address {
-            self.by_address
-                .check_key(&address.to_lowercase())
-                .map_err(wait)?;
-        }
-        Ok(())
+        self.by_ip.check_key(&ip).map_err(wait)
     }
 
     /// Forgets clients whose quota has refilled (bounded memory under a flood of addresses).
     pub fn prune(&self) {
         self.by_ip.retain_recent();
-        self.by_address.retain_recent();
     }
+}
+
+/// The per-address limit (`subscribers.address_rate_per_hour`, as a GCRA like the in-memory
+/// limit: a burst of that many, then one per hour/that many), in the shared store, so that two
+/// nodes behind a load balancer do not each allow the full rate. `Err(seconds to wait)`.
+pub fn address_limit(
+    db: &crate::store::Db,
+    address: &str,
+    per_hour: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Result<(), u64>, crate::store::Error> {
+    let key = address.trim().to_lowercase();
+    db.lock(&format!("address limit {key}"))?;
+    let per_hour = i64::from(per_hour.max(1));
+    let interval = 3_600_000_000 / per_hour;
+    let tolerance = interval * (per_hour - 1);
+    let now_us = now.timestamp_micros();
+    let tat: i64 = db
+        .query_opt(
+            "SELECT tat_us FROM address_limits WHERE address = ?1",
+            crate::params![key],
+            |r| r.get(0),
+        )?
+        .unwrap_or(now_us)
+        .max(now_us);
+    if tat - now_us > tolerance {
+        let wait = (tat - now_us - tolerance) / 1_000_000;
+        return Ok(Err(u64::try_from(wait).unwrap_or(1).max(1)));
+    }
+    db.execute(
+        "INSERT INTO address_limits (address, tat_us) VALUES (?1, ?2) \
+         ON CONFLICT (address) DO UPDATE SET tat_us = excluded.tat_us",
+        crate::params![key, tat + interval],
+    )?;
+    Ok(Ok(()))
+}
+
+/// Forgets addresses whose quota has refilled.
+pub fn prune_address_limits(
+    db: &crate::store::Db,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, crate::store::Error> {
+    db.execute(
+        "DELETE FROM address_limits WHERE tat_us < ?1",
+        crate::params![now.timestamp_micros()],
+    )
 }
 
 fn templates() -> &'static Environment<'static> {
@@ -258,7 +295,9 @@ struct TagChoice {
 
 async fn prefs_context(state: &AppState, prefs: Option<&Preferences>) -> Value {
     let chosen: Vec<String> = prefs.map(|p| p.tags.clone()).unwrap_or_default();
-    let tags = super::api::with_catalog(state, |c| c.tags())
+    let tags = state
+        .catalog
+        .tags()
         .await
         .unwrap_or_default()
         .into_iter()
@@ -317,7 +356,22 @@ async fn subscribe(
         Err(e) => return flow_error(&state, FlowError::Input(e)),
     };
     let raw_email = form.get("email").unwrap_or("").to_string();
-    if let Err(wait) = state.limits.check(ip, Some(raw_email.trim())) {
+    let limited = match state.limits.check(ip) {
+        Err(wait) => Err(wait),
+        Ok(()) => {
+            let address = raw_email.clone();
+            let per_hour = state.config.subscribers.address_rate_per_hour;
+            let checked = state
+                .subscriptions
+                .write(move |db| Ok(address_limit(db, &address, per_hour, chrono::Utc::now())?))
+                .await;
+            match checked {
+                Ok(result) => result,
+                Err(e) => return flow_error(&state, e),
+            }
+        }
+    };
+    if let Err(wait) = limited {
         let mut response = notice(
             &state,
             StatusCode::TOO_MANY_REQUESTS,

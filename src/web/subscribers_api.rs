@@ -1,6 +1,6 @@
 //! The admin API for subscribers: `GET/POST/DELETE /api/subscribers` (behind the admin token).
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -39,31 +39,17 @@ pub fn router() -> Router<Arc<AppState>> {
 
 async fn with_db<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, FlowError> + Send + 'static,
+    f: impl FnOnce(&crate::store::Db) -> Result<T, FlowError> + Send + 'static,
 ) -> Result<T, Response> {
-    let db = state.subscriptions.db.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut conn = db.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut conn)
-    })
-    .await;
-    match result {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(FlowError::Input(e))) => Err(bad_input(&e)),
-        Ok(Err(e)) => {
+    match state.subscriptions.write(f).await {
+        Ok(v) => Ok(v),
+        Err(FlowError::Input(e)) => Err(bad_input(&e)),
+        Err(e) => {
             tracing::error!(error = %e, "subscriber operation failed");
             Err(error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 None,
                 "database error; see the daemon's log",
-            ))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "subscriber task failed");
-            Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                None,
-                "internal error; see the daemon's log",
             ))
         }
     }
@@ -218,11 +204,9 @@ async fn add_suppression(State(state): State<Arc<AppState>>, body: axum::body::B
     };
     let note = raw.note.map(|n| crate::catalog::input::one_line(&n));
     match with_db(&state, move |c| {
-        let tx = c.transaction()?;
         let now = chrono::Utc::now();
-        let added = suppressions::add(&tx, &email, reason, note.as_deref(), "admin", now)?;
-        let entry = suppressions::find(&tx, email.as_str())?;
-        tx.commit()?;
+        let added = suppressions::add(c, &email, reason, note.as_deref(), "admin", now)?;
+        let entry = suppressions::find(c, email.as_str())?;
         Ok((added, entry))
     })
     .await
@@ -249,9 +233,7 @@ async fn lift_suppression(State(state): State<Arc<AppState>>, Path(raw): Path<St
         Err(e) => return bad_input(&e),
     };
     match with_db(&state, move |c| {
-        let tx = c.transaction()?;
-        let lifted = suppressions::lift(&tx, email.as_str(), chrono::Utc::now())?;
-        tx.commit()?;
+        let lifted = suppressions::lift(c, email.as_str(), chrono::Utc::now())?;
         Ok(lifted)
     })
     .await

@@ -150,6 +150,11 @@ impl Daemon {
         self.launch(&[]);
     }
 
+    /// Sends `sig` to the daemon (SIGSTOP and SIGCONT to pause it).
+    pub fn signal(&self, sig: i32) {
+        signal(self.child.as_ref().expect("running"), sig);
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -7,8 +7,11 @@ pub mod postmark;
 pub mod sendgrid;
 pub mod ses;
 
+use crate::params;
+use crate::store::{Db, Error};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, TransactionBehavior};
+
+type Result<T, E = Error> = std::result::Result<T, E>;
 
 use super::apply::{self, Rules, Whose};
 use super::report::Bounce;
@@ -22,7 +25,7 @@ pub struct Webhooks {
     pub mailgun: Option<mailgun::Mailgun>,
     pub sendgrid: Option<sendgrid::Sendgrid>,
     pub rules: Rules,
-    pub db: std::sync::Arc<std::sync::Mutex<Connection>>,
+    pub store: crate::store::Store,
 }
 
 impl Webhooks {
@@ -30,7 +33,7 @@ impl Webhooks {
     pub fn from_config(
         config: &crate::config::Config,
         rules: Rules,
-        db: std::sync::Arc<std::sync::Mutex<Connection>>,
+        store: crate::store::Store,
     ) -> anyhow::Result<Webhooks> {
         let w = &config.webhooks;
         let ses = match &w.ses.topic_arn {
@@ -74,7 +77,7 @@ impl Webhooks {
             mailgun,
             sendgrid,
             rules,
-            db,
+            store,
         })
     }
 
@@ -132,11 +135,10 @@ impl Webhooks {
             }
             _ => return Err(not_configured()),
         };
-        let mut conn = self
-            .db
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        record(&mut conn, &self.rules, name, body, &events, now)
+        self.store
+            .blocking(crate::store::Mode::Write, |db| {
+                record(db, &self.rules, name, body, &events, now)
+            })
             .map_err(|e| Refusal::Unavailable(format!("cannot store the events: {e}")))
     }
 }
@@ -188,62 +190,61 @@ pub struct Event {
 /// How far back an event is matched to a delivery by its recipient.
 const RECIPIENT_DAYS: i64 = 30;
 
-/// Applies `events` from `provider` (stored raw as one inbound message); one outcome per event.
+/// Applies `events` from `provider` (stored raw as one inbound message), in the caller's
+/// transaction; one outcome per event.
 pub fn record(
-    conn: &mut Connection,
+    db: &Db,
     rules: &Rules,
     provider: &'static str,
     raw: &[u8],
     events: &[Event],
     now: DateTime<Utc>,
-) -> rusqlite::Result<Vec<String>> {
+) -> Result<Vec<String>> {
     let source = format!("webhook:{provider}");
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    let inbound: i64 = db.query_row(
         "INSERT INTO inbound_messages (received_us, mail_from, rcpt_to, class, outcome, size, raw) \
-         VALUES (?1, NULL, ?2, 'webhook', '', ?3, ?4)",
+         VALUES (?1, NULL, ?2, 'webhook', '', ?3, ?4) RETURNING id",
         params![now.timestamp_micros(), source, raw.len() as i64, raw],
+        |r| r.get(0),
     )?;
-    let inbound = tx.last_insert_rowid();
     let mut outcomes = Vec::new();
     for e in events {
-        let fresh = tx.execute(
-            "INSERT OR IGNORE INTO webhook_seen (provider, id, seen_us) VALUES (?1, ?2, ?3)",
+        let fresh = db.execute(
+            "INSERT INTO webhook_seen (provider, id, seen_us) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             params![provider, e.replay_id, now.timestamp_micros()],
         )? == 1;
         let outcome = if !fresh {
             format!("{}: seen before (a replay): nothing changed", e.replay_id)
         } else {
-            apply_one(&tx, rules, &source, e, inbound, now)?
+            apply_one(db, rules, &source, e, inbound, now)?
         };
         outcomes.push(outcome);
     }
-    tx.execute(
+    db.execute(
         "UPDATE inbound_messages SET outcome = ?2 WHERE id = ?1",
         params![inbound, outcomes.join("; ")],
     )?;
-    tx.commit()?;
     metrics::counter!("tidings_inbound_messages_total", "class" => "webhook").increment(1);
     Ok(outcomes)
 }
 
 fn apply_one(
-    conn: &Connection,
+    db: &Db,
     rules: &Rules,
     source: &str,
     e: &Event,
     inbound: i64,
     now: DateTime<Utc>,
-) -> rusqlite::Result<String> {
-    let Some(who) = whose(conn, e, now)? else {
+) -> Result<String> {
+    let Some(who) = whose(db, e, now)? else {
         return Ok("names no message or recipient of ours: ignored".into());
     };
-    let Some(s) = store::get(conn, who.subscriber)? else {
+    let Some(s) = store::get(db, who.subscriber)? else {
         return Ok("the subscriber is gone: nothing changed".into());
     };
     match e.what {
         What::Bounce(kind) => apply::bounced(
-            conn,
+            db,
             rules,
             &s,
             kind,
@@ -253,9 +254,9 @@ fn apply_one(
             Some(inbound),
             now,
         ),
-        What::Complaint => apply::complained(conn, &s, source, &e.detail, who, Some(inbound), now),
+        What::Complaint => apply::complained(db, &s, source, &e.detail, who, Some(inbound), now),
         What::Unsubscribe => {
-            if crate::subscribers::flow::unsubscribe_in(conn, &s, source, Some(inbound), now)? {
+            if crate::subscribers::flow::unsubscribe_in(db, &s, source, Some(inbound), now)? {
                 crate::metrics::unsubscribed("webhook");
                 Ok(format!("{} unsubscribed ({source})", s.email))
             } else {
@@ -265,18 +266,18 @@ fn apply_one(
         What::Ignore => {
             let ev = apply::event(&s, Kind::Ignored, source, who, Some(inbound))
                 .detail(e.detail.clone());
-            events::record(conn, &ev, now)?;
+            events::record(db, &ev, now)?;
             Ok(format!("{}: ignored", e.detail))
         }
     }
 }
 
 /// By our Message-ID; failing that, by the recipient among our deliveries of the last 30 days.
-fn whose(conn: &Connection, e: &Event, now: DateTime<Utc>) -> rusqlite::Result<Option<Whose>> {
+fn whose(db: &Db, e: &Event, now: DateTime<Utc>) -> Result<Option<Whose>> {
     if let Some(found) = e
         .message_id
         .as_deref()
-        .map(|id| apply::by_message_id(conn, id))
+        .map(|id| apply::by_message_id(db, id))
         .transpose()?
         .flatten()
     {
@@ -286,8 +287,8 @@ fn whose(conn: &Connection, e: &Event, now: DateTime<Utc>) -> rusqlite::Result<O
         return Ok(None);
     };
     let since = (now - Duration::days(RECIPIENT_DAYS)).timestamp_micros();
-    for s in store::find_all_cases(conn, recipient)? {
-        if let Some(found) = apply::latest_sent_to(conn, s.id, since)? {
+    for s in store::find_all_cases(db, recipient)? {
+        if let Some(found) = apply::latest_sent_to(db, s.id, since)? {
             return Ok(Some(found));
         }
     }
