@@ -103,8 +103,14 @@ pub async fn run(
         shutdown.clone(),
     ));
     let cache = Arc::new(FeedCache::default());
-    let (publisher, feed_threads) = Publisher::start(config.clone(), store.clone(), cache.clone())
-        .context("cannot render the feeds")?;
+    // The first render reads the store from this thread (blocking): off the async workers.
+    let (publisher, feed_threads) = {
+        let (config, store, cache) = (config.clone(), store.clone(), cache.clone());
+        tokio::task::spawn_blocking(move || Publisher::start(config, store, cache))
+            .await
+            .context("the feed renderer panicked")?
+            .context("cannot render the feeds")?
+    };
     let notifications = store.postgres().map(|pg| {
         let publisher = publisher.clone();
         tokio::spawn(crate::store::postgres::listen(

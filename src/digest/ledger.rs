@@ -500,7 +500,7 @@ pub fn mark_retry(
             // A retry in a run paused meanwhile waits with the rest of it.
             "UPDATE deliveries SET state = 'pending', attempts = attempts + 1, \
              next_attempt_us = CASE WHEN (SELECT paused_us FROM digest_runs WHERE id = run_id) IS NULL \
-             THEN ?2 ELSE ?4 END, \
+             THEN CAST(?2 AS BIGINT) ELSE CAST(?4 AS BIGINT) END, \
              last_error = ?3, lease_owner = NULL, lease_until_us = NULL WHERE id = ?1",
             params![d.id, at.timestamp_micros(), error, PAUSED_US],
         ),

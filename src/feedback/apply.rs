@@ -373,7 +373,7 @@ pub(crate) fn bounced(
 ) -> Result<String> {
     let seen: bool = db.query_row(
         "SELECT EXISTS (SELECT 1 FROM events WHERE subscriber_id = ?1 AND kind = 'bounce' AND bounce = ?2 \
-         AND ((?3 IS NOT NULL AND delivery_id = ?3) OR (?4 IS NOT NULL AND outbox_id = ?4)))",
+         AND ((CAST(?3 AS BIGINT) IS NOT NULL AND delivery_id = ?3) OR (CAST(?4 AS BIGINT) IS NOT NULL AND outbox_id = ?4)))",
         params![s.id, kind.as_str(), who.delivery, who.outbox],
         |r| r.get(0),
     )?;

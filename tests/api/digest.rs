@@ -40,7 +40,7 @@ fn run_now(d: &Daemon) -> serde_json::Value {
 /// Deliveries on the ledger, whatever their state.
 fn deliveries(d: &Daemon) -> i64 {
     d.db()
-        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM deliveries", &[], |r| r.get(0))
         .expect("ledger")
 }
 
@@ -306,7 +306,7 @@ fn dry_run_and_preview_change_nothing() {
         .contains("Title a"));
     let runs: i64 = d
         .db()
-        .query_row("SELECT count(*) FROM digest_runs", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM digest_runs", &[], |r| r.get(0))
         .expect("runs");
     assert_eq!(
         (deliveries(&d), runs),

@@ -220,7 +220,7 @@ fn a_dsn_without_a_tag_matches_by_the_quoted_message_id_and_never_by_address() {
         .db()
         .query_row(
             "SELECT outcome FROM inbound_messages ORDER BY id DESC LIMIT 1",
-            [],
+            &[],
             |r| r.get(0),
         )
         .expect("stored");
@@ -409,7 +409,7 @@ fn the_listener_takes_only_its_own_addresses_and_caps_the_size() {
     assert_eq!(replies.data, Some(552));
     let stored: i64 = d
         .db()
-        .query_row("SELECT count(*) FROM inbound_messages", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM inbound_messages", &[], |r| r.get(0))
         .expect("count");
     assert_eq!(stored, 0);
     assert!(sink.received().is_empty(), "no backscatter");
@@ -441,11 +441,18 @@ fn tidings_inbound_reads_a_message_from_a_pipe_and_exits_75_when_it_cannot_store
 
     // The database cannot be opened: the MTA should keep the message and retry.
     let mut env = d.env().to_vec();
-    env.retain(|(k, _)| k != "TIDINGS_DATABASE_PATH");
-    env.push((
-        "TIDINGS_DATABASE_PATH".into(),
-        "/proc/no-such-dir/tidings.db".into(),
-    ));
+    env.retain(|(k, _)| k != "TIDINGS_DATABASE_PATH" && k != "TIDINGS_DATABASE_URL");
+    env.push(if crate::helpers::on_postgres() {
+        (
+            "TIDINGS_DATABASE_URL".into(),
+            "postgres://postgres@127.0.0.1:1/none?sslmode=disable".into(),
+        )
+    } else {
+        (
+            "TIDINGS_DATABASE_PATH".into(),
+            "/proc/no-such-dir/tidings.db".into(),
+        )
+    });
     let out = crate::helpers::cli_in(&d.dir, &env, &["inbound", file.to_str().expect("path")]);
     assert_eq!(
         out.status.code(),
@@ -509,7 +516,7 @@ fn a_wave_of_policy_bounces_pauses_the_run_and_suppresses_nobody() {
     let (run_id, reason): (i64, String) = db
         .query_row(
             "SELECT id, paused_reason FROM digest_runs WHERE paused_us IS NOT NULL",
-            [],
+            &[],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("the run is paused");
@@ -521,7 +528,7 @@ fn a_wave_of_policy_bounces_pauses_the_run_and_suppresses_nobody() {
         .query_row(
             "SELECT d.state, d.next_attempt_us FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
              WHERE s.email = 'reader00011@example.com'",
-            [],
+            &[],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("delivery");
@@ -543,7 +550,7 @@ fn a_wave_of_policy_bounces_pauses_the_run_and_suppresses_nobody() {
         .query_row(
             "SELECT d.next_attempt_us FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
              WHERE s.email = 'reader00011@example.com'",
-            [],
+            &[],
             |r| r.get(0),
         )
         .expect("delivery");
@@ -618,7 +625,7 @@ fn a_single_email_the_relay_refuses_for_good_is_recorded() {
     assert_eq!(d.settled_emails(), 0);
     let (state, error): (String, String) = d
         .db()
-        .query_row("SELECT state, last_error FROM outbox", [], |r| {
+        .query_row("SELECT state, last_error FROM outbox", &[], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .expect("row");

@@ -46,14 +46,96 @@ impl Resp {
     }
 }
 
+/// Whether the test daemons run on PostgreSQL (`TIDINGS_TEST_BACKEND=postgres`, with
+/// `TIDINGS_TEST_POSTGRES_URL` naming a server the tests may create databases on; `.ci/run`
+/// runs the suite both ways), else on SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("TIDINGS_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A new, empty database on the test PostgreSQL server: its URL.
+pub fn fresh_postgres_url() -> String {
+    let admin = std::env::var("TIDINGS_TEST_POSTGRES_URL")
+        .expect("TIDINGS_TEST_BACKEND=postgres needs TIDINGS_TEST_POSTGRES_URL");
+    let name = format!("tidings_test_{}", rand::random::<u64>());
+    runtime().block_on(async {
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .expect("connect to TIDINGS_TEST_POSTGRES_URL");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+    });
+    let mut url = url::Url::parse(&admin).expect("TIDINGS_TEST_POSTGRES_URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// One runtime for the tests' own async work (PostgreSQL set-up, state reads).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// The daemon's database, opened by the test to read its state (either backend).
+pub struct TestDb {
+    store: tidings::store::Store,
+}
+
+impl TestDb {
+    pub fn query_row<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn tidings::store::Param],
+        f: impl FnOnce(&tidings::store::Row) -> Result<T, tidings::store::Error>,
+    ) -> Result<T, tidings::store::Error> {
+        self.store.blocking(tidings::store::Mode::Write, |db| {
+            db.query_row(sql, params, f)
+        })
+    }
+
+    pub fn query_map<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn tidings::store::Param],
+        f: impl FnMut(&tidings::store::Row) -> Result<T, tidings::store::Error>,
+    ) -> Result<Vec<T>, tidings::store::Error> {
+        self.store.blocking(tidings::store::Mode::Write, |db| {
+            db.query_map(sql, params, f)
+        })
+    }
+
+    pub fn execute(
+        &self,
+        sql: &str,
+        params: &[&dyn tidings::store::Param],
+    ) -> Result<usize, tidings::store::Error> {
+        self.store
+            .blocking(tidings::store::Mode::Write, |db| db.execute(sql, params))
+    }
+}
+
 /// The environment every test daemon gets: its own database and mirror, a free port, no sample.
 fn base_env(dir: &Path) -> Vec<(String, String)> {
+    let database = if on_postgres() {
+        ("TIDINGS_DATABASE_URL".to_string(), fresh_postgres_url())
+    } else {
+        (
+            "TIDINGS_DATABASE_PATH".to_string(),
+            dir.join("tidings.db").display().to_string(),
+        )
+    };
     vec![
         ("TIDINGS_SERVER_BIND".into(), "127.0.0.1:0".into()),
-        (
-            "TIDINGS_DATABASE_PATH".into(),
-            dir.join("tidings.db").display().to_string(),
-        ),
+        database,
         (
             "TIDINGS_FEEDS_MIRROR_DIR".into(),
             dir.join("mirror").display().to_string(),
@@ -150,6 +232,13 @@ impl Daemon {
         self.launch(&[]);
     }
 
+    fn env_value(&self, key: &str) -> Option<String> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
     /// Sends `sig` to the daemon (SIGSTOP and SIGCONT to pause it).
     pub fn signal(&self, sig: i32) {
         signal(self.child.as_ref().expect("running"), sig);
@@ -169,17 +258,18 @@ impl Daemon {
     }
 
     /// The daemon's database, opened by the test (to read the ledger, the rows that did not change).
-    pub fn db(&self) -> rusqlite::Connection {
-        let path = self
-            .env
-            .iter()
-            .find(|(k, _)| k == "TIDINGS_DATABASE_PATH")
-            .map(|(_, v)| PathBuf::from(v))
-            .expect("database path");
-        let conn = rusqlite::Connection::open(path).expect("open the database");
-        conn.busy_timeout(Duration::from_secs(10))
-            .expect("busy timeout");
-        conn
+    pub fn db(&self) -> TestDb {
+        let location = match self.env_value("TIDINGS_DATABASE_URL") {
+            Some(url) => tidings::store::Location::Postgres(url),
+            None => tidings::store::Location::Sqlite(PathBuf::from(
+                self.env_value("TIDINGS_DATABASE_PATH")
+                    .expect("database path"),
+            )),
+        };
+        let store = runtime()
+            .block_on(tidings::store::Store::open(&location, 2))
+            .expect("open the database");
+        TestDb { store }
     }
 
     /// One number from `/metrics` (a metric without labels).

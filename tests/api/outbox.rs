@@ -18,7 +18,7 @@ fn outbox_count(d: &Daemon, sql_where: &str) -> i64 {
     d.db()
         .query_row(
             &format!("SELECT count(*) FROM outbox WHERE {sql_where}"),
-            [],
+            &[],
             |r| r.get(0),
         )
         .expect("count the outbox")
@@ -147,21 +147,25 @@ fn the_welcome_email_goes_through_the_outbox_once() {
     assert_eq!(d.settled_emails(), 2);
     let templates: Vec<String> = d
         .db()
-        .prepare("SELECT template || ':' || state FROM outbox ORDER BY id")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
+        .query_map(
+            "SELECT template || ':' || state FROM outbox ORDER BY id",
+            &[],
+            |r| r.get(0),
+        )
         .expect("rows");
     assert_eq!(templates, ["confirmation:sent", "welcome:sent"]);
     // The outbox keeps no token and no message: only what to send.
     let columns: Vec<String> = d
         .db()
-        .prepare("SELECT name FROM pragma_table_info('outbox')")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
+        .query_map(
+            if crate::helpers::on_postgres() {
+                "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'outbox'"
+            } else {
+                "SELECT name FROM pragma_table_info('outbox')"
+            },
+            &[],
+            |r| r.get(0),
+        )
         .expect("rows");
     assert!(
         !columns.iter().any(|c| c.contains("token") || c == "body"),

@@ -52,7 +52,7 @@ fn status_of(d: &Daemon, email: &str) -> String {
 
 fn inbound_count(d: &Daemon) -> i64 {
     d.db()
-        .query_row("SELECT count(*) FROM inbound_messages", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM inbound_messages", &[], |r| r.get(0))
         .expect("count")
 }
 
@@ -103,7 +103,7 @@ fn a_digest_postfix_cannot_deliver_comes_back_and_the_subscriber_gets_no_more() 
         .query_row(
             "SELECT count(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
              WHERE s.email = 'gone@gone.example'",
-            [],
+            &[],
             |r| r.get(0),
         )
         .expect("count");
@@ -127,7 +127,7 @@ fn a_delay_notice_from_postfix_is_a_soft_bounce() {
         d.db()
             .query_row(
                 "SELECT count(*) FROM events WHERE kind = 'bounce' AND bounce = 'soft'",
-                [],
+                &[],
                 |r| r.get(0),
             )
             .unwrap_or(0)
@@ -266,11 +266,11 @@ fn complaints_auto_replies_and_mailto_unsubscribes_arrive_through_postfix() {
     assert_eq!(status_of(&d, "e@ok.example"), "confirmed");
     let outcomes: Vec<String> = d
         .db()
-        .prepare("SELECT class || ': ' || outcome FROM inbound_messages ORDER BY id")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
+        .query_map(
+            "SELECT class || ': ' || outcome FROM inbound_messages ORDER BY id",
+            &[],
+            |r| r.get(0),
+        )
         .expect("rows");
     assert_eq!(outcomes.len(), 5, "{outcomes:#?}");
     assert!(

@@ -10,14 +10,15 @@ use crate::helpers::{
 
 /// Rows per ledger state.
 fn ledger(d: &Daemon) -> std::collections::BTreeMap<String, i64> {
-    let db = d.db();
-    let mut stmt = db
-        .prepare("SELECT state, count(*) FROM deliveries GROUP BY state")
-        .expect("ledger");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("ledger rows");
-    rows.map(|r| r.expect("row")).collect()
+    d.db()
+        .query_map(
+            "SELECT state, count(*) FROM deliveries GROUP BY state",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("ledger rows")
+        .into_iter()
+        .collect()
 }
 
 fn start_api_run(d: &Daemon) -> std::thread::JoinHandle<Option<serde_json::Value>> {
@@ -210,7 +211,7 @@ fn the_cron_schedule_starts_runs_inside_the_daemon() {
     );
     let runs: i64 = d
         .db()
-        .query_row("SELECT count(*) FROM digest_runs", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM digest_runs", &[], |r| r.get(0))
         .expect("runs");
     assert!(runs >= 1, "the run is on record");
     // The ledger commits a moment after the server's 250.

@@ -249,7 +249,7 @@ fn expired_unknown_and_reused_tokens_get_plain_pages() {
     d.db()
         .execute(
             "UPDATE tokens SET expires_us = 0 WHERE purpose = 'confirm'",
-            [],
+            &[],
         )
         .expect("expire the link");
     for method in ["GET", "POST"] {

@@ -115,7 +115,7 @@ fn an_unknown_certificate_or_a_wrong_password_sends_nothing() {
             d.db()
                 .query_row(
                     "SELECT last_error FROM outbox WHERE state = 'queued' AND attempts >= 1",
-                    [],
+                    &[],
                     |r| r.get(0),
                 )
                 .ok()
