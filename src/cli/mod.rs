@@ -5,6 +5,7 @@ mod digest;
 mod dkim;
 mod inbound;
 mod mail;
+mod migrate;
 mod subscriber;
 mod suppression;
 
@@ -92,6 +93,14 @@ pub enum Command {
     /// Addresses no email goes to: list, add, lift, import, export.
     #[command(subcommand)]
     Suppression(SuppressionCommand),
+    /// Copy this SQLite database into an empty PostgreSQL database (every table, ids and keys
+    /// included, so feeds, ETags and links in sent emails keep working).
+    Migrate {
+        /// The PostgreSQL URL to copy into; TIDINGS_MIGRATE_TO may give it instead, so the
+        /// password stays out of the process list.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -162,5 +171,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mail(cmd) => mail::mail(&config, cmd),
         Command::Inbound { file, to, from } => inbound::inbound(&config, file, to, from),
         Command::Suppression(cmd) => suppression::suppression(&config, cmd),
+        Command::Migrate { to } => migrate::migrate(&config, to),
     }
 }

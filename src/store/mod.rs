@@ -7,6 +7,7 @@
 //! (deadpool, refinery) builds on, it exposes `LISTEN/NOTIFY` as a stream on the connection,
 //! and unlike sqlx it can share the build with rusqlite (both would link `libsqlite3-sys`).
 
+pub mod copy;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
@@ -188,6 +189,18 @@ impl Store {
         E: From<Error> + Send + 'static,
     {
         self.run(Mode::Write, f).await
+    }
+
+    /// Runs `f` in one read-only transaction: every statement sees the same committed state.
+    pub async fn snapshot<T, E>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        self.run(Mode::Snapshot, f).await
     }
 
     /// `write`, and on SQLite the commit also reaches the disk (`synchronous=FULL`), so what it

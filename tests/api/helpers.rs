@@ -164,11 +164,26 @@ impl Daemon {
         Daemon::start_with(&all)
     }
 
+    /// On SQLite whatever the suite's backend (a migration's source), sending mail to `sink`.
+    pub fn start_mailing_on_sqlite(sink: &SmtpSink) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("tidings.db").display().to_string();
+        let mut env: Vec<(&str, &str)> = vec![("TIDINGS_DATABASE_PATH", &path)];
+        let mail = sink.env();
+        env.extend(mail.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Daemon::start_in(tmp, &env, &["TIDINGS_DATABASE_URL"])
+    }
+
     /// Like `start`, with extra or overriding environment variables.
     pub fn start_with(extra: &[(&str, &str)]) -> Daemon {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        Daemon::start_in(tempfile::tempdir().expect("tempdir"), extra, &[])
+    }
+
+    /// Starts in `tmp` with the base environment, `extra` added or overriding, `unset` removed.
+    fn start_in(tmp: tempfile::TempDir, extra: &[(&str, &str)], unset: &[&str]) -> Daemon {
         let dir = tmp.path().to_path_buf();
         let mut env = base_env(&dir);
+        env.retain(|(k, _)| !unset.contains(&k.as_str()));
         for (k, v) in extra {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v.to_string()));
@@ -249,6 +264,15 @@ impl Daemon {
         let mut child = self.child.take().expect("running");
         signal(&child, libc::SIGTERM);
         wait_exit(&mut child, 30)
+    }
+
+    /// Points the (stopped) daemon at another database before `start_again`.
+    pub fn use_database_url(&mut self, url: &str) {
+        assert!(self.child.is_none(), "still running");
+        self.env
+            .retain(|(k, _)| k != "TIDINGS_DATABASE_PATH" && k != "TIDINGS_DATABASE_URL");
+        self.env
+            .push(("TIDINGS_DATABASE_URL".into(), url.to_string()));
     }
 
     /// Starts the daemon again on the same database after `stop`.

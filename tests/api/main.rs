@@ -15,6 +15,7 @@ mod digest;
 mod docs;
 mod feedback;
 mod feeds;
+mod migrate;
 mod outbox;
 mod postfix_relay;
 mod reliability;

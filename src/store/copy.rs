@@ -1,0 +1,169 @@
+//! `tidings migrate --to postgres://…`: copies every table of a SQLite database into an empty
+//! PostgreSQL one, ids included (so tokens, links in sent emails, `/digests/{id}` and ETags stay
+//! valid), in one transaction, then moves each id sequence past the copied rows.
+
+use super::{Db, Error, Store};
+
+/// Every table, parents before children (foreign keys), with the column its ids come from.
+pub const TABLES: &[(&str, Option<&str>)] = &[
+    ("articles", Some("seq")),
+    ("tags", Some("id")),
+    ("article_tags", None),
+    ("catalog_changes", Some("id")),
+    ("feed_removals", None),
+    ("subscribers", Some("id")),
+    ("subscriber_tags", None),
+    ("tokens", None),
+    ("secrets", None),
+    ("digest_runs", Some("id")),
+    ("deliveries", Some("id")),
+    ("outbox", Some("id")),
+    ("suppressions", None),
+    ("events", Some("id")),
+    ("inbound_messages", Some("id")),
+    ("webhook_seen", None),
+    ("address_limits", None),
+];
+
+/// Rows copied, per table.
+#[derive(Debug, Default)]
+pub struct Copied {
+    pub tables: Vec<(&'static str, u64)>,
+}
+
+impl std::fmt::Display for Copied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .tables
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Why a copy did not happen; nothing was written then.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("the target database is not empty ({table} has rows): migrate copies into an empty database only")]
+    NotEmpty { table: &'static str },
+    #[error("the source must be a SQLite database and the target a PostgreSQL one")]
+    Backends,
+    #[error(transparent)]
+    Db(#[from] Error),
+}
+
+/// One SQLite value, bound as it is on either backend.
+struct Value(rusqlite::types::Value);
+
+impl super::Param for Value {
+    fn lite(&self) -> rusqlite::types::ToSqlOutput<'_> {
+        rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::from(&self.0))
+    }
+    fn pg(&self) -> super::sql::PgValue<'_> {
+        use super::sql::PgValue as P;
+        use rusqlite::types::Value as V;
+        match &self.0 {
+            V::Null => P::Null,
+            V::Integer(n) => P::Int(*n),
+            V::Real(x) => P::Real(*x),
+            V::Text(t) => P::Text(t),
+            V::Blob(b) => P::Bytes(b),
+        }
+    }
+}
+
+/// One table as read: its name, its column names, its rows.
+type Table = (&'static str, Vec<String>, Vec<Vec<Value>>);
+
+/// Copies `source` (SQLite) into `target` (an empty PostgreSQL database, already migrated).
+pub async fn sqlite_to_postgres(source: &Store, target: &Store) -> Result<Copied, CopyError> {
+    if source.is_postgres() || !target.is_postgres() {
+        return Err(CopyError::Backends);
+    }
+    // Read every table in one snapshot of the source, while a daemon may still be writing.
+    let rows: Vec<Table> = source
+        .snapshot(|db| {
+            TABLES
+                .iter()
+                .map(|(table, _)| read_table(db, table).map(|(c, r)| (*table, c, r)))
+                .collect::<Result<Vec<_>, Error>>()
+        })
+        .await?;
+    target
+        .write(move |db| {
+            for (table, _) in TABLES {
+                let any: bool = db.query_row(
+                    &format!("SELECT EXISTS (SELECT 1 FROM {table})"),
+                    &[],
+                    |r| r.get(0),
+                )?;
+                if any {
+                    return Err(CopyError::NotEmpty { table });
+                }
+            }
+            let mut copied = Copied::default();
+            for (table, columns, values) in &rows {
+                let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    columns.join(", "),
+                    marks.join(", ")
+                );
+                for row in values {
+                    let params: Vec<&dyn super::Param> =
+                        row.iter().map(|v| v as &dyn super::Param).collect();
+                    db.execute(&sql, &params)?;
+                }
+                copied.tables.push((table, values.len() as u64));
+            }
+            // New rows continue after the copied ids.
+            for (table, id) in TABLES {
+                if let Some(id) = id {
+                    db.query_row(
+                        &format!(
+                            "SELECT setval(pg_get_serial_sequence('{table}', '{id}'), \
+                             coalesce((SELECT max({id}) FROM {table}), 0) + 1, false)"
+                        ),
+                        &[],
+                        |_| Ok(()),
+                    )?;
+                }
+            }
+            Ok(copied)
+        })
+        .await
+}
+
+/// A table's column names (SQLite's order) and every row.
+fn read_table(db: &Db, table: &str) -> Result<(Vec<String>, Vec<Vec<Value>>), Error> {
+    let Db::Lite(conn) = db else {
+        return Err(Error::Task("the source is not SQLite".into()));
+    };
+    let mut stmt = conn.prepare(&format!("SELECT * FROM {table}"))?;
+    let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let n = columns.len();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| r.get::<_, rusqlite::types::Value>(i).map(Value))
+                .collect::<Result<Vec<_>, _>>()
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((columns, rows))
+}
+
+/// How many rows each table holds (to compare source and target after a copy).
+pub async fn counts(store: &Store) -> Result<Vec<(&'static str, i64)>, Error> {
+    store
+        .snapshot(|db| {
+            TABLES
+                .iter()
+                .map(|(t, _)| {
+                    db.query_row(&format!("SELECT count(*) FROM {t}"), &[], |r| r.get(0))
+                        .map(|n| (*t, n))
+                })
+                .collect()
+        })
+        .await
+}
