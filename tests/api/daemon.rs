@@ -244,3 +244,76 @@ fn metrics_count_feed_requests_304s_and_digests() {
     assert_eq!(value("tidings_digest_queue_depth"), 0.0);
     assert!(text.contains("tidings_digest_send_seconds"), "{text}");
 }
+
+/// A request that promises a body and never sends it is answered and closed after
+/// `server.body_timeout_seconds`, rather than held open forever.
+#[test]
+fn a_stalled_request_body_is_dropped_after_the_body_timeout() {
+    use std::io::{Read, Write};
+    let d = Daemon::start_with(&[("TIDINGS_SERVER_BODY_TIMEOUT_SECONDS", "1")]);
+    let addr = d.base.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.write_all(
+        format!(
+            "POST /api/articles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+            crate::helpers::TOKEN
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    // Returns at the server's close: the answer, then end of stream.
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("body"), "{answer}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        d.api("GET", "/api/articles", None).json()["total"],
+        0,
+        "nothing written"
+    );
+}
+
+/// With `server.max_connections` open, the next connection is served only once one of them
+/// closes.
+#[test]
+fn connections_past_the_cap_wait_for_a_free_slot() {
+    use std::io::{Read, Write};
+    let d = Daemon::start_with(&[("TIDINGS_SERVER_MAX_CONNECTIONS", "2")]);
+    let addr = d.base.trim_start_matches("http://").to_string();
+    // Two connections that send nothing hold both slots.
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    // Let the server accept both before the third arrives.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let waiting = std::thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .expect("send");
+            let mut answer = Vec::new();
+            let _ = s.read_to_end(&mut answer);
+            (
+                std::time::Instant::now(),
+                String::from_utf8_lossy(&answer).into_owned(),
+            )
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let freed = std::time::Instant::now();
+    drop(held);
+    let (answered, answer) = waiting.join().expect("third connection");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answered > freed, "served only once a slot was free");
+}
