@@ -174,6 +174,19 @@ impl Daemon {
         Daemon::start_in(tmp, &env, &["TIDINGS_DATABASE_URL"])
     }
 
+    /// A node on the PostgreSQL database `url` (several may share one), mailing to `sink`.
+    pub fn start_node(url: &str, sink: &SmtpSink, extra: &[(&str, &str)]) -> Daemon {
+        let mail = sink.env();
+        let mut env: Vec<(&str, &str)> = vec![("TIDINGS_DATABASE_URL", url)];
+        env.extend(mail.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        env.extend_from_slice(extra);
+        Daemon::start_in(
+            tempfile::tempdir().expect("tempdir"),
+            &env,
+            &["TIDINGS_DATABASE_PATH"],
+        )
+    }
+
     /// Like `start`, with extra or overriding environment variables.
     pub fn start_with(extra: &[(&str, &str)]) -> Daemon {
         Daemon::start_in(tempfile::tempdir().expect("tempdir"), extra, &[])
@@ -238,12 +251,17 @@ impl Daemon {
         self.launch(&[]);
     }
 
-    /// Kills the daemon with SIGKILL (no chance to clean up) and starts it again on the same database.
-    pub fn kill_and_restart(&mut self) {
+    /// SIGKILL, and nothing more (a node that died).
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to clean up) and starts it again on the same database.
+    pub fn kill_and_restart(&mut self) {
+        self.kill();
         self.launch(&[]);
     }
 

@@ -16,6 +16,7 @@ mod docs;
 mod feedback;
 mod feeds;
 mod migrate;
+mod nodes;
 mod outbox;
 mod postfix_relay;
 mod reliability;
