@@ -17,7 +17,10 @@
 #   BENCH_PLAN_LIMIT (120 s per dry run), BENCH_CONCURRENCY (unset: tidings' default digest.concurrency, 16), BENCH_VARIANTS ("none ed25519 rsa"; also "verp": no DKIM, mail.return_path set),
 #   BENCH_BUILD (1: cargo build --release first; CARGO_TARGET_DIR is honoured), BENCH_PERF (1: a
 #   10 s `perf record` of each send run, top symbols in the work folder), BENCH_KEEP (1: keep the
-#   work folder), BENCH_SUMMARY (file to copy the summary table to), BENCH_RESULTS (same for JSON).
+#   work folder), BENCH_SUMMARY (file to copy the summary table to), BENCH_RESULTS (same for JSON),
+#   BENCH_PG_URL (a PostgreSQL URL whose user may create databases: the runs then use PostgreSQL,
+#   each on a copy made with CREATE DATABASE … TEMPLATE; the variant "2nodes" runs two
+#   `digest run` processes at once on one database, as two nodes; the 1,000,000 step is skipped).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -103,8 +106,31 @@ export TIDINGS_MAIL_FROM="Bench <bench@example.com>"
 export TIDINGS_MAIL_TEMPLATES_DIR="$ROOT/email_templates"
 export TIDINGS_SITE_BASE_URL="https://blog.example/"
 export RUST_LOG=warn
-tidings() { TIDINGS_DATABASE_PATH="$DB" "$BIN" "$@"; }
-checkpoint() { python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()" "$1"; }
+PG_URL=${BENCH_PG_URL:-}
+[ -n "$PG_URL" ] && BIG=0
+# The database NAME: a file in the work folder, or on PostgreSQL a database of that name.
+pg_url() { python3 -c "import sys, urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path='/'+sys.argv[2])))" "$PG_URL" "$1"; }
+db_env() {
+    if [ -n "$PG_URL" ]; then echo "TIDINGS_DATABASE_URL=$(pg_url "$(basename "$1" .db | tr -c 'a-z0-9_\n' _)")"
+    else echo "TIDINGS_DATABASE_PATH=$1"; fi
+}
+# copy_db FROM TO (paths; on PostgreSQL the names they stand for)
+copy_db() {
+    if [ -n "$PG_URL" ]; then
+        local from to; from=$(basename "$1" .db | tr -c 'a-z0-9_\n' _); to=$(basename "$2" .db | tr -c 'a-z0-9_\n' _)
+        psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $to" -c "CREATE DATABASE $to TEMPLATE $from" >/dev/null
+    else cp "$1" "$2"; fi
+}
+drop_db() {
+    if [ -n "$PG_URL" ]; then psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $(basename "$1" .db | tr -c 'a-z0-9_\n' _)" >/dev/null
+    else rm -f "$1"*; fi
+}
+if [ -n "$PG_URL" ]; then
+    for name in base run_none run_verp run_2nodes plan keys; do psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $name" >/dev/null; done
+    psql -q "$PG_URL" -c "CREATE DATABASE base" -c "CREATE DATABASE keys" >/dev/null
+fi
+tidings() { env "$(db_env "$DB")" "$BIN" "$@"; }
+checkpoint() { [ -n "$PG_URL" ] || python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()" "$1"; }
 
 RESULTS=results.json
 echo '{"variants": {}, "baselines": []}' >"$RESULTS"
@@ -170,9 +196,10 @@ checkpoint "$DB"
 # The digest's size: the same procedure for the first 400 rows of the mix, into .eml files.
 head -401 subscribers.csv >sample.csv
 DB=$WORK/sample.db
-tidings import old.json >/dev/null 2>&1 && tidings subscriber import sample.csv >/dev/null 2>&1 \
-    && sleep 1 && tidings import new.json >/dev/null 2>&1 \
-    && TIDINGS_MAIL_TRANSPORT="file:$WORK/outbox" tidings digest run --now >sample.out 2>&1 \
+sample() { TIDINGS_DATABASE_PATH="$DB" "$BIN" "$@"; }
+sample import old.json >/dev/null 2>&1 && sample subscriber import sample.csv >/dev/null 2>&1 \
+    && sleep 1 && sample import new.json >/dev/null 2>&1 \
+    && TIDINGS_MAIL_TRANSPORT="file:$WORK/outbox" sample digest run --now >sample.out 2>&1 \
     || die "sample digest run: $(tail -3 sample.out 2>/dev/null)"
 read -r N_EML MEAN_EML MAX_EML < <(python3 -c "
 import os, sys
@@ -187,10 +214,11 @@ log "digest size: mean $MEAN_EML bytes over $N_EML subscribers, largest (every t
 dry_run() {
     local name=$1 subs t0 t1 s line rss
     DB=$2
-    subs=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM subscribers WHERE status='confirmed'\").fetchone()[0])" "$DB")
+    if [ -n "$PG_URL" ]; then subs=$SUBSCRIBERS
+    else subs=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM subscribers WHERE status='confirmed'\").fetchone()[0])" "$DB"); fi
     t0=$(now_ns)
     timeout -k 10 "$PLAN_LIMIT" /usr/bin/time -v -o "time-$name.txt" \
-        env TIDINGS_DATABASE_PATH="$DB" "$BIN" digest run --now --dry-run 2>"$name.err" | tail -n 1 >"$name.out" \
+        env "$(db_env "$DB")" "$BIN" digest run --now --dry-run 2>"$name.err" | tail -n 1 >"$name.out" \
         || die "dry run $name failed or took over $PLAN_LIMIT s: $(tail -3 "$name.err")"
     t1=$(now_ns)
     s=$(secs "$t0" "$t1")
@@ -200,9 +228,9 @@ dry_run() {
     put "$name" "{\"subscribers\": $subs, \"due\": ${BASH_REMATCH[1]}, \"planned\": ${BASH_REMATCH[2]}, \"seconds\": $s, \"rss_kb\": $rss}"
     log "$name: $line, in $s s, peak RSS $((rss / 1024)) MB"
 }
-cp base.db plan.db
+copy_db "$WORK/base.db" "$WORK/plan.db"
 dry_run plan_100k "$WORK/plan.db"
-rm -f plan.db*
+drop_db "$WORK/plan.db"
 
 # ---------------------------------------------------------------- 3. sending
 DB=$WORK/keys.db
@@ -215,20 +243,28 @@ send_run() {
         none) ;;
         # VERP: every digest's envelope sender is bounces+<tag>@example.com (a MAC per message).
         verp) dkim=(TIDINGS_MAIL_RETURN_PATH=bounces@example.com) ;;
+        # Two nodes on one database (PostgreSQL): a second `digest run` started with the first.
+        2nodes) [ -n "$PG_URL" ] || die "2nodes needs BENCH_PG_URL" ;;
         ed25519|rsa) dkim=(TIDINGS_MAIL_DKIM_SELECTOR=s TIDINGS_MAIL_DKIM_DOMAIN=example.com
                            "TIDINGS_MAIL_DKIM_PRIVATE_KEY=$WORK/$v.pem") ;;
         *) die "unknown variant $v" ;;
     esac
-    cp base.db "run-$v.db"
+    copy_db "$WORK/base.db" "$WORK/run-$v.db"
     before=$(sink_count)
     sink0=$($PY procstat "$SINK_PID")
     t0=$(now_ns)
     # SIGINT at the limit: tidings stops taking deliveries, finishes those in flight, and reports.
     timeout -k 30 -s INT "$SEND_LIMIT" /usr/bin/time -v -o "time-$v.txt" \
-        env TIDINGS_DATABASE_PATH="$WORK/run-$v.db" "${dkim[@]}" "$BIN" digest run --now \
+        env "$(db_env "$WORK/run-$v.db")" "${dkim[@]}" "$BIN" digest run --now \
         >"send-$v.out" 2>"send-$v.err" &
     pid=$!
     PIDS+=("$pid")
+    local second=
+    if [ "$v" = 2nodes ]; then
+        env "$(db_env "$WORK/run-$v.db")" "$BIN" digest run --now >"send-$v-b.out" 2>"send-$v-b.err" &
+        second=$!
+        PIDS+=("$second")
+    fi
     if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
         sleep 3   # past planning (under a second for 100,000), into sending
         local tp; tp=$(pgrep -n -x tidings -P "$(pgrep -n -P "$pid" time || echo 0)" || true)
@@ -239,6 +275,7 @@ send_run() {
         fi
     fi
     wait "$pid" || true
+    [ -n "$second" ] && { wait "$second" || true; }
     t1=$(now_ns)
     sleep 0.2
     after=$(sink_count)
@@ -247,16 +284,22 @@ send_run() {
     line=$(grep '^digest run:' "send-$v.out" | tail -1 || true)
     [[ $line =~ ([0-9]+)\ sent ]] || die "send run $v: no report: $(tail -5 "send-$v.err")"
     sent=${BASH_REMATCH[1]}
+    if [ -n "$second" ]; then
+        local other; other=$(grep '^digest run:' "send-$v-b.out" | tail -1 || true)
+        [[ $other =~ ([0-9]+)\ sent ]] && sent=$((sent + BASH_REMATCH[1]))
+        line="$line; second node: $other"
+    fi
     rate=$(python3 -c "print(round($sent / $s, 1))")
     rss=$(time_field "time-$v.txt" "Maximum resident set size (kbytes)")
     cpu=$(time_field "time-$v.txt" "Percent of CPU this job got" | tr -d %)
     tick=$(getconf CLK_TCK)
     local sink_cpu; sink_cpu=$(python3 -c "print(round(100 * ($sink1 - $sink0) / $tick / $s))")
     local complete=false; [[ $line =~ ([0-9]+)\ planned ]] && [ "${BASH_REMATCH[1]}" = "$sent" ] && complete=true
+    [ -n "$second" ] && [ "$sent" = "$SUBSCRIBERS" ] && complete=true
     [ $((after - before)) -eq "$sent" ] || log "warning: tidings reported $sent sent, smtp-sink counted $((after - before))"
     put "variants.$v" "{\"sent\": $sent, \"seconds\": $s, \"msgs\": $rate, \"rss_kb\": $rss, \"cpu_pct\": ${cpu:-0}, \"sink_cpu_pct\": $sink_cpu, \"complete\": $complete, \"time_limit\": $SEND_LIMIT, \"report\": \"$line\"}"
     log "$v: $line; $sent in $s s = $rate msg/s, peak RSS $((rss / 1024)) MB, CPU tidings ${cpu}% smtp-sink ${sink_cpu}%"
-    rm -f "run-$v.db"*
+    drop_db "$WORK/run-$v.db"
 }
 for v in $VARIANTS; do
     send_run "$v"

@@ -85,9 +85,10 @@ pub fn admin_upsert(
         .transpose()
         .map_err(field("time_zone"))?;
     // Every refusal below comes before the first write, so a refused row changes nothing in the
-    // caller's transaction.
+    // caller's transaction. No per-address lock here: an import of 100,000 rows in one
+    // transaction would hold 100,000 of them (PostgreSQL's lock table is finite); the unique
+    // address is what keeps two writers from adding one subscriber twice.
     let tx = db;
-    tx.lock(&format!("subscriber {}", email.as_str().to_lowercase()))?;
     let tags = raw.tags.map(|t| check_tags(tx, &t)).transpose()?;
     let now = Utc::now();
     let existing = store::find(tx, &email)?;

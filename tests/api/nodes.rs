@@ -231,3 +231,20 @@ fn a_node_paused_past_its_lease_does_not_send_what_the_other_took_over() {
     );
     assert_eq!(unfinished(&b), 0);
 }
+
+/// A subscriber import of more rows than PostgreSQL's lock table holds (64 per connection by
+/// default) is one transaction that takes no lock per row.
+#[test]
+#[ignore = "needs PostgreSQL (TIDINGS_TEST_POSTGRES_URL); .ci/run sets it"]
+fn a_large_subscriber_import_fits_in_one_transaction() {
+    const N: usize = 25_000;
+    let url = fresh_postgres_url();
+    let sink = SmtpSink::start();
+    let d = Daemon::start_node(&url, &sink, &[]);
+    import_on(&d, N);
+    let n: i64 = d
+        .db()
+        .query_row("SELECT count(*) FROM subscribers", &[], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, N as i64);
+}
