@@ -236,22 +236,26 @@ pub fn claim(db: &Db, owner: i64, lease: chrono::Duration, limit: usize) -> Resu
     }
     let lease_until_us = now_us + lease.num_microseconds().unwrap_or(i64::MAX / 4);
     let mut claimed: Vec<Claimed> = Vec::with_capacity(ids.len());
+    if db.is_postgres() && !ids.is_empty() {
+        // One round trip for the batch (the ids are the ledger's own integers).
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        claimed = db.query_map(
+            &format!(
+                "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_until_us = ?2 \
+                 WHERE id IN ({}) RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
+                list.join(", ")
+            ),
+            params![owner, lease_until_us],
+            read_claimed,
+        )?;
+        ids.clear();
+    }
     for id in ids {
         claimed.push(db.query_row(
             "UPDATE deliveries SET state = 'sending', lease_owner = ?2, lease_until_us = ?3 WHERE id = ?1 \
              RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
             params![id, owner, lease_until_us],
-            |r| {
-                let articles: String = r.get(4)?;
-                Ok(Claimed {
-                    id: r.get(0)?,
-                    run_id: r.get(1)?,
-                    subscriber_id: r.get(2)?,
-                    window_end: from_us(r.get(3)?),
-                    article_ids: serde_json::from_str(&articles).unwrap_or_default(),
-                    attempts: r.get::<i64>(5)?.max(0) as u32,
-                })
-            },
+            read_claimed,
         )?);
     }
     if !claimed.is_empty() {
@@ -270,6 +274,18 @@ pub fn claim(db: &Db, owner: i64, lease: chrono::Duration, limit: usize) -> Resu
     Ok(match wait {
         Some(us) => Next::WaitUntil(from_us(us)),
         None => Next::Empty,
+    })
+}
+
+fn read_claimed(r: &crate::store::Row) -> Result<Claimed> {
+    let articles: String = r.get(4)?;
+    Ok(Claimed {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        subscriber_id: r.get(2)?,
+        window_end: from_us(r.get(3)?),
+        article_ids: serde_json::from_str(&articles).unwrap_or_default(),
+        attempts: r.get::<i64>(5)?.max(0) as u32,
     })
 }
 
@@ -382,6 +398,14 @@ impl Sent {
 /// Sent: each delivery is `sent` and its subscriber's window moves to the end of the digest's,
 /// in the caller's transaction.
 pub fn mark_sent(db: &Db, sent: &[Sent]) -> Result<()> {
+    if db.is_postgres() {
+        // One round trip per table for the whole group: per-row statements cost a network
+        // round trip each on PostgreSQL, and the workers wait for this commit.
+        for chunk in sent.chunks(200) {
+            mark_sent_together(db, chunk)?;
+        }
+        return Ok(());
+    }
     for s in sent {
         db.execute(
             "UPDATE deliveries SET state = 'sent', message_id = ?2, sent_us = ?3, attempts = attempts + 1, \
@@ -394,6 +418,64 @@ pub fn mark_sent(db: &Db, sent: &[Sent]) -> Result<()> {
             params![s.subscriber_id, s.window_end.timestamp_micros()],
         )?;
     }
+    Ok(())
+}
+
+/// `mark_sent` for a group in two statements (`UPDATE … FROM (VALUES …)`; SQLite has it too).
+fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
+    let rows = |width: usize| -> String {
+        (0..sent.len())
+            .map(|i| {
+                let cols: Vec<String> = (1..=width)
+                    .map(|c| {
+                        let n = i * width + c;
+                        // The first row names the types; PostgreSQL infers the rest from it.
+                        match (i, c) {
+                            (0, 2) if width == 3 => format!("CAST(?{n} AS TEXT)"),
+                            (0, _) => format!("CAST(?{n} AS BIGINT)"),
+                            _ => format!("?{n}"),
+                        }
+                    })
+                    .collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let at: Vec<i64> = sent.iter().map(|s| s.at.timestamp_micros()).collect();
+    let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(sent.len() * 3);
+    for (s, at) in sent.iter().zip(&at) {
+        params.push(&s.delivery);
+        params.push(&s.message_id);
+        params.push(at);
+    }
+    db.execute(
+        &format!(
+            "UPDATE deliveries SET state = 'sent', message_id = v.column2, sent_us = v.column3, \
+             attempts = attempts + 1, lease_owner = NULL, lease_until_us = NULL, last_error = NULL \
+             FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
+            rows(3)
+        ),
+        &params,
+    )?;
+    let ends: Vec<i64> = sent
+        .iter()
+        .map(|s| s.window_end.timestamp_micros())
+        .collect();
+    let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(sent.len() * 2);
+    for (s, end) in sent.iter().zip(&ends) {
+        params.push(&s.subscriber_id);
+        params.push(end);
+    }
+    db.execute(
+        &format!(
+            "UPDATE subscribers SET window_start_us = CASE WHEN coalesce(window_start_us, 0) > v.column2 \
+             THEN window_start_us ELSE v.column2 END, bounces = 0 \
+             FROM (VALUES {}) AS v WHERE subscribers.id = v.column1",
+            rows(2)
+        ),
+        &params,
+    )?;
     Ok(())
 }
 
