@@ -497,6 +497,64 @@ pub fn publish_article(d: &Daemon, slug: &str) {
     );
 }
 
+/// `POST /api/digests/run {"now": true}` on a thread of its own: the report, or `None` if the
+/// daemon died under the request.
+pub fn start_digest_run(d: &Daemon) -> std::thread::JoinHandle<Option<serde_json::Value>> {
+    let base = d.base.clone();
+    std::thread::spawn(move || {
+        let mut r = ureq::post(format!("{base}/api/digests/run"))
+            .header("Authorization", &format!("Bearer {TOKEN}"))
+            .send(r#"{"now": true}"#)
+            .ok()?;
+        serde_json::from_slice(&r.body_mut().read_to_vec().ok()?).ok()
+    })
+}
+
+/// Deliveries not yet `sent`.
+pub fn unfinished_deliveries(d: &Daemon) -> i64 {
+    d.db()
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE state != 'sent'",
+            &[],
+            |r| r.get(0),
+        )
+        .expect("ledger")
+}
+
+/// Stops `d` with SIGSTOP at a moment it holds no transaction open (another process must be able
+/// to write, and to lock the rows it takes over): SQLite's write lock is free, or no other
+/// PostgreSQL session is in a transaction or a query.
+pub fn pause_outside_transactions(d: &Daemon) {
+    for _ in 0..50 {
+        d.signal(libc::SIGSTOP);
+        if outside_transactions(d) {
+            return;
+        }
+        d.signal(libc::SIGCONT);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    panic!("could not pause the daemon outside a transaction");
+}
+
+fn outside_transactions(d: &Daemon) -> bool {
+    if on_postgres() || d.env_value("TIDINGS_DATABASE_URL").is_some() {
+        let busy: i64 = d
+            .db()
+            .query_row(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')",
+                &[],
+                |r| r.get(0),
+            )
+            .expect("activity");
+        return busy == 0;
+    }
+    let conn = rusqlite::Connection::open(d.dir.join("tidings.db")).expect("db");
+    conn.busy_timeout(Duration::from_millis(300))
+        .expect("timeout");
+    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok()
+}
+
 /// How many digests each recipient received.
 pub fn received(sink: &SmtpSink) -> std::collections::HashMap<String, usize> {
     let mut counts = std::collections::HashMap::new();

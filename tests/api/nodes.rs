@@ -3,40 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{fresh_postgres_url, publish_article, received, wait_until, Daemon, SmtpSink};
+use crate::helpers::{
+    fresh_postgres_url, pause_outside_transactions, publish_article, received, start_digest_run,
+    unfinished_deliveries, wait_until, Daemon, SmtpSink,
+};
 
 fn import_on(d: &Daemon, n: usize) {
     crate::helpers::import_subscribers(d, n);
-}
-
-fn run_now(d: &Daemon) -> std::thread::JoinHandle<Option<serde_json::Value>> {
-    let base = d.base.clone();
-    std::thread::spawn(move || {
-        let mut r = ureq::post(format!("{base}/api/digests/run"))
-            .header(
-                "Authorization",
-                &format!("Bearer {}", crate::helpers::TOKEN),
-            )
-            .send(r#"{"now": true}"#)
-            .ok()?;
-        serde_json::from_slice(&r.body_mut().read_to_vec().ok()?).ok()
-    })
 }
 
 fn runs(d: &Daemon) -> i64 {
     d.db()
         .query_row("SELECT count(*) FROM digest_runs", &[], |r| r.get(0))
         .expect("runs")
-}
-
-fn unfinished(d: &Daemon) -> i64 {
-    d.db()
-        .query_row(
-            "SELECT count(*) FROM deliveries WHERE state != 'sent'",
-            &[],
-            |r| r.get(0),
-        )
-        .expect("ledger")
 }
 
 #[test]
@@ -131,7 +110,7 @@ fn a_run_started_on_both_nodes_survives_one_killed_and_sends_each_digest_once() 
     let mut b = Daemon::start_node(&url, &sink, &env);
     import_on(&a, N);
     publish_article(&a, "news");
-    let (run_a, run_b) = (run_now(&a), run_now(&b));
+    let (run_a, run_b) = (start_digest_run(&a), start_digest_run(&b));
     wait_until("digests before the kill", 120, || {
         sink.messages().len() >= N / 4
     });
@@ -151,7 +130,7 @@ fn a_run_started_on_both_nodes_survives_one_killed_and_sends_each_digest_once() 
         "only digests in flight on the killed node may go twice: {doubled} extra"
     );
     b.start_again();
-    assert_eq!(unfinished(&b), 0);
+    assert_eq!(unfinished_deliveries(&b), 0);
     assert_eq!(runs(&b), 1, "one run planned, not two");
 }
 
@@ -173,7 +152,7 @@ fn both_schedules_firing_at_once_plan_one_run() {
     wait_until("every subscriber's digest", 60, || {
         received(&sink).len() >= N
     });
-    wait_until("the ledger settled", 30, || unfinished(&a) == 0);
+    wait_until("the ledger settled", 30, || unfinished_deliveries(&a) == 0);
     let counts = received(&sink);
     assert!(counts.values().all(|c| *c == 1), "none twice");
     assert_eq!(runs(&b), 1, "one run planned, not two");
@@ -195,30 +174,14 @@ fn a_node_paused_past_its_lease_does_not_send_what_the_other_took_over() {
     let b = Daemon::start_node(&url, &sink, &[("TIDINGS_DIGEST_LEASE_SECONDS", "5")]);
     import_on(&a, N);
     publish_article(&a, "news");
-    let run_a = run_now(&a);
+    let run_a = start_digest_run(&a);
     wait_until("the run under way", 60, || sink.messages().len() >= 20);
-    let mut paused = false;
-    for _ in 0..50 {
-        a.signal(libc::SIGSTOP);
-        let busy: i64 = b
-            .db()
-            .query_row(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')",
-                &[],
-                |r| r.get(0),
-            )
-            .expect("activity");
-        if busy == 0 {
-            paused = true;
-            break;
-        }
-        a.signal(libc::SIGCONT);
-        std::thread::sleep(Duration::from_millis(30));
-    }
-    assert!(paused, "could not pause node A outside a transaction");
+    pause_outside_transactions(&a);
     // Node B's run waits for A's claims to lapse, takes them over and sends the rest.
-    let report = run_now(&b).join().expect("run on B").expect("B's report");
+    let report = start_digest_run(&b)
+        .join()
+        .expect("run on B")
+        .expect("B's report");
     assert_eq!(received(&sink).len(), N, "{report}");
     a.signal(libc::SIGCONT);
     let _ = run_a.join();
@@ -229,7 +192,7 @@ fn a_node_paused_past_its_lease_does_not_send_what_the_other_took_over() {
         doubled <= CONCURRENCY,
         "at most one digest per paused connection may go twice: {doubled} extra"
     );
-    assert_eq!(unfinished(&b), 0);
+    assert_eq!(unfinished_deliveries(&b), 0);
 }
 
 /// A subscriber import of more rows than PostgreSQL's lock table holds (64 per connection by

@@ -64,15 +64,7 @@ fn killed_at_several_points_every_subscriber_ends_with_one_digest() {
             .expect("integrity");
         assert_eq!(ok, "ok");
     }
-    let unfinished: i64 = d
-        .db()
-        .query_row(
-            "SELECT count(*) FROM deliveries WHERE state != 'sent'",
-            &[],
-            |r| r.get(0),
-        )
-        .expect("ledger");
-    assert_eq!(unfinished, 0);
+    assert_eq!(crate::helpers::unfinished_deliveries(&d), 0);
 }
 
 #[test]
@@ -297,19 +289,7 @@ fn a_process_paused_past_its_lease_does_not_send_what_another_took_over() {
     publish(&d);
     let run = start_run(&d);
     wait_until("the run under way", 60, || sink.messages().len() >= 20);
-    // Paused outside a transaction (the other process must be able to write, and to lock
-    // the rows it takes over).
-    let mut paused = false;
-    for _ in 0..50 {
-        d.signal(libc::SIGSTOP);
-        if outside_transactions(&d) {
-            paused = true;
-            break;
-        }
-        d.signal(libc::SIGCONT);
-        std::thread::sleep(std::time::Duration::from_millis(30));
-    }
-    assert!(paused, "could not pause the daemon outside a transaction");
+    crate::helpers::pause_outside_transactions(&d);
     // Another process (another instance id) resumes the run: it waits for the paused one's
     // claims to lapse (5 s), takes them over and sends everything that is left.
     let out = d.cli(&["digest", "run", "--now"]);
@@ -330,34 +310,5 @@ fn a_process_paused_past_its_lease_does_not_send_what_another_took_over() {
         doubled <= CONCURRENCY,
         "at most the digest each paused connection had started may go twice: {doubled} extra"
     );
-    let open: i64 = d
-        .db()
-        .query_row(
-            "SELECT count(*) FROM deliveries WHERE state != 'sent'",
-            &[],
-            |r| r.get(0),
-        )
-        .expect("ledger");
-    assert_eq!(open, 0);
-}
-
-/// Whether the (paused) daemon holds no transaction open: SQLite's write lock is free, or no
-/// other PostgreSQL session is in a transaction or a query.
-fn outside_transactions(d: &Daemon) -> bool {
-    if crate::helpers::on_postgres() {
-        let busy: i64 = d
-            .db()
-            .query_row(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')",
-                &[],
-                |r| r.get(0),
-            )
-            .expect("activity");
-        return busy == 0;
-    }
-    let conn = rusqlite::Connection::open(d.dir.join("tidings.db")).expect("db");
-    conn.busy_timeout(std::time::Duration::from_millis(300))
-        .expect("timeout");
-    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok()
+    assert_eq!(crate::helpers::unfinished_deliveries(&d), 0);
 }

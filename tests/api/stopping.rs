@@ -21,20 +21,6 @@ fn ledger(d: &Daemon) -> std::collections::BTreeMap<String, i64> {
         .collect()
 }
 
-fn start_api_run(d: &Daemon) -> std::thread::JoinHandle<Option<serde_json::Value>> {
-    let base = d.base.clone();
-    std::thread::spawn(move || {
-        let mut r = ureq::post(format!("{base}/api/digests/run"))
-            .header(
-                "Authorization",
-                &format!("Bearer {}", crate::helpers::TOKEN),
-            )
-            .send(r#"{"now": true}"#)
-            .ok()?;
-        serde_json::from_slice(&r.body_mut().read_to_vec().ok()?).ok()
-    })
-}
-
 fn every_one_exactly_once(sink: &SmtpSink, n: usize) {
     let counts = received(sink);
     assert_eq!(counts.len(), n, "nobody is skipped");
@@ -69,7 +55,7 @@ fn sigterm_mid_run_finishes_what_is_in_flight_and_the_next_start_sends_the_rest(
             d.start_again();
             None
         } else {
-            Some(start_api_run(&d))
+            Some(crate::helpers::start_digest_run(&d))
         };
         wait_until("the run to be sending", 60, || sink.count() >= 100);
         let status = d.stop();
@@ -163,7 +149,7 @@ fn a_cli_run_beside_the_daemons_run_shares_the_work_and_sends_each_digest_once()
     );
     import_subscribers(&d, N);
     publish(&d);
-    let run = start_api_run(&d);
+    let run = crate::helpers::start_digest_run(&d);
     wait_until("the daemon's run to be sending", 60, || sink.count() >= 50);
     let cli = d.cli(&["digest", "run", "--now"]);
     assert!(cli.status.success(), "{}", crate::helpers::stderr(&cli));
