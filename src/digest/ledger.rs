@@ -482,7 +482,7 @@ fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
 /// Records sent digests on a thread of its own, committing everything that arrived while the
 /// previous commit ran as one transaction (group commit). `record` returns once the row is
 /// committed, so a worker sends its next digest only after the last one is on disk: a kill can
-/// double at most the messages in flight. Each group commits durably (`Store::write_durable`:
+/// double at most the messages in flight. Each group commits durably (`Mode::Durable`:
 /// on SQLite `synchronous=FULL`), so a recorded `sent` survives a power cut too. On SQLite it
 /// shares the store's one writer connection with the claims: two connections writing in turn
 /// meet SQLite's busy handler, which sleeps in milliseconds.

@@ -54,24 +54,6 @@ impl Error {
             _ => false,
         }
     }
-
-    /// Another writer held the database longer than the busy timeout (SQLite), or the
-    /// transaction lost a race and may simply be run again (PostgreSQL).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ),
-            Error::Postgres(e) => matches!(
-                e.code(),
-                Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
-                    | Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED)
-            ),
-            Error::Pool(_) => true,
-            _ => false,
-        }
-    }
 }
 
 /// Which database, as `database.url` (or `database.path`) named it.
@@ -159,14 +141,6 @@ impl Store {
         }
     }
 
-    /// The SQLite file, for what only SQLite has (`PRAGMA data_version`, backups).
-    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
-        match &*self.backend {
-            Backend::Sqlite(p) => Some(p.path()),
-            Backend::Postgres(_) => None,
-        }
-    }
-
     /// Runs `f` outside a transaction (each statement on its own), on a blocking thread.
     pub async fn read<T, E>(
         &self,
@@ -201,19 +175,6 @@ impl Store {
         E: From<Error> + Send + 'static,
     {
         self.run(Mode::Snapshot, f).await
-    }
-
-    /// `write`, and on SQLite the commit also reaches the disk (`synchronous=FULL`), so what it
-    /// recorded survives a power cut, not only a killed process. PostgreSQL commits durably anyway.
-    pub async fn write_durable<T, E>(
-        &self,
-        f: impl FnOnce(&Db) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<Error> + Send + 'static,
-    {
-        self.run(Mode::Durable, f).await
     }
 
     /// The same, from a thread that may block (the ledger's recorder, the CLI on SQLite).
