@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// How the sink talks TLS.
@@ -133,6 +133,12 @@ struct Shared {
     paused: AtomicBool,
     /// Handles on the open connections, so that `stop` can cut them.
     open: Mutex<Vec<TcpStream>>,
+    /// Held (shared) by a connection from reading a command until its reply is written, and
+    /// (exclusive) by `stop` while it cuts them: a message the sink keeps has always had its
+    /// `250` sent, so an outage in a test never makes a duplicate out of a delivered message.
+    replying: RwLock<()>,
+    /// Set by `stop`: commands still buffered on a cut connection are not processed.
+    down: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -175,6 +181,8 @@ impl SmtpSink {
             pipelined: Mutex::new(Vec::new()),
             paused: AtomicBool::new(false),
             open: Mutex::new(Vec::new()),
+            replying: RwLock::new(()),
+            down: AtomicBool::new(false),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the sink");
         let port = listener.local_addr().expect("sink address").port();
@@ -221,6 +229,12 @@ impl SmtpSink {
             let _ = TcpStream::connect(("127.0.0.1", self.port));
             let _ = thread.join();
         }
+        let _cutting = self
+            .shared
+            .replying
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.shared.down.store(true, Ordering::SeqCst);
         for c in lock(&self.shared.open).drain(..) {
             let _ = c.shutdown(Shutdown::Both);
         }
@@ -228,6 +242,7 @@ impl SmtpSink {
 
     /// Listens again on the same port, keeping what was received.
     pub fn restart(&mut self) {
+        self.shared.down.store(false, Ordering::SeqCst);
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("rebind the sink");
         self.listen(listener);
     }
@@ -379,6 +394,13 @@ fn serve_connection(tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()>
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let _replying = shared
+            .replying
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if shared.down.load(Ordering::SeqCst) {
             return Ok(());
         }
         let verb: Vec<u8> = line
