@@ -27,7 +27,13 @@ pub fn mail(config: &Config, cmd: MailCommand) -> anyhow::Result<ExitCode> {
                     continue;
                 }
                 let why = match (w.state.as_str(), &w.last_error) {
-                    ("sending", _) => format!("being sent (claim lapses {})", w.next_attempt_at),
+                    ("sending", Some(e)) => format!(
+                        "being sent again (claim lapses {}); attempt {} failed: {e}",
+                        w.next_attempt_at, w.attempts
+                    ),
+                    ("sending", None) => {
+                        format!("being sent (claim lapses {})", w.next_attempt_at)
+                    }
                     (_, Some(e)) => format!(
                         "attempt {} failed: {e}; next try {}",
                         w.attempts, w.next_attempt_at
