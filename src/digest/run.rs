@@ -267,10 +267,12 @@ impl Digests {
                     Next::Empty => return Ok(Batch::Empty),
                 };
                 let key = store::link_key(tx)?;
+                let ids: Vec<i64> = claimed.iter().map(|d| d.subscriber_id).collect();
+                let subscribers = store::get_many(tx, &ids)?;
                 let mut ready = Vec::with_capacity(claimed.len());
                 let mut skipped = 0;
                 for d in claimed {
-                    let subscriber = match store::get(tx, d.subscriber_id)? {
+                    let subscriber = match subscribers.get(&d.subscriber_id).cloned() {
                         Some(s) if s.status == Status::Confirmed => s,
                         _ => {
                             ledger::mark_skipped(tx, &d, "no longer subscribed")?;

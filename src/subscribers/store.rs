@@ -1,5 +1,7 @@
 //! Subscribers and tokens: their SQL, on either backend.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 
 use crate::params;
@@ -18,6 +20,11 @@ fn ts(t: &DateTime<Utc>) -> String {
 }
 
 fn read(db: &Db, r: &Row) -> Result<Subscriber> {
+    let id: i64 = r.get(0)?;
+    read_with_tags(r, tags_of(db, id)?)
+}
+
+fn read_with_tags(r: &Row, tags: Vec<String>) -> Result<Subscriber> {
     let bad = |index: usize, message: String| Error::Column { index, message };
     let time = |i: usize| -> Result<Option<DateTime<Utc>>> {
         let s: Option<String> = r.get(i)?;
@@ -38,7 +45,7 @@ fn read(db: &Db, r: &Row) -> Result<Subscriber> {
         email: SubscriberEmail::parse(&email).map_err(|e| bad(1, e))?,
         status: Status::parse(&status).map_err(|e| bad(2, e))?,
         preferences: Preferences {
-            tags: tags_of(db, id)?,
+            tags,
             cadence: Cadence::parse(&cadence).map_err(|e| bad(3, e))?,
             time_zone: TimeZone::parse(&zone).map_err(|e| bad(4, e))?,
         },
@@ -49,12 +56,16 @@ fn read(db: &Db, r: &Row) -> Result<Subscriber> {
     })
 }
 
+/// A subscriber's tags in byte order on either backend (PostgreSQL's `ORDER BY` follows the
+/// database's collation, which may not be byte order).
 fn tags_of(db: &Db, id: i64) -> Result<Vec<String>> {
-    db.query_map(
-        "SELECT tag_slug FROM subscriber_tags WHERE subscriber_id = ?1 ORDER BY tag_slug",
+    let mut tags: Vec<String> = db.query_map(
+        "SELECT tag_slug FROM subscriber_tags WHERE subscriber_id = ?1",
         params![id],
         |r| r.get(0),
-    )
+    )?;
+    tags.sort();
+    Ok(tags)
 }
 
 pub fn find(db: &Db, email: &SubscriberEmail) -> Result<Option<Subscriber>> {
@@ -81,6 +92,45 @@ pub fn get(db: &Db, id: i64) -> Result<Option<Subscriber>> {
         params![id],
         |r| read(db, r),
     )
+}
+
+/// The subscribers with these ids (those that exist), in two statements however many there
+/// are: a digest batch loads 64 at once, and on PostgreSQL a statement is a network round trip.
+pub fn get_many(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Subscriber>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // The ids are integers, so they are written into the statement as they are.
+    let list = ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+    db.query_each(
+        &format!(
+            "SELECT subscriber_id, tag_slug FROM subscriber_tags WHERE subscriber_id IN ({list})"
+        ),
+        &[],
+        |r| -> Result<()> {
+            tags.entry(r.get(0)?).or_default().push(r.get(1)?);
+            Ok(())
+        },
+    )?;
+    let mut out = HashMap::with_capacity(ids.len());
+    db.query_each(
+        &format!("SELECT {COLUMNS} FROM subscribers WHERE id IN ({list})"),
+        &[],
+        |r| -> Result<()> {
+            let id: i64 = r.get(0)?;
+            // Byte order, as `tags_of` gives.
+            let mut mine = tags.remove(&id).unwrap_or_default();
+            mine.sort();
+            out.insert(id, read_with_tags(r, mine)?);
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 pub fn list(db: &Db, status: Option<Status>) -> Result<Vec<Subscriber>> {
