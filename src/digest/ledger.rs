@@ -95,7 +95,13 @@ pub struct PlanWriter<'c, 'd> {
     manual: bool,
     run_id: std::cell::Cell<Option<i64>>,
     count: std::cell::Cell<i64>,
+    /// Deliveries and slots not yet written, at most `PLAN_BATCH` of each: one statement per
+    /// batch instead of one per subscriber (on PostgreSQL each statement is a round trip).
+    deliveries: std::cell::RefCell<Vec<(i64, String)>>,
+    slots: std::cell::RefCell<Vec<(i64, i64)>>,
 }
+
+const PLAN_BATCH: usize = 256;
 
 /// Held while a run is planned: two nodes whose schedules fire at once take turns, and the
 /// second finds every slot handled, so one run is planned, not two.
@@ -110,6 +116,8 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
             manual,
             run_id: std::cell::Cell::new(None),
             count: std::cell::Cell::new(0),
+            deliveries: std::cell::RefCell::new(Vec::with_capacity(PLAN_BATCH)),
+            slots: std::cell::RefCell::new(Vec::with_capacity(PLAN_BATCH)),
         })
     }
 
@@ -138,22 +146,74 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
         };
         let ids =
             serde_json::to_string(&article_ids.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
-        self.db.execute(
-            "INSERT INTO deliveries (run_id, subscriber_id, state, window_end_us, articles, next_attempt_us) \
-             VALUES (?1, ?2, 'pending', ?3, ?4, 0)",
-            params![run_id, subscriber_id, self.now.timestamp_micros(), ids],
-        )?;
         self.count.set(self.count.get() + 1);
+        let full = {
+            let mut rows = self.deliveries.borrow_mut();
+            rows.push((subscriber_id, ids));
+            rows.len() >= PLAN_BATCH
+        };
+        if full {
+            self.write_deliveries(run_id)?;
+        }
+        Ok(())
+    }
+
+    fn write_deliveries(&self, run_id: i64) -> Result<()> {
+        let rows = std::mem::take(&mut *self.deliveries.borrow_mut());
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| format!("(?1, ?{}, 'pending', ?2, ?{}, 0)", 3 + 2 * i, 4 + 2 * i))
+            .collect();
+        let now_us = self.now.timestamp_micros();
+        let mut params: Vec<&dyn crate::store::Param> = vec![&run_id, &now_us];
+        for (subscriber, articles) in &rows {
+            params.push(subscriber);
+            params.push(articles);
+        }
+        self.db.execute(
+            &format!(
+                "INSERT INTO deliveries (run_id, subscriber_id, state, window_end_us, articles, next_attempt_us) \
+                 VALUES {}",
+                values.join(", ")
+            ),
+            &params,
+        )?;
         Ok(())
     }
 
     pub fn slot(&self, subscriber_id: i64, at: DateTime<Utc>) -> Result<()> {
-        self.db
-            .execute(
-                "UPDATE subscribers SET last_slot_us = ?2 WHERE id = ?1",
-                params![subscriber_id, at.timestamp_micros()],
-            )
-            .map(|_| ())
+        let full = {
+            let mut slots = self.slots.borrow_mut();
+            slots.push((subscriber_id, at.timestamp_micros()));
+            slots.len() >= PLAN_BATCH
+        };
+        if full {
+            self.write_slots()?;
+        }
+        Ok(())
+    }
+
+    fn write_slots(&self) -> Result<()> {
+        let slots = std::mem::take(&mut *self.slots.borrow_mut());
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(slots.len() * 2);
+        for (subscriber, at) in &slots {
+            params.push(subscriber);
+            params.push(at);
+        }
+        self.db.execute(
+            &format!(
+                "UPDATE subscribers SET last_slot_us = v.column2 FROM (VALUES {}) AS v \
+                 WHERE subscribers.id = v.column1",
+                values(slots.len(), &["BIGINT", "BIGINT"])
+            ),
+            &params,
+        )?;
+        Ok(())
     }
 
     pub fn planned(&self) -> i64 {
@@ -162,8 +222,10 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
 
     /// Stores the run's archive copy; the caller's commit makes the plan visible.
     pub fn finish(self, subject: &str, generic_html: &str) -> Result<Option<i64>> {
+        self.write_slots()?;
         let run_id = self.run_id.get();
         if let Some(id) = run_id {
+            self.write_deliveries(id)?;
             self.db.execute(
                 "UPDATE digest_runs SET subject = ?2, html = ?3, deliveries = ?4 WHERE id = ?1",
                 params![id, subject, generic_html, self.count.get()],
@@ -421,27 +483,29 @@ pub fn mark_sent(db: &Db, sent: &[Sent]) -> Result<()> {
     Ok(())
 }
 
+/// `(?1, ?2), (?3, ?4), …` for `rows` rows of `types.len()` parameters, for `UPDATE … FROM
+/// (VALUES …) AS v` (columns `v.column1`, …, on both backends). The first row casts to
+/// `types`; PostgreSQL infers the other rows from it.
+fn values(rows: usize, types: &[&str]) -> String {
+    let width = types.len();
+    (0..rows)
+        .map(|i| {
+            let cols: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(c, ty)| match i {
+                    0 => format!("CAST(?{} AS {ty})", c + 1),
+                    _ => format!("?{}", i * width + c + 1),
+                })
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `mark_sent` for a group in two statements (`UPDATE … FROM (VALUES …)`; SQLite has it too).
 fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
-    let rows = |width: usize| -> String {
-        (0..sent.len())
-            .map(|i| {
-                let cols: Vec<String> = (1..=width)
-                    .map(|c| {
-                        let n = i * width + c;
-                        // The first row names the types; PostgreSQL infers the rest from it.
-                        match (i, c) {
-                            (0, 2) if width == 3 => format!("CAST(?{n} AS TEXT)"),
-                            (0, _) => format!("CAST(?{n} AS BIGINT)"),
-                            _ => format!("?{n}"),
-                        }
-                    })
-                    .collect();
-                format!("({})", cols.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let at: Vec<i64> = sent.iter().map(|s| s.at.timestamp_micros()).collect();
     let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(sent.len() * 3);
     for (s, at) in sent.iter().zip(&at) {
@@ -454,7 +518,7 @@ fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
             "UPDATE deliveries SET state = 'sent', message_id = v.column2, sent_us = v.column3, \
              attempts = attempts + 1, lease_owner = NULL, lease_until_us = NULL, last_error = NULL \
              FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
-            rows(3)
+            values(sent.len(), &["BIGINT", "TEXT", "BIGINT"])
         ),
         &params,
     )?;
@@ -472,7 +536,7 @@ fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
             "UPDATE subscribers SET window_start_us = CASE WHEN coalesce(window_start_us, 0) > v.column2 \
              THEN window_start_us ELSE v.column2 END, bounces = 0 \
              FROM (VALUES {}) AS v WHERE subscribers.id = v.column1",
-            rows(2)
+            values(sent.len(), &["BIGINT", "BIGINT"])
         ),
         &params,
     )?;
