@@ -204,7 +204,7 @@ impl Store {
                 .map_err(|e| E::from(Error::Task(e.to_string())))?,
             Backend::Postgres(pool) => {
                 let client = pool.get().await.map_err(E::from)?;
-                let runtime = tokio::runtime::Handle::current();
+                let runtime = pool.io();
                 tokio::task::spawn_blocking(move || {
                     postgres::Pool::run_on(client, runtime, mode, f)
                 })
