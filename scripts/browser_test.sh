@@ -98,7 +98,7 @@ fi
 # ---- build ------------------------------------------------------------------------------------
 log "building the daemon"
 cargo build --quiet --bin tidings
-BIN=$REPO/target/debug/tidings
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/tidings
 
 # ---- daemon -----------------------------------------------------------------------------------
 # The emails' links must lead back to this daemon, so site.base_url names its port: pick a free

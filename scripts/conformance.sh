@@ -88,7 +88,7 @@ fi
 # ---- build ------------------------------------------------------------------------------------
 log "building the daemon and examples/feedcheck.rs"
 cargo build --quiet --bin tidings --example feedcheck
-BIN=$REPO/target/debug/tidings
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/tidings
 
 # ---- daemon -----------------------------------------------------------------------------------
 TOKEN="conformance-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"

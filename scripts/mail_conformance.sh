@@ -73,7 +73,7 @@ if ! cargo build --quiet --bin tidings; then
     echo "$PASSED passed, $FAILED failed"
     exit 1
 fi
-BIN=$REPO/target/debug/tidings
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/tidings
 : >"$WORK/tidings.toml" # an empty config file, so a developer's ./tidings.toml plays no part
 
 DOMAIN=example.com
