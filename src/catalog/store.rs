@@ -425,21 +425,24 @@ fn attach_tags(db: &Db, rows: &mut [(i64, Article)]) -> Result<(), Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    // The numbers are ours (article sequence numbers), not outside input.
-    let seqs: Vec<String> = rows.iter().map(|(s, _)| s.to_string()).collect();
-    let sql = format!(
-        "SELECT at.article_seq, t.slug, t.name FROM article_tags at JOIN tags t ON t.id = at.tag_id \
-         WHERE at.article_seq IN ({}) ORDER BY at.article_seq, at.position",
-        seqs.join(",")
-    );
+    let seqs: Vec<i64> = rows.iter().map(|(s, _)| *s).collect();
     let mut by_seq: std::collections::HashMap<i64, Vec<Tag>> = std::collections::HashMap::new();
-    db.query_each(&sql, &[], |r| -> Result<(), Error> {
-        by_seq.entry(r.get(0)?).or_default().push(Tag {
-            slug: r.get(1)?,
-            name: r.get(2)?,
-        });
-        Ok(())
-    })?;
+    for chunk in seqs.chunks(crate::store::sql::ID_LIST_MAX) {
+        let list = crate::store::sql::IdList::new(1, chunk);
+        let params: Vec<&dyn crate::store::Param> = list.params().collect();
+        let sql = format!(
+            "SELECT at.article_seq, t.slug, t.name FROM article_tags at JOIN tags t ON t.id = at.tag_id \
+             WHERE at.article_seq IN ({}) ORDER BY at.article_seq, at.position",
+            list.marks
+        );
+        db.query_each(&sql, &params, |r| -> Result<(), Error> {
+            by_seq.entry(r.get(0)?).or_default().push(Tag {
+                slug: r.get(1)?,
+                name: r.get(2)?,
+            });
+            Ok(())
+        })?;
+    }
     for (seq, article) in rows.iter_mut() {
         article.tags = by_seq.remove(seq).unwrap_or_default();
     }

@@ -408,6 +408,39 @@ impl rusqlite::ToSql for Lite<'_> {
     }
 }
 
+/// Most ids one `IdList` holds; callers with more split them.
+pub const ID_LIST_MAX: usize = 512;
+
+/// An `IN (…)` list of integer ids as placeholders: `marks` is `?F, ?F+1, …` from the first
+/// placeholder number `F`, and `params` the ids to bind, padded with the last id up to a power
+/// of two (a repeated id in `IN` changes nothing). So a list makes one of a few statement
+/// texts, each prepared once per connection and cached; ids written into the text as literals
+/// made a statement per call, which both engines prepared anew, and which deadpool's statement
+/// cache (it has no bound) and the PostgreSQL server kept for the connection's life.
+pub struct IdList {
+    pub marks: String,
+    ids: Vec<i64>,
+}
+
+impl IdList {
+    /// `ids` must not be empty and holds at most `ID_LIST_MAX`.
+    pub fn new(first: usize, ids: &[i64]) -> IdList {
+        debug_assert!(!ids.is_empty() && ids.len() <= ID_LIST_MAX);
+        let len = ids.len().max(1).next_power_of_two();
+        let mut padded = ids.to_vec();
+        padded.resize(len, ids.last().copied().unwrap_or(0));
+        let marks = (first..first + len)
+            .map(|n| format!("?{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        IdList { marks, ids: padded }
+    }
+
+    pub fn params(&self) -> impl Iterator<Item = &dyn Param> {
+        self.ids.iter().map(|id| id as &dyn Param)
+    }
+}
+
 fn lite_params<'a>(
     params: &'a [&'a dyn Param],
 ) -> rusqlite::ParamsFromIter<impl Iterator<Item = Lite<'a>>> {
@@ -624,5 +657,23 @@ mod tests {
             "SELECT '?1' || $1 FROM \"a?\""
         );
         assert_eq!(postgres_text("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn an_id_list_pads_to_a_power_of_two_so_few_texts_are_prepared() {
+        let list = super::IdList::new(3, &[7, 8, 9]);
+        assert_eq!(list.marks, "?3, ?4, ?5, ?6");
+        let bound: Vec<i64> = list
+            .params()
+            .map(|p| match p.pg() {
+                super::PgValue::Int(n) => n,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(bound, [7, 8, 9, 9]);
+        let sizes: std::collections::BTreeSet<usize> = (1..=64)
+            .map(|n| super::IdList::new(1, &vec![1; n]).marks.len())
+            .collect();
+        assert_eq!(sizes.len(), 7, "1, 2, 4, … 64 placeholders");
     }
 }

@@ -30,6 +30,7 @@ impl Pool {
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             c.pragma_update(None, "foreign_keys", "ON")?;
+            c.set_prepared_statement_cache_capacity(128);
             c.pragma_update(None, "query_only", "ON")
         });
         let readers = r2d2::Pool::builder()

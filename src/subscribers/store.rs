@@ -94,42 +94,43 @@ pub fn get(db: &Db, id: i64) -> Result<Option<Subscriber>> {
     )
 }
 
-/// The subscribers with these ids (those that exist), in two statements however many there
-/// are: a digest batch loads 64 at once, and on PostgreSQL a statement is a network round trip.
+/// The subscribers with these ids (those that exist), in two statements per `ID_LIST_MAX`: a digest batch loads 64 at once, and on PostgreSQL a statement is a network round trip.
 pub fn get_many(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Subscriber>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    // The ids are integers, so they are written into the statement as they are.
-    let list = ids
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-    db.query_each(
-        &format!(
-            "SELECT subscriber_id, tag_slug FROM subscriber_tags WHERE subscriber_id IN ({list})"
-        ),
-        &[],
-        |r| -> Result<()> {
-            tags.entry(r.get(0)?).or_default().push(r.get(1)?);
-            Ok(())
-        },
-    )?;
     let mut out = HashMap::with_capacity(ids.len());
-    db.query_each(
-        &format!("SELECT {COLUMNS} FROM subscribers WHERE id IN ({list})"),
-        &[],
-        |r| -> Result<()> {
-            let id: i64 = r.get(0)?;
-            // Byte order, as `tags_of` gives.
-            let mut mine = tags.remove(&id).unwrap_or_default();
-            mine.sort();
-            out.insert(id, read_with_tags(r, mine)?);
-            Ok(())
-        },
-    )?;
+    for chunk in ids.chunks(crate::store::sql::ID_LIST_MAX) {
+        let list = crate::store::sql::IdList::new(1, chunk);
+        let params: Vec<&dyn crate::store::Param> = list.params().collect();
+        let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+        db.query_each(
+            &format!(
+                "SELECT subscriber_id, tag_slug FROM subscriber_tags WHERE subscriber_id IN ({})",
+                list.marks
+            ),
+            &params,
+            |r| -> Result<()> {
+                tags.entry(r.get(0)?).or_default().push(r.get(1)?);
+                Ok(())
+            },
+        )?;
+        db.query_each(
+            &format!(
+                "SELECT {COLUMNS} FROM subscribers WHERE id IN ({})",
+                list.marks
+            ),
+            &params,
+            |r| -> Result<()> {
+                let id: i64 = r.get(0)?;
+                // Byte order, as `tags_of` gives.
+                let mut mine = tags.remove(&id).unwrap_or_default();
+                mine.sort();
+                out.insert(id, read_with_tags(r, mine)?);
+                Ok(())
+            },
+        )?;
+    }
     Ok(out)
 }
 
