@@ -298,25 +298,18 @@ pub fn claim(db: &Db, owner: i64, lease: chrono::Duration, limit: usize) -> Resu
     }
     let lease_until_us = now_us + lease.num_microseconds().unwrap_or(i64::MAX / 4);
     let mut claimed: Vec<Claimed> = Vec::with_capacity(ids.len());
-    if db.is_postgres() && !ids.is_empty() {
-        // One round trip for the batch (the ids are the ledger's own integers).
-        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-        claimed = db.query_map(
+    // One statement for the batch (a round trip on PostgreSQL), prepared once per list size.
+    for chunk in ids.chunks(crate::store::sql::ID_LIST_MAX) {
+        let list = crate::store::sql::IdList::new(3, chunk);
+        let mut params: Vec<&dyn crate::store::Param> = vec![&owner, &lease_until_us];
+        params.extend(list.params());
+        claimed.extend(db.query_map(
             &format!(
                 "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_until_us = ?2 \
                  WHERE id IN ({}) RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
-                list.join(", ")
+                list.marks
             ),
-            params![owner, lease_until_us],
-            read_claimed,
-        )?;
-        ids.clear();
-    }
-    for id in ids {
-        claimed.push(db.query_row(
-            "UPDATE deliveries SET state = 'sending', lease_owner = ?2, lease_until_us = ?3 WHERE id = ?1 \
-             RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
-            params![id, owner, lease_until_us],
+            &params,
             read_claimed,
         )?);
     }
@@ -457,13 +450,14 @@ impl Sent {
     }
 }
 
-/// Sent: each delivery is `sent` and its subscriber's window moves to the end of the digest's,
-/// in the caller's transaction.
+/// Sent: each delivery is `sent` and its subscriber's window moves to the end of the digest's.
+/// On SQLite in the caller's transaction, a statement per row (in-process, cheap); on
+/// PostgreSQL in one statement per group of `GROUP`, which needs no transaction of its own.
 pub fn mark_sent(db: &Db, sent: &[Sent]) -> Result<()> {
     if db.is_postgres() {
-        // One round trip per table for the whole group: per-row statements cost a network
-        // round trip each on PostgreSQL, and the workers wait for this commit.
-        for chunk in sent.chunks(200) {
+        // One round trip for the whole group: per-row statements cost a network round trip
+        // each, and the workers wait for this commit.
+        for chunk in sent.chunks(GROUP) {
             mark_sent_together(db, chunk)?;
         }
         return Ok(());
@@ -504,39 +498,33 @@ fn values(rows: usize, types: &[&str]) -> String {
         .join(", ")
 }
 
-/// `mark_sent` for a group in two statements (`UPDATE … FROM (VALUES …)`; SQLite has it too).
+/// `mark_sent` for a group as one PostgreSQL statement: both tables' updates in data-modifying
+/// `WITH` clauses over one `VALUES` list, so the group commits in one round trip (in autocommit,
+/// atomically: one statement is one transaction).
 fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
-    let at: Vec<i64> = sent.iter().map(|s| s.at.timestamp_micros()).collect();
-    let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(sent.len() * 3);
-    for (s, at) in sent.iter().zip(&at) {
+    let times: Vec<(i64, i64)> = sent
+        .iter()
+        .map(|s| (s.at.timestamp_micros(), s.window_end.timestamp_micros()))
+        .collect();
+    let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(sent.len() * 5);
+    for (s, (at, end)) in sent.iter().zip(&times) {
         params.push(&s.delivery);
         params.push(&s.message_id);
         params.push(at);
-    }
-    db.execute(
-        &format!(
-            "UPDATE deliveries SET state = 'sent', message_id = v.column2, sent_us = v.column3, \
-             attempts = attempts + 1, lease_owner = NULL, lease_until_us = NULL, last_error = NULL \
-             FROM (VALUES {}) AS v WHERE deliveries.id = v.column1",
-            values(sent.len(), &["BIGINT", "TEXT", "BIGINT"])
-        ),
-        &params,
-    )?;
-    let ends: Vec<i64> = sent
-        .iter()
-        .map(|s| s.window_end.timestamp_micros())
-        .collect();
-    let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(sent.len() * 2);
-    for (s, end) in sent.iter().zip(&ends) {
         params.push(&s.subscriber_id);
         params.push(end);
     }
     db.execute(
         &format!(
-            "UPDATE subscribers SET window_start_us = CASE WHEN coalesce(window_start_us, 0) > v.column2 \
-             THEN window_start_us ELSE v.column2 END, bounces = 0 \
-             FROM (VALUES {}) AS v WHERE subscribers.id = v.column1",
-            values(sent.len(), &["BIGINT", "BIGINT"])
+            "WITH v (delivery, message_id, sent_us, subscriber, window_end) AS (VALUES {}), \
+             d AS (UPDATE deliveries SET state = 'sent', message_id = v.message_id, sent_us = v.sent_us, \
+             attempts = attempts + 1, lease_owner = NULL, lease_until_us = NULL, last_error = NULL \
+             FROM v WHERE deliveries.id = v.delivery RETURNING 1), \
+             s AS (UPDATE subscribers SET window_start_us = CASE WHEN coalesce(window_start_us, 0) > v.window_end \
+             THEN window_start_us ELSE v.window_end END, bounces = 0 \
+             FROM v WHERE subscribers.id = v.subscriber RETURNING 1) \
+             SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM s)",
+            values(sent.len(), &["BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT"])
         ),
         &params,
     )?;
@@ -568,6 +556,14 @@ impl Recorder {
         std::thread::Builder::new()
             .name("tidings-ledger".into())
             .spawn(move || {
+                // On PostgreSQL a group is one statement, a transaction of its own, committed
+                // durably (`synchronous_commit`): a BEGIN and a COMMIT would be two more
+                // round trips that every waiting worker pays.
+                let mode = if store.is_postgres() {
+                    crate::store::Mode::Read
+                } else {
+                    crate::store::Mode::Durable
+                };
                 while let Ok(first) = queue.recv() {
                     let mut group = vec![first];
                     let mut waited = false;
@@ -593,7 +589,7 @@ impl Recorder {
                     let mut result = Err(String::new());
                     for attempt in 0..8u32 {
                         result = store
-                            .blocking(crate::store::Mode::Durable, |db| mark_sent(db, &sent))
+                            .blocking(mode, |db| mark_sent(db, &sent))
                             .map_err(|e| e.to_string());
                         if result.is_ok() {
                             break;
