@@ -233,6 +233,12 @@ pub fn claim_welcome(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
 }
 
 pub fn delete(db: &Db, email: &SubscriberEmail) -> Result<bool> {
+    // The ledger's rows go first: on PostgreSQL no foreign key cascades to them (see
+    // migrations/postgres/V2).
+    db.execute(
+        "DELETE FROM deliveries WHERE subscriber_id IN (SELECT id FROM subscribers WHERE email = ?1)",
+        params![email.as_str()],
+    )?;
     Ok(db.execute(
         "DELETE FROM subscribers WHERE email = ?1",
         params![email.as_str()],
