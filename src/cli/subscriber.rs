@@ -155,6 +155,14 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
                 Ok(r) => r,
                 Err(e) => return report_input(e),
             };
+            if store.is_postgres() && report.created + report.updated >= 1_000 {
+                // Fresh planner statistics for what a bulk load changed (as after pg_restore):
+                // planned without them, the first digest run after an import of 100,000 read
+                // each batch's tags in 6.3 ms instead of 0.2 ms.
+                store.blocking(crate::store::Mode::Read, |db| {
+                    db.execute_batch("ANALYZE subscribers, subscriber_tags")
+                })?;
+            }
             for (line, problem) in &report.rejected {
                 eprintln!("line {line}: {problem}");
             }
