@@ -14,7 +14,7 @@
 # Knobs (environment): BENCH_SUBSCRIBERS (100000), BENCH_BIG (1000000; 0 skips step 3),
 #   BENCH_MESSAGES (20000 per smtp-source run), BENCH_SEND_LIMIT (150: seconds a send run may take;
 #   it is then stopped with SIGINT, which tidings handles, and the rate is what it sent so far),
-#   BENCH_PLAN_LIMIT (120 s per dry run), BENCH_CONCURRENCY (unset: tidings' default digest.concurrency, 16 on SQLite and 48 on PostgreSQL), BENCH_VARIANTS ("none ed25519 rsa"; also "verp": no DKIM, mail.return_path set),
+#   BENCH_PLAN_LIMIT (120 s per dry run), BENCH_CONCURRENCY (unset: tidings' default digest.concurrency, 48), BENCH_VARIANTS ("none ed25519 rsa"; also "verp": no DKIM, mail.return_path set),
 #   BENCH_BUILD (1: cargo build --release first; CARGO_TARGET_DIR is honoured), BENCH_PERF (1: a
 #   10 s `perf record` of each send run, top symbols in the work folder), BENCH_KEEP (1: keep the
 #   work folder), BENCH_SUMMARY (file to copy the summary table to), BENCH_RESULTS (same for JSON),

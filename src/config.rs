@@ -187,14 +187,6 @@ pub struct DigestConfig {
     pub lease_seconds: u32,
 }
 
-impl DigestConfig {
-    /// `digest.concurrency` on PostgreSQL when it is not set. A connection sends its next
-    /// digest only once the last one's `sent` row is committed, and a commit there is a network
-    /// round trip and a WAL flush (SQLite's is in-process): 16 connections sent 6,272–6,437
-    /// digests/s, 48 sent 7,975–8,155 (BENCHMARKS.md, "PostgreSQL").
-    pub const POSTGRES_CONCURRENCY: u32 = 48;
-}
-
 impl Default for DigestConfig {
     fn default() -> Self {
         DigestConfig {
@@ -206,7 +198,11 @@ impl Default for DigestConfig {
             subject: "{{ site }} digest: {{ count }} new article{{ \"s\" if count != 1 }}".into(),
             rate_per_second: 0,
             max_attempts: 5,
-            concurrency: 16,
+            // A connection sends its next digest only once the last one's `sent` row is
+            // committed (the crash bound: one digest per connection may go twice), so the
+            // connections hide the commit's latency: 16 sent 8,338-8,469 digests/s on SQLite
+            // and 6,272-6,437 on PostgreSQL, 48 sent 10,395 and 7,825 (BENCHMARKS.md).
+            concurrency: 48,
             lease_seconds: 60,
         }
     }
@@ -515,28 +511,16 @@ impl Config {
                 set_path(&mut table, key, value);
             }
         }
-        let set = |section: &str, key: &str| {
-            table
-                .get(section)
-                .and_then(|d| d.as_table())
-                .is_some_and(|d| d.contains_key(key))
-        };
-        let path_set = set("database", "path");
-        let concurrency_set = set("digest", "concurrency");
+        let path_set = table
+            .get("database")
+            .and_then(|d| d.as_table())
+            .is_some_and(|d| d.contains_key("path"));
         let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| ConfigError::Invalid {
                 key: e.path().to_string(),
                 message: format!("{} (in {source})", e.inner().message()),
             })?;
         config.database.path_set = path_set;
-        if !concurrency_set
-            && matches!(
-                config.database.location(),
-                crate::store::Location::Postgres(_)
-            )
-        {
-            config.digest.concurrency = DigestConfig::POSTGRES_CONCURRENCY;
-        }
         config.checked()
     }
 
@@ -917,17 +901,6 @@ mod tests {
         assert!(bad.to_string().contains("database.url"), "{bad}");
         let bad = load("[database]\npool_size = 0\n", &[]).expect_err("pool");
         assert!(bad.to_string().contains("database.pool_size"), "{bad}");
-    }
-
-    #[test]
-    fn digest_concurrency_defaults_by_backend_and_a_set_value_wins() {
-        let pg = [("TIDINGS_DATABASE_URL", "postgres://u@127.0.0.1/t")];
-        assert_eq!(load("", &[]).expect("sqlite").digest.concurrency, 16);
-        assert_eq!(load("", &pg).expect("postgres").digest.concurrency, 48);
-        let set = load("[digest]\nconcurrency = 16\n", &pg).expect("set in the file");
-        assert_eq!(set.digest.concurrency, 16);
-        let env = [pg[0], ("TIDINGS_DIGEST_CONCURRENCY", "8")];
-        assert_eq!(load("", &env).expect("set by env").digest.concurrency, 8);
     }
 
     #[test]
