@@ -46,7 +46,7 @@ pub fn for_each_candidate<E: From<Error>>(
            (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND d.state IN ('pending', 'sending')) \
          ORDER BY s.id"
     );
-    db.query_each(&sql, &[], |r| {
+    db.query_each_paged(&sql, &[], |r| {
         let cadence: String = r.get(2)?;
         let zone: String = r.get(3)?;
         let tags: Option<String> = r.get(6)?;

@@ -141,7 +141,11 @@ impl Pool {
     where
         E: From<Error>,
     {
-        let pg = Pg { client, runtime };
+        let pg = Pg {
+            client,
+            runtime,
+            transaction: mode != Mode::Read,
+        };
         let db = Db::Pg(&pg);
         match mode {
             Mode::Read => return f(&db),
