@@ -11,7 +11,9 @@
 #   BENCH_PUBLISH_GAP (s between publishes, 0.2; 0 = back to back),
 #   BENCH_GZIP (1: also run the gzip comparison), BENCH_BUILD (1: cargo build --release first),
 #   BENCH_KEEP (1: keep the work folder), BENCH_SUMMARY (file to copy the summary table to),
-#   BENCH_PERF (1: record `perf` call graphs of tidings during one 200 and one 304 run).
+#   BENCH_PERF (1: record `perf` call graphs of tidings during one 200 and one 304 run),
+#   BENCH_PG_URL (a PostgreSQL URL whose user may create databases: each part then runs on a
+#   fresh database bench_serve, bench_big, bench_idle of that server instead of a SQLite file).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -103,6 +105,17 @@ stop_pid() {
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# db_var NAME: the variable that gives part NAME its own new database
+PG_URL=${BENCH_PG_URL:-}
+db_var() {
+    if [ -n "$PG_URL" ]; then
+        psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS bench_$1" -c "CREATE DATABASE bench_$1" >/dev/null 2>&1 \
+            || die "cannot create database bench_$1 on $PG_URL"
+        python3 -c "import sys, urllib.parse as u; p=u.urlsplit(sys.argv[1]); print('TIDINGS_DATABASE_URL=' + u.urlunsplit(p._replace(path='/bench_' + sys.argv[2])))" "$PG_URL" "$1"
+    else
+        echo "TIDINGS_DATABASE_PATH=$WORK/$1/tidings.db"
+    fi
+}
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 header() { curl -fsS -o /dev/null -D - "${@:2}" | tr -d '\r' | awk -v h="$1" 'tolower($1)==tolower(h)":" {sub(/^[^:]*: */,""); print}'; }
 
@@ -111,7 +124,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average before: $LOAD_BEFORE (anything else busy on these cores makes every figure noisier)"
 log "serve: generating 200 articles (~3 KB HTML each) and importing them with the sample catalog"
 python3 "$SCRIPTS/bench_catalog.py" serve-catalog.json --articles 200 --tags 12 --content-bytes 3000 --prefix serve
-SERVE_ENV=(TIDINGS_DATABASE_PATH="$WORK/serve/tidings.db" TIDINGS_FEEDS_MIRROR_DIR="$WORK/serve/mirror"
+SERVE_ENV=("$(db_var serve)" TIDINGS_FEEDS_MIRROR_DIR="$WORK/serve/mirror"
            TIDINGS_CATALOG_LOAD_SAMPLE=true TIDINGS_FEEDS_ITEMS=50 RUST_LOG=warn)
 env "${SERVE_ENV[@]}" "$BIN" import "$ROOT/data/sample-articles.json" >serve-import.out 2>&1 || { cat serve-import.out; die "import of the sample"; }
 env "${SERVE_ENV[@]}" "$BIN" import serve-catalog.json >>serve-import.out 2>&1 || { cat serve-import.out; die "import of serve-catalog.json"; }
@@ -232,7 +245,7 @@ NGINX_PID=
 # ---------------------------------------------------------------- 2. a big catalog: import, startup, publish
 log "publish: generating $ARTICLES articles over $TAGS tags"
 python3 "$SCRIPTS/bench_catalog.py" big-catalog.json --articles "$ARTICLES" --tags "$TAGS" --content-bytes 500 --prefix big
-BIG_ENV=(TIDINGS_DATABASE_PATH="$WORK/big/tidings.db" TIDINGS_FEEDS_MIRROR_DIR="$WORK/big/mirror"
+BIG_ENV=("$(db_var big)" TIDINGS_FEEDS_MIRROR_DIR="$WORK/big/mirror"
          TIDINGS_CATALOG_LOAD_SAMPLE=false TIDINGS_FEEDS_ITEMS=50 TIDINGS_ADMIN_TOKEN="$TOKEN" RUST_LOG=info)
 log "publish: importing big-catalog.json ($(( $(stat -c %s big-catalog.json) / 1048576 )) MiB) into a fresh database"
 t0=$(date +%s%N)
@@ -273,7 +286,7 @@ stop_pid "$BPID"
 
 # ---------------------------------------------------------------- 3. idle RSS, sample catalog only
 log "idle: fresh database with the sample catalog"
-start_tidings idle TIDINGS_DATABASE_PATH="$WORK/idle/tidings.db" TIDINGS_FEEDS_MIRROR_DIR="$WORK/idle/mirror" \
+start_tidings idle "$(db_var idle)" TIDINGS_FEEDS_MIRROR_DIR="$WORK/idle/mirror" \
     TIDINGS_CATALOG_LOAD_SAMPLE=true
 IPID=$T_PID; IDLE_STARTUP_MS=$T_STARTUP_MS
 curl -fsS -o /dev/null "http://127.0.0.1:$T_PORT/feed.xml"
@@ -290,6 +303,7 @@ verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=") ? (v >=
     echo "## tidings benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')"
     echo
     echo "load average before the run: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "database: $([ -n "$PG_URL" ] && echo "PostgreSQL ($(psql -Atq "$PG_URL" -c 'SHOW server_version' 2>/dev/null))" || echo SQLite)"
     echo
     echo "/feed.xml: $ITEMS items, $FEED_BYTES bytes ($GZ_BYTES gzipped); wrk -t$THREADS -c$CONNS -d${DURATION}s, median of $ROUNDS interleaved rounds"
     echo
