@@ -253,7 +253,7 @@ impl Mailer {
     }
 
     fn message_id(&self) -> String {
-        format!("<{}@{}>", uuid::Uuid::new_v4(), self.message_id_domain)
+        new_message_id(&self.message_id_domain)
     }
 
     fn build_error(e: impl std::fmt::Display) -> SendError {
@@ -477,9 +477,29 @@ pub fn header_text(s: &str) -> String {
         .join(" ")
 }
 
+/// A new Message-ID: a UUIDv7 (RFC 9562; 74 random bits after a millisecond timestamp). Ids
+/// made later sort later, so the ledger's `message_id` index grows at its end: random UUIDv4s
+/// dirtied a random index page per sent digest, and each commit wrote them all to the WAL
+/// (BENCHMARKS.md, 2026-12-03: 7–10% more digests/s on SQLite).
+fn new_message_id(domain: &str) -> String {
+    format!("<{}@{domain}>", uuid::Uuid::now_v7())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_are_unique_and_sort_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..10_000)
+            .map(|_| new_message_id("blog.example"))
+            .collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "not strictly increasing"
+        );
+        assert!(ids[0].starts_with('<') && ids[0].ends_with("@blog.example>"));
+    }
 
     #[test]
     fn header_text_cannot_start_a_new_header() {
