@@ -189,6 +189,7 @@ IMPORT_S=$(secs "$t0" "$t1")
 log "subscriber import: $(tail -1 import-subs.out) in $IMPORT_S s"
 grep -q " 0 rejected" import-subs.out || die "subscriber import rejected rows: $(head -5 import-subs.out)"
 put import_seconds "$IMPORT_S"; put subscribers "$SUBSCRIBERS"
+if [ -n "$PG_URL" ]; then put database '"postgres"'; else put database '"sqlite"'; fi
 sleep 1   # the recent articles enter the catalog strictly after every subscriber's window start
 tidings import new.json >import-new.out 2>&1 || die "import new.json: $(tail -3 import-new.out)"
 checkpoint "$DB"
