@@ -254,7 +254,11 @@ t0=$(date +%s%N)
 IMPORT_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 IMPORT_RATE=$(( ARTICLES * 1000 / (IMPORT_MS > 0 ? IMPORT_MS : 1) ))
 log "publish: $(tail -1 big-import.out) in $IMPORT_MS ms ($IMPORT_RATE articles/s; $(cat big-import.time))"
-DB_MB=$(( $(du -sk big | cut -f1) / 1024 ))
+# The mirror's folder, plus the database: its file on SQLite, pg_database_size on PostgreSQL.
+DB_MB=$(( $( (du -sk big 2>/dev/null || echo 0) | cut -f1) / 1024 ))
+if [ -n "$PG_URL" ]; then
+    DB_MB=$(( DB_MB + $(psql -Atq "$PG_URL" -c "SELECT pg_database_size('bench_big')") / 1048576 ))
+fi
 
 start_tidings big "${BIG_ENV[@]}"
 BPID=$T_PID; BP=$T_PORT; BIG_STARTUP_MS=$T_STARTUP_MS
