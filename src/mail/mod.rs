@@ -480,7 +480,7 @@ pub fn header_text(s: &str) -> String {
 /// A new Message-ID: a UUIDv7 (RFC 9562; 74 random bits after a millisecond timestamp). Ids
 /// made later sort later, so the ledger's `message_id` index grows at its end: random UUIDv4s
 /// dirtied a random index page per sent digest, and each commit wrote them all to the WAL
-/// (BENCHMARKS.md, 2026-12-03: 7–10% more digests/s on SQLite).
+/// (BENCHMARKS.md, 2026-12-03: 6–10% more digests/s on SQLite).
 fn new_message_id(domain: &str) -> String {
     format!("<{}@{domain}>", uuid::Uuid::now_v7())
 }
