@@ -38,6 +38,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "migrations/006_instances_and_shared_limits.sql"
         )),
+        M::up(include_str!("migrations/007_sent_log.sql")),
     ])
 }
 

@@ -268,6 +268,7 @@ pub enum Next {
 /// transaction (so more can be written with the claim). On PostgreSQL rows another node is
 /// claiming right now are skipped (`FOR UPDATE SKIP LOCKED`), so nodes never wait on each other.
 pub fn claim(db: &Db, owner: i64, lease: chrono::Duration, limit: usize) -> Result<Next> {
+    fold_sent(db)?;
     let now_us = db.now_us()?;
     let skip = if db.is_postgres() {
         " FOR UPDATE SKIP LOCKED"
@@ -451,8 +452,11 @@ impl Sent {
 }
 
 /// Sent: each delivery is `sent` and its subscriber's window moves to the end of the digest's.
-/// On SQLite in the caller's transaction, a statement per row (in-process, cheap); on
-/// PostgreSQL in one statement per group of `GROUP`, which needs no transaction of its own.
+/// On PostgreSQL in one statement per group of `GROUP`, which needs no transaction of its own.
+/// On SQLite, in the caller's transaction, one row per digest appended to `sent_log`: a group
+/// then dirties a page or two instead of a delivery row, three of its indexes and a subscriber
+/// row each, and every dirty page is written to the WAL and synced by the durable commit the
+/// workers wait for (BENCHMARKS.md, "The sent log"). `fold_sent` moves the rows into place.
 pub fn mark_sent(db: &Db, sent: &[Sent]) -> Result<()> {
     if db.is_postgres() {
         // One round trip for the whole group: per-row statements cost a network round trip
@@ -464,17 +468,68 @@ pub fn mark_sent(db: &Db, sent: &[Sent]) -> Result<()> {
     }
     for s in sent {
         db.execute(
-            "UPDATE deliveries SET state = 'sent', message_id = ?2, sent_us = ?3, attempts = attempts + 1, \
-             lease_owner = NULL, lease_until_us = NULL, last_error = NULL WHERE id = ?1",
-            params![s.delivery, s.message_id, s.at.timestamp_micros()],
-        )?;
-        db.execute(
-            "UPDATE subscribers SET window_start_us = CASE WHEN coalesce(window_start_us, 0) > ?2 \
-             THEN window_start_us ELSE ?2 END, bounces = 0 WHERE id = ?1",
-            params![s.subscriber_id, s.window_end.timestamp_micros()],
+            "INSERT OR REPLACE INTO sent_log (delivery_id, subscriber_id, message_id, sent_us, window_end_us) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                s.delivery,
+                s.subscriber_id,
+                s.message_id,
+                s.at.timestamp_micros(),
+                s.window_end.timestamp_micros()
+            ],
         )?;
     }
     Ok(())
+}
+
+/// Moves the digests `mark_sent` logged on SQLite into `deliveries` and `subscribers`, in the
+/// caller's transaction, and empties the log; returns how many. A claim, a plan and the end of a
+/// run call it first, so a digest logged before a crash is `sent` before anything could claim
+/// or plan it again. Nothing to do on PostgreSQL.
+pub fn fold_sent(db: &Db) -> Result<usize> {
+    if db.is_postgres() {
+        return Ok(0);
+    }
+    let folded = db.execute(FOLD_DELIVERIES, &[])?;
+    if folded == 0 {
+        // Rows of deliveries deleted meanwhile (their subscriber erased) fold into nothing.
+        db.execute("DELETE FROM sent_log", &[])?;
+        return Ok(0);
+    }
+    db.execute(FOLD_SUBSCRIBERS, &[])?;
+    db.execute("DELETE FROM sent_log", &[])?;
+    Ok(folded)
+}
+
+/// The `+` keeps SQLite from driving the join from `deliveries` (a scan of the whole ledger per
+/// fold) and looking each row up in the log: it reads the log and finds each delivery by id.
+const FOLD_DELIVERIES: &str = "UPDATE deliveries SET state = 'sent', message_id = l.message_id, \
+     sent_us = l.sent_us, attempts = attempts + 1, lease_owner = NULL, lease_until_us = NULL, \
+     last_error = NULL FROM sent_log l WHERE deliveries.id = +l.delivery_id";
+
+const FOLD_SUBSCRIBERS: &str = "UPDATE subscribers SET window_start_us = \
+     CASE WHEN coalesce(window_start_us, 0) > l.window_end THEN window_start_us ELSE l.window_end END, \
+     bounces = 0 FROM (SELECT subscriber_id, max(window_end_us) AS window_end FROM sent_log \
+     GROUP BY subscriber_id) l WHERE subscribers.id = +l.subscriber_id";
+
+/// The sent digests `mark_sent` logged and no fold has moved yet (for `tidings migrate`).
+pub fn logged_sent(db: &Db) -> Result<Vec<Sent>> {
+    if db.is_postgres() {
+        return Ok(Vec::new());
+    }
+    db.query_map(
+        "SELECT delivery_id, subscriber_id, message_id, sent_us, window_end_us FROM sent_log ORDER BY delivery_id",
+        &[],
+        |r| {
+            Ok(Sent {
+                delivery: r.get(0)?,
+                subscriber_id: r.get(1)?,
+                message_id: r.get(2)?,
+                at: from_us(r.get(3)?),
+                window_end: from_us(r.get(4)?),
+            })
+        },
+    )
 }
 
 /// `(?1, ?2), (?3, ?4), …` for `rows` rows of `types.len()` parameters, for `UPDATE … FROM
@@ -698,13 +753,16 @@ pub fn mark_skipped(db: &Db, d: &Claimed, why: &str) -> Result<()> {
     .map(|_| ())
 }
 
-/// How many deliveries wait to be sent (pending or sending).
+/// How many deliveries wait to be sent (pending or sending); on SQLite not those the sent log
+/// already holds, which are sent and wait only for a fold.
 pub fn queue_depth(db: &Db) -> Result<i64> {
-    db.query_row(
-        "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')",
-        &[],
-        |r| r.get(0),
-    )
+    let sql = if db.is_postgres() {
+        "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+    } else {
+        "SELECT (SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')) - \
+         (SELECT count(*) FROM sent_log l JOIN deliveries d ON d.id = l.delivery_id AND d.state = 'sending')"
+    };
+    db.query_row(sql, &[], |r| r.get(0))
 }
 
 /// The generic version of a run, for `/digests/{id}`.
@@ -775,5 +833,101 @@ mod tests {
             })
             .expect("row");
         assert_eq!(state, "pending");
+    }
+
+    /// A digest logged as sent and not folded when the process died (a kill) is `sent` to the
+    /// next claim, which therefore never takes it again, though its lease ran out.
+    #[test]
+    fn a_digest_logged_as_sent_before_a_crash_is_never_claimed_again() {
+        let (_dir, conn) = lapsed_claims();
+        let db = Db::Lite(&conn);
+        conn.execute_batch("UPDATE subscribers SET window_start_us = 5, bounces = 2 WHERE id = 2")
+            .expect("window");
+        let at = from_us(1_700_000_000_000_000);
+        mark_sent(
+            &db,
+            &[Sent {
+                delivery: 2,
+                subscriber_id: 2,
+                window_end: from_us(42),
+                message_id: "<m@example.com>".into(),
+                at,
+            }],
+        )
+        .expect("log");
+        // Logged only: the ledger row is untouched until a fold.
+        let state: String = db
+            .query_row("SELECT state FROM deliveries WHERE id = 2", &[], |r| {
+                r.get(0)
+            })
+            .expect("row");
+        assert_eq!(state, "sending");
+        assert_eq!(logged_sent(&db).expect("logged").len(), 1);
+        // Instance 100 would take over 200's lapsed row 2: the fold first makes it sent.
+        let next = claim(&db, 100, chrono::Duration::seconds(300), 10).expect("claim");
+        assert!(
+            !matches!(&next, Next::Claimed(c) if c.iter().any(|c| c.id == 2)),
+            "a sent digest was claimed again"
+        );
+        let row: (String, Option<String>, Option<i64>, i64, Option<i64>) = db
+            .query_row(
+                "SELECT state, message_id, sent_us, attempts, lease_owner FROM deliveries WHERE id = 2",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .expect("row");
+        assert_eq!(
+            row,
+            (
+                "sent".to_string(),
+                Some("<m@example.com>".to_string()),
+                Some(at.timestamp_micros()),
+                1,
+                None
+            )
+        );
+        let subscriber: (i64, i64) = db
+            .query_row(
+                "SELECT window_start_us, bounces FROM subscribers WHERE id = 2",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("subscriber");
+        assert_eq!(
+            subscriber,
+            (42, 0),
+            "the window moved, the bounce count reset"
+        );
+        assert!(logged_sent(&db).expect("logged").is_empty());
+        assert_eq!(fold_sent(&db).expect("fold"), 0, "folded once");
+    }
+
+    /// A fold costs the log's rows, not the ledger's: each statement reads the log and finds
+    /// rows by id (a scan of `deliveries` per claim made sending O(ledger) per batch).
+    #[test]
+    fn folding_reads_the_log_and_finds_rows_by_id() {
+        let (_dir, conn) = lapsed_claims();
+        for sql in [FOLD_DELIVERIES, FOLD_SUBSCRIBERS] {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let plan: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            assert!(
+                plan.iter()
+                    .any(|p| p.starts_with("SEARCH deliveries")
+                        || p.starts_with("SEARCH subscribers")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan
+                    .iter()
+                    .any(|p| p.starts_with("SCAN deliveries") || p.starts_with("SCAN subscribers")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 }

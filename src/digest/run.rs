@@ -148,6 +148,10 @@ impl Digests {
                 halt.cancel();
             }
         }
+        // The last digests the workers logged as sent, in place for the report and every reader.
+        if let Err(e) = self.write(|db| Ok(ledger::fold_sent(db)?)).await {
+            tracing::warn!(error = %e, "cannot fold the sent log; the next claim or run will");
+        }
         let counts = counts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -175,6 +179,8 @@ impl Digests {
         each: Option<PlanSink>,
     ) -> Result<RunReport, DigestError> {
         let mut report = RunReport::default();
+        // Digests sent before a crash are `sent` before anyone is planned or released.
+        ledger::fold_sent(db)?;
         if !opts.dry_run {
             ledger::release_own(db, instance_id())?;
         }

@@ -225,6 +225,7 @@ impl Table {
 
 /// The latest delivery (a digest, else a single email) sent to `subscriber` since `since_us`.
 pub(crate) fn latest_sent_to(db: &Db, subscriber: i64, since_us: i64) -> Result<Option<Whose>> {
+    crate::digest::ledger::fold_sent(db)?;
     for (table, sent_at) in [
         (Table::Deliveries, "sent_us"),
         (Table::Outbox, "finished_us"),
@@ -252,6 +253,8 @@ pub(crate) fn latest_sent_to(db: &Db, subscriber: i64, since_us: i64) -> Result<
 /// The delivery (a digest, else a single email) we sent with this Message-ID (with or without
 /// angle brackets).
 pub(crate) fn by_message_id(db: &Db, id: &str) -> Result<Option<Whose>> {
+    // A digest sent a moment ago may still be in the sent log (inside a write, as every caller).
+    crate::digest::ledger::fold_sent(db)?;
     let mid = format!("<{}>", id.trim().trim_matches(|c| c == '<' || c == '>'));
     for table in [Table::Deliveries, Table::Outbox] {
         if let Some(found) = table.find(db, "message_id", &mid)? {

@@ -81,13 +81,15 @@ pub async fn sqlite_to_postgres(source: &Store, target: &Store) -> Result<Copied
     if source.is_postgres() || !target.is_postgres() {
         return Err(CopyError::Backends);
     }
-    // Read every table in one snapshot of the source, while a daemon may still be writing.
-    let rows: Vec<Table> = source
+    // Read every table in one snapshot of the source, while a daemon may still be writing; with
+    // them the digests the ledger logged as sent and has not folded into `deliveries` yet.
+    let (rows, logged): (Vec<Table>, Vec<crate::digest::ledger::Sent>) = source
         .snapshot(|db| {
-            TABLES
+            let rows = TABLES
                 .iter()
                 .map(|(table, _)| read_table(db, table).map(|(c, r)| (*table, c, r)))
-                .collect::<Result<Vec<_>, Error>>()
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok::<_, Error>((rows, crate::digest::ledger::logged_sent(db)?))
         })
         .await?;
     target
@@ -117,6 +119,8 @@ pub async fn sqlite_to_postgres(source: &Store, target: &Store) -> Result<Copied
                 }
                 copied.tables.push((table, values.len() as u64));
             }
+            // Sent is sent: the logged digests land in the copied ledger as they would have here.
+            crate::digest::ledger::mark_sent(db, &logged)?;
             // New rows continue after the copied ids.
             for (table, id) in TABLES {
                 if let Some(id) = id {

@@ -44,6 +44,26 @@ fn a_site_moved_to_postgres_keeps_its_feeds_etags_and_links() {
     let preferences = mail.link("https://blog.example", "/preferences/");
     assert_eq!(d.get(&preferences).status, 200);
     d.stop();
+    // A kill between a digest's durable `sent` log row and its fold leaves it `sending` in the
+    // ledger: the move carries it over as sent.
+    let last: i64 = {
+        let db = d.db();
+        let last = db
+            .query_row("SELECT max(id) FROM deliveries", &[], |r| r.get(0))
+            .expect("a delivery");
+        db.execute(
+            "INSERT INTO sent_log (delivery_id, subscriber_id, message_id, sent_us, window_end_us) \
+             SELECT id, subscriber_id, message_id, sent_us, window_end_us FROM deliveries WHERE id = ?1",
+            &[&last],
+        )
+        .expect("log row");
+        db.execute(
+            "UPDATE deliveries SET state = 'sending', message_id = NULL, attempts = 0 WHERE id = ?1",
+            &[&last],
+        )
+        .expect("unfold");
+        last
+    };
 
     let url = fresh_postgres_url();
     // The target from the environment: no password in the process list.
@@ -66,6 +86,19 @@ fn a_site_moved_to_postgres_keeps_its_feeds_etags_and_links() {
     );
 
     d.use_database_url(&url);
+    let moved: (String, i64, bool) = d
+        .db()
+        .query_row(
+            "SELECT state, attempts, message_id IS NOT NULL FROM deliveries WHERE id = ?1",
+            &[&last],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the logged delivery");
+    assert_eq!(
+        moved,
+        ("sent".to_string(), 1, true),
+        "a logged digest moves as sent"
+    );
     d.start_again();
     assert_eq!(feeds(&d), before, "the same bytes and ETags on PostgreSQL");
     let moved = d.get(&format!("/digests/{run}"));
