@@ -172,6 +172,18 @@ def fmt(v, digits=0):
     return f"{v:,.{digits}f}"
 
 
+def median_runs(r):
+    """Each variant's run with the median msg/s (the middle one; of an even count the lower),
+    with every run's rate in "all" and their count in "of"."""
+    out = {}
+    for key, v in r.get("variants", {}).items():
+        runs = sorted(r.get("runs", {}).get(key) or [v], key=lambda x: x["msgs"])
+        mid = dict(runs[(len(runs) - 1) // 2])
+        mid["all"], mid["of"] = [x["msgs"] for x in runs], len(runs)
+        out[key] = mid
+    return out
+
+
 def summary(path):
     r = json.load(open(path))
     rows = []
@@ -187,19 +199,23 @@ def summary(path):
     # for one node and for two together (issue 10).
     on_pg = r.get("database") == "postgres"
     plain = 0.8 if on_pg else 0.9
+    variants = median_runs(r)
     for key, label, goal, against in (
+        ("base", "BENCH_BASE_BIN's tidings, no DKIM", plain, "baseline"),
         ("none", "tidings, no DKIM", plain, "baseline"),
         ("verp", "tidings, no DKIM, VERP on", plain, "baseline"),
         ("2nodes", "tidings, two nodes together, no DKIM", 0.8, "baseline"),
         ("ed25519", "tidings, Ed25519 DKIM", 0.6, "baseline"),
         ("rsa", "tidings, RSA-2048 DKIM", 0.5, "openssl"),
     ):
-        v = r.get("variants", {}).get(key)
+        v = variants.get(key)
         if not v:
             continue
         ref = base if against == "baseline" else rsa_speed
         ratio = v["msgs"] / ref if ref else None
         note = "" if v.get("complete") else f" (stopped at {v['time_limit']} s)"
+        if v.get("of", 1) > 1:
+            note += f", median of {v['of']} runs: " + " / ".join(fmt(m) for m in v["all"])
         row(f"{label}: {fmt(v['sent'])} sent in {fmt(v['seconds'], 1)} s{note}",
             fmt(v["msgs"]) + " msg/s", fmt(ratio, 2),
             f">= {goal} x {'smtp-source' if against == 'baseline' else 'openssl sign/s'}",
@@ -209,10 +225,13 @@ def summary(path):
         row(f"  peak RSS of `digest run` ({key})", fmt(v["rss_kb"] / 1024, 1) + " MB", "",
             "<= 64 MB", v["rss_kb"] <= 64 * 1024)
         row(f"  CPU: tidings {fmt(v['cpu_pct'])}%, smtp-sink {fmt(v['sink_cpu_pct'])}%", "", "", "", None)
-    off, on = (r.get("variants", {}).get(k) for k in ("none", "verp"))
+    off, on, before = (variants.get(k) for k in ("none", "verp", "base"))
     if off and on:
         ratio = on["msgs"] / off["msgs"]
         row("VERP on / off", "", fmt(ratio, 2), "within 5%", abs(ratio - 1) <= 0.05)
+    if off and before:
+        ratio = off["msgs"] / before["msgs"]
+        row("this build / BENCH_BASE_BIN (medians)", "", fmt(ratio, 2), "", None)
     for key, label in (("plan_100k", "planning, dry run"), ("plan_1m", "planning, dry run")):
         p = r.get(key)
         if not p:

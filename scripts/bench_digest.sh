@@ -20,7 +20,10 @@
 #   work folder), BENCH_SUMMARY (file to copy the summary table to), BENCH_RESULTS (same for JSON),
 #   BENCH_PG_URL (a PostgreSQL URL whose user may create databases: the runs then use PostgreSQL,
 #   each on a copy made with CREATE DATABASE … TEMPLATE; the variant "2nodes" runs two
-#   `digest run` processes at once on one database, as two nodes; the 1,000,000 step is skipped).
+#   `digest run` processes at once on one database, as two nodes; the 1,000,000 step is skipped),
+#   BENCH_BASE_BIN (another build of tidings, say the commit before a change: the variant "base"
+#   runs it, no DKIM, on a database it made itself from the same input, so that an A/B such as
+#   BENCH_VARIANTS="base none base none" is measured in one run; the summary gives medians).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -126,14 +129,17 @@ drop_db() {
     else rm -f "$1"*; fi
 }
 if [ -n "$PG_URL" ]; then
-    for name in base run_none run_verp run_2nodes plan keys; do psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $name" >/dev/null; done
-    psql -q "$PG_URL" -c "CREATE DATABASE base" -c "CREATE DATABASE keys" >/dev/null
+    for name in base base0 run_none run_verp run_2nodes run_base plan keys; do psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $name" >/dev/null; done
+    psql -q "$PG_URL" -c "CREATE DATABASE base" -c "CREATE DATABASE base0" -c "CREATE DATABASE keys" >/dev/null
 fi
 tidings() { env "$(db_env "$DB")" "$BIN" "$@"; }
+BASE_BIN=${BENCH_BASE_BIN:-}
+[ -z "$BASE_BIN" ] || [ -x "$BASE_BIN" ] || die "BENCH_BASE_BIN=$BASE_BIN is not an executable"
+[[ " $VARIANTS " != *" base "* ]] || [ -n "$BASE_BIN" ] || die "the variant base needs BENCH_BASE_BIN"
 checkpoint() { [ -n "$PG_URL" ] || python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()" "$1"; }
 
 RESULTS=results.json
-echo '{"variants": {}, "baselines": []}' >"$RESULTS"
+echo '{"variants": {}, "runs": {}, "baselines": []}' >"$RESULTS"
 # put KEY JSON-VALUE: results[KEY] = value (KEY may be a.b for one level of nesting)
 put() { python3 - "$RESULTS" "$1" "$2" <<'EOF'
 import json, sys
@@ -144,6 +150,15 @@ if "." in key:
     r.setdefault(a, {})[b] = value
 else:
     r[key] = value
+json.dump(r, open(path, "w"), indent=1)
+EOF
+}
+# add KEY JSON-VALUE: appends value to the list results[runs][KEY] (every run of a variant)
+add() { python3 - "$RESULTS" "$1" "$2" <<'EOF'
+import json, sys
+path, key, value = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+r = json.load(open(path))
+r.setdefault("runs", {}).setdefault(key, []).append(value)
 json.dump(r, open(path, "w"), indent=1)
 EOF
 }
@@ -193,6 +208,16 @@ if [ -n "$PG_URL" ]; then put database '"postgres"'; else put database '"sqlite"
 sleep 1   # the recent articles enter the catalog strictly after every subscriber's window start
 tidings import new.json >import-new.out 2>&1 || die "import new.json: $(tail -3 import-new.out)"
 checkpoint "$DB"
+if [ -n "$BASE_BIN" ]; then
+    # The same input through the other build, which may know an older schema.
+    log "base0.db: the same, made by $BASE_BIN"
+    DB=$WORK/base0.db
+    base_tidings() { env "$(db_env "$DB")" "$BASE_BIN" "$@"; }
+    { base_tidings import old.json && base_tidings subscriber import subscribers.csv \
+        && sleep 1 && base_tidings import new.json; } >import-base.out 2>&1 \
+        || die "base0.db: $(tail -3 import-base.out)"
+    checkpoint "$DB"
+fi
 
 # The digest's size: the same procedure for the first 400 rows of the mix, into .eml files.
 head -401 subscribers.csv >sample.csv
@@ -240,8 +265,11 @@ tidings dkim keygen --algorithm rsa --out "$WORK/rsa.pem" --selector s --domain 
 
 send_run() {
     local v=$1 dkim=() before after t0 t1 s line sent rate rss cpu sink0 sink1 tick pid
+    local bin=$BIN from=$WORK/base.db
     case $v in
         none) ;;
+        # The other build (BENCH_BASE_BIN), on its own copy of the input.
+        base) bin=$BASE_BIN; from=$WORK/base0.db ;;
         # VERP: every digest's envelope sender is bounces+<tag>@example.com (a MAC per message).
         verp) dkim=(TIDINGS_MAIL_RETURN_PATH=bounces@example.com) ;;
         # Two nodes on one database (PostgreSQL): a second `digest run` started with the first.
@@ -250,13 +278,13 @@ send_run() {
                            "TIDINGS_MAIL_DKIM_PRIVATE_KEY=$WORK/$v.pem") ;;
         *) die "unknown variant $v" ;;
     esac
-    copy_db "$WORK/base.db" "$WORK/run-$v.db"
+    copy_db "$from" "$WORK/run-$v.db"
     before=$(sink_count)
     sink0=$($PY procstat "$SINK_PID")
     t0=$(now_ns)
     # SIGINT at the limit: tidings stops taking deliveries, finishes those in flight, and reports.
     timeout -k 30 -s INT "$SEND_LIMIT" /usr/bin/time -v -o "time-$v.txt" \
-        env "$(db_env "$WORK/run-$v.db")" "${dkim[@]}" "$BIN" digest run --now \
+        env "$(db_env "$WORK/run-$v.db")" "${dkim[@]}" "$bin" digest run --now \
         >"send-$v.out" 2>"send-$v.err" &
     pid=$!
     PIDS+=("$pid")
@@ -298,7 +326,9 @@ send_run() {
     local complete=false; [[ $line =~ ([0-9]+)\ planned ]] && [ "${BASH_REMATCH[1]}" = "$sent" ] && complete=true
     [ -n "$second" ] && [ "$sent" = "$SUBSCRIBERS" ] && complete=true
     [ $((after - before)) -eq "$sent" ] || log "warning: tidings reported $sent sent, smtp-sink counted $((after - before))"
-    put "variants.$v" "{\"sent\": $sent, \"seconds\": $s, \"msgs\": $rate, \"rss_kb\": $rss, \"cpu_pct\": ${cpu:-0}, \"sink_cpu_pct\": $sink_cpu, \"complete\": $complete, \"time_limit\": $SEND_LIMIT, \"report\": \"$line\"}"
+    local json="{\"sent\": $sent, \"seconds\": $s, \"msgs\": $rate, \"rss_kb\": $rss, \"cpu_pct\": ${cpu:-0}, \"sink_cpu_pct\": $sink_cpu, \"complete\": $complete, \"time_limit\": $SEND_LIMIT, \"report\": \"$line\"}"
+    put "variants.$v" "$json"
+    add "$v" "$json"
     log "$v: $line; $sent in $s s = $rate msg/s, peak RSS $((rss / 1024)) MB, CPU tidings ${cpu}% smtp-sink ${sink_cpu}%"
     drop_db "$WORK/run-$v.db"
 }
