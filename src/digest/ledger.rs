@@ -491,12 +491,11 @@ pub fn fold_sent(db: &Db) -> Result<usize> {
         return Ok(0);
     }
     let folded = db.execute(FOLD_DELIVERIES, &[])?;
-    if folded == 0 {
-        // Rows of deliveries deleted meanwhile (their subscriber erased) fold into nothing.
-        db.execute("DELETE FROM sent_log", &[])?;
-        return Ok(0);
+    // None folded: the log is empty, or holds only rows of deliveries deleted meanwhile (their
+    // subscriber erased), which fold into nothing.
+    if folded > 0 {
+        db.execute(FOLD_SUBSCRIBERS, &[])?;
     }
-    db.execute(FOLD_SUBSCRIBERS, &[])?;
     db.execute("DELETE FROM sent_log", &[])?;
     Ok(folded)
 }
@@ -900,6 +899,40 @@ mod tests {
         );
         assert!(logged_sent(&db).expect("logged").is_empty());
         assert_eq!(fold_sent(&db).expect("fold"), 0, "folded once");
+    }
+
+    /// A digest still in the log is sent to every reader that matters: it leaves the queue depth,
+    /// and a bounce that quotes its Message-ID finds it at once.
+    #[test]
+    fn a_logged_digest_is_out_of_the_queue_and_found_by_its_message_id() {
+        let (_dir, conn) = lapsed_claims();
+        let db = Db::Lite(&conn);
+        assert_eq!(queue_depth(&db).expect("depth"), 2);
+        mark_sent(
+            &db,
+            &[Sent {
+                delivery: 2,
+                subscriber_id: 2,
+                window_end: from_us(42),
+                message_id: "<m2@example.com>".into(),
+                at: from_us(1_700_000_000_000_000),
+            }],
+        )
+        .expect("log");
+        assert_eq!(
+            queue_depth(&db).expect("depth"),
+            1,
+            "the logged digest is sent"
+        );
+        let found = crate::feedback::apply::by_message_id(&db, "m2@example.com")
+            .expect("lookup")
+            .expect("the logged digest");
+        assert_eq!((found.subscriber, found.delivery), (2, Some(2)));
+        assert_eq!(
+            queue_depth(&db).expect("depth"),
+            1,
+            "and stays so once folded"
+        );
     }
 
     /// A fold costs the log's rows, not the ledger's: each statement reads the log and finds
