@@ -591,33 +591,54 @@ fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
 /// double at most the messages in flight. Each group commits durably (`Mode::Durable`:
 /// on SQLite `synchronous=FULL`), so a recorded `sent` survives a power cut too. On SQLite it
 /// shares the store's one writer connection with the claims: two connections writing in turn
-/// meet SQLite's busy handler, which sleeps in milliseconds.
+/// meet SQLite's busy handler, which sleeps in milliseconds. On PostgreSQL it has a connection
+/// of its own, driven on its thread (`Store::dedicated`).
 pub struct Recorder {
     jobs: std::sync::mpsc::Sender<(Sent, tokio::sync::oneshot::Sender<Result<(), String>>)>,
 }
 
 /// Most deliveries recorded in one transaction.
 const GROUP: usize = 256;
-/// Below this many, the recorder waits `COMMIT_DELAY` for more before committing.
-const SMALL_GROUP: usize = 4;
-const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// When a group is worth committing: below `small` rows, the recorder first waits `delay` once
+/// for the other workers to add theirs (as PostgreSQL's `commit_delay` does). Fewer, larger
+/// commits cut the database's CPU per digest; the wait overlaps the workers' SMTP round trips.
+struct Grouping {
+    small: usize,
+    delay: std::time::Duration,
+}
+
+/// SQLite: a commit is a local `fsync`, cheap next to a wait.
+const SQLITE_GROUPING: Grouping = Grouping {
+    small: 4,
+    delay: std::time::Duration::from_micros(200),
+};
+
+/// PostgreSQL: a commit is a statement, a WAL flush and a round trip through another process
+/// that shares the CPU; larger groups leave more of it to the senders (BENCHMARKS.md, "Larger
+/// groups and the recorder's own connection on PostgreSQL").
+const POSTGRES_GROUPING: Grouping = Grouping {
+    small: 16,
+    delay: std::time::Duration::from_millis(1),
+};
 
 impl Recorder {
     /// Starts the thread; it ends when the recorder is dropped.
     pub fn start(store: crate::store::Store) -> Result<Recorder, String> {
         let (jobs, queue) =
             std::sync::mpsc::channel::<(Sent, tokio::sync::oneshot::Sender<Result<(), String>>)>();
+        // On PostgreSQL a group is one statement, a transaction of its own, committed durably
+        // (`synchronous_commit`): a BEGIN and a COMMIT would be two more round trips that every
+        // waiting worker pays.
+        let (mode, grouping) = if store.is_postgres() {
+            (crate::store::Mode::Read, POSTGRES_GROUPING)
+        } else {
+            (crate::store::Mode::Durable, SQLITE_GROUPING)
+        };
+        let db = store.dedicated()?;
         std::thread::Builder::new()
             .name("tidings-ledger".into())
             .spawn(move || {
-                // On PostgreSQL a group is one statement, a transaction of its own, committed
-                // durably (`synchronous_commit`): a BEGIN and a COMMIT would be two more
-                // round trips that every waiting worker pays.
-                let mode = if store.is_postgres() {
-                    crate::store::Mode::Read
-                } else {
-                    crate::store::Mode::Durable
-                };
                 while let Ok(first) = queue.recv() {
                     let mut group = vec![first];
                     let mut waited = false;
@@ -628,13 +649,10 @@ impl Recorder {
                                 Err(_) => break,
                             }
                         }
-                        // A small group: give the other workers a moment to add theirs (as
-                        // PostgreSQL's commit_delay does). Fewer, larger commits halve the
-                        // ledger's CPU; the wait overlaps the workers' SMTP round trips.
-                        if waited || group.len() >= SMALL_GROUP {
+                        if waited || group.len() >= grouping.small {
                             break;
                         }
-                        std::thread::sleep(COMMIT_DELAY);
+                        std::thread::sleep(grouping.delay);
                         waited = true;
                     }
                     let (sent, replies): (Vec<Sent>, Vec<_>) = group.into_iter().unzip();
@@ -642,9 +660,9 @@ impl Recorder {
                     // failing database), and only then report the failure.
                     let mut result = Err(String::new());
                     for attempt in 0..8u32 {
-                        result = store
-                            .blocking(mode, |db| mark_sent(db, &sent))
-                            .map_err(|e| e.to_string());
+                        result = db
+                            .run(mode, |db| mark_sent(db, &sent))
+                            .map_err(|e: Error| e.to_string());
                         if result.is_ok() {
                             break;
                         }

@@ -82,6 +82,24 @@ pub enum OpenError {
     Postgres { url: String, message: String },
 }
 
+/// What `Store::dedicated` gives: runs closures like `Store::blocking`.
+pub enum Dedicated {
+    Shared(Store),
+    Own(postgres::Dedicated),
+}
+
+impl Dedicated {
+    pub fn run<T, E>(&self, mode: Mode, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        match self {
+            Dedicated::Shared(store) => store.blocking(mode, f),
+            Dedicated::Own(own) => own.run(mode, f),
+        }
+    }
+}
+
 /// The database, shared by every part of a process (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
@@ -188,6 +206,16 @@ impl Store {
         }
     }
 
+    /// A connection for one thread that is not async and runs statements often (the ledger's
+    /// recorder): on PostgreSQL one of its own, driven on that thread; on SQLite the store's
+    /// own, as `blocking` uses (one writer: a second would meet SQLite's busy handler).
+    pub fn dedicated(&self) -> Result<Dedicated, String> {
+        Ok(match &*self.backend {
+            Backend::Sqlite(_) => Dedicated::Shared(self.clone()),
+            Backend::Postgres(pool) => Dedicated::Own(pool.dedicated()?),
+        })
+    }
+
     async fn run<T, E>(
         &self,
         mode: Mode,
@@ -206,7 +234,7 @@ impl Store {
                 let client = pool.get().await.map_err(E::from)?;
                 let runtime = pool.io();
                 tokio::task::spawn_blocking(move || {
-                    postgres::Pool::run_on(client, runtime, mode, f)
+                    postgres::Pool::run_on(client, sql::Driver::Shared(runtime), mode, f)
                 })
                 .await
                 .map_err(|e| E::from(Error::Task(e.to_string())))?

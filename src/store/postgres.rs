@@ -7,7 +7,7 @@ use std::str::FromStr;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::sql::{lock_key, Pg};
+use super::sql::{lock_key, Driver, Pg};
 use super::{Db, Error, Mode};
 
 mod embedded {
@@ -132,9 +132,9 @@ impl Pool {
     }
 
     /// `f` on `client`, in a transaction unless `mode` is `Read`.
-    pub fn run_on<T, E>(
+    pub(super) fn run_on<T, E>(
         client: deadpool_postgres::Object,
-        runtime: tokio::runtime::Handle,
+        runtime: Driver,
         mode: Mode,
         f: impl FnOnce(&Db) -> Result<T, E>,
     ) -> Result<T, E>
@@ -175,7 +175,55 @@ impl Pool {
     {
         let io = self.io();
         let client = io.block_on(self.get()).map_err(E::from)?;
-        Self::run_on(client, io, mode, f)
+        Self::run_on(client, Driver::Shared(io), mode, f)
+    }
+
+    /// A connection of its own for one thread that is not async, driven on that thread.
+    pub fn dedicated(&self) -> Result<Dedicated, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a database runtime: {e}"))?;
+        let manager = Manager::from_config(
+            self.config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(1)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Dedicated {
+            runtime: std::sync::Arc::new(runtime),
+            pool,
+        })
+    }
+}
+
+/// One connection, opened on first use (and again after it broke), whose statements and I/O
+/// run on the thread that owns it: a statement costs the round trip to the server and no hop
+/// through the pool's thread. The ledger's recorder commits every group of sent digests
+/// through one (BENCHMARKS.md, "Larger groups and the recorder's own connection on PostgreSQL").
+pub struct Dedicated {
+    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    /// Of one connection: deadpool reopens it when it broke.
+    pool: deadpool_postgres::Pool,
+}
+
+impl Dedicated {
+    /// `f` on this connection, in a transaction unless `mode` is `Read`.
+    pub fn run<T, E>(&self, mode: Mode, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let client = self
+            .runtime
+            .block_on(self.pool.get())
+            .map_err(|e| E::from(Error::Pool(pool_error(&e))))?;
+        Pool::run_on(client, Driver::Own(self.runtime.clone()), mode, f)
     }
 }
 

@@ -21,7 +21,7 @@ pub enum Db<'c> {
 /// A PostgreSQL connection from the pool, driven from a blocking thread.
 pub struct Pg {
     pub(super) client: deadpool_postgres::Object,
-    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) runtime: Driver,
     /// In a transaction (not `Mode::Read`): `query_each_paged` may then read through a cursor.
     pub(super) transaction: bool,
 }
@@ -29,9 +29,22 @@ pub struct Pg {
 /// Rows `query_each_paged` fetches at a time.
 const CURSOR_PAGE: usize = 2_000;
 
+/// What drives a connection's statements from a thread that is not async.
+pub(super) enum Driver {
+    /// The pool's runtime, whose thread drives every pooled connection: each statement is a
+    /// hop to that thread and back.
+    Shared(tokio::runtime::Handle),
+    /// A runtime of the calling thread's own (`postgres::Dedicated`): the statement and its
+    /// connection are driven on this thread, with no hop.
+    Own(std::sync::Arc<tokio::runtime::Runtime>),
+}
+
 impl Pg {
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.runtime.block_on(f)
+        match &self.runtime {
+            Driver::Shared(handle) => handle.block_on(f),
+            Driver::Own(runtime) => runtime.block_on(f),
+        }
     }
 
     fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, Error> {
