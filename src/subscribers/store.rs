@@ -234,9 +234,11 @@ pub fn claim_welcome(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
 
 pub fn delete(db: &Db, email: &SubscriberEmail) -> Result<bool> {
     // The ledger's rows go first: on PostgreSQL no foreign key cascades to them (see
-    // migrations/postgres/V2).
+    // migrations/postgres/V2). Every state is named so that PostgreSQL finds the rows through its
+    // two partial indexes, open and closed (V3), rather than reading the whole ledger.
     db.execute(
-        "DELETE FROM deliveries WHERE subscriber_id IN (SELECT id FROM subscribers WHERE email = ?1)",
+        "DELETE FROM deliveries WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = ?1) \
+         AND (state IN ('pending', 'sending') OR state IN ('sent', 'failed', 'skipped'))",
         params![email.as_str()],
     )?;
     Ok(db.execute(

@@ -205,6 +205,66 @@ fn unsubscribing_is_final_for_every_later_send() {
     assert_eq!(sink.count(), 1);
 }
 
+/// Erasing a subscriber takes their ledger rows in every state with them, and nobody else's
+/// (on PostgreSQL the rows are found through two partial indexes, open and closed).
+#[test]
+fn removing_a_subscriber_deletes_their_deliveries_in_every_state() {
+    let sink = SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[]);
+    tags(&d);
+    subscriber(&d, "leaving@example.com", &[], "daily", "UTC");
+    subscriber(&d, "staying@example.com", &[], "daily", "UTC");
+    article(&d, "a", &["AI"], &recent(1));
+    let run = run_now(&d);
+    assert_eq!(run["sent"], 2, "{run}");
+    let db = d.db();
+    let of = |email: &str| -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE s.email = ?1",
+            &[&email],
+            |r| r.get(0),
+        )
+        .expect("ledger")
+    };
+    // One sent row each; give the leaving subscriber a row in each other state.
+    for state in ["sending", "pending", "failed", "skipped"] {
+        let added = db
+            .execute(
+                "INSERT INTO deliveries (run_id, subscriber_id, state, window_end_us, articles, next_attempt_us) \
+                 SELECT d.run_id, d.subscriber_id, ?1, d.window_end_us, d.articles, d.next_attempt_us \
+                 FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+                 WHERE s.email = 'leaving@example.com' AND d.state = 'sent'",
+                &[&state],
+            )
+            .expect("a delivery row");
+        assert_eq!(added, 1, "{state}");
+        if state == "sending" {
+            // One open row at a time (`deliveries_open`): close it before the next open one.
+            db.execute(
+                "UPDATE deliveries SET state = 'failed' WHERE state = 'sending'",
+                &[],
+            )
+            .expect("close the pending row");
+        }
+    }
+    assert_eq!(of("leaving@example.com"), 5);
+    let out = d.cli(&["subscriber", "remove", "leaving@example.com"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_eq!(of("leaving@example.com"), 0);
+    assert_eq!(
+        db.query_row(
+            "SELECT count(*) FROM deliveries WHERE subscriber_id NOT IN (SELECT id FROM subscribers)",
+            &[],
+            |r| r.get::<i64>(0),
+        )
+        .expect("ledger"),
+        0,
+        "no row of theirs is left behind"
+    );
+    assert_eq!(of("staying@example.com"), 1);
+}
+
 /// Daily and weekly subscribers in three time zones, across Europe's 2027 daylight-saving change,
 /// with an injected clock (`digest run --at`), not by waiting.
 #[test]
