@@ -22,6 +22,10 @@ const MAX_LINE: u64 = 4096;
 /// RFC 5321's minimum; a bounce has one recipient.
 const MAX_RECIPIENTS: usize = 100;
 const IDLE: Duration = Duration::from_secs(60);
+/// After a reply that ends a session early: how long, and how much, the listener keeps reading
+/// (and dropping) what the client still sends, so the reply is not lost to a reset.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 64 * 1024;
 
 pub struct Listener {
     pub rules: Rules,
@@ -153,6 +157,17 @@ impl Listener {
             }
             if !line.ends_with(b"\n") {
                 write.write_all(b"500 5.5.2 line too long\r\n").await?;
+                // The rest of the line is still unread, and closing a socket with unread input
+                // sends a reset, which may discard the reply before the client reads it. End
+                // this side, then drop what arrives (briefly, and a bounded amount) before
+                // closing: a lingering close, as web servers do.
+                write.shutdown().await?;
+                let mut rest = (&mut reader).take(LINGER_BYTES);
+                let _ = tokio::time::timeout(
+                    LINGER,
+                    tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+                )
+                .await;
                 return Ok(());
             }
             // mailin's parser wants a path in `MAIL FROM:<…>`, but bounces come from the null
