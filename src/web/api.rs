@@ -74,9 +74,25 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
             header::WWW_AUTHENTICATE,
             http::HeaderValue::from_static("Bearer realm=\"tidings\""),
         );
+        // The body is left unread, so this connection cannot carry another request: say so
+        // (RFC 9112 9.6), or the client may send its next request on a connection being closed.
+        if carries_body(&req) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
         return response;
     }
     next.run(req).await
+}
+
+/// Whether a request announces a body (a length other than 0, or chunks).
+fn carries_body(req: &Request) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// Reads a JSON article body: at most 1 MiB, UTF-8, known fields only.

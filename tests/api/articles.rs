@@ -14,8 +14,15 @@ fn api_without_the_token_is_401_and_writes_nothing() {
             r.header("www-authenticate").as_deref(),
             Some("Bearer realm=\"tidings\"")
         );
+        assert_eq!(
+            r.header("connection").as_deref(),
+            Some("close"),
+            "the body was not read: the connection is not reused"
+        );
     }
-    assert_eq!(d.request("GET", "/api/articles", &[], None).status, 401);
+    let get = d.request("GET", "/api/articles", &[], None);
+    assert_eq!(get.status, 401);
+    assert_eq!(get.header("connection"), None, "no body: kept alive");
     assert_eq!(d.api("GET", "/api/articles", None).json()["total"], 0);
 }
 
