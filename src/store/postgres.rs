@@ -87,24 +87,32 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A deadpool pool of at most `size` connections made with `config`, opened when first used.
+fn connections(
+    config: &tokio_postgres::Config,
+    size: usize,
+) -> Result<deadpool_postgres::Pool, String> {
+    let manager = Manager::from_config(
+        config.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 impl Pool {
     pub async fn open(url: &str, size: u32) -> Result<Pool, String> {
         let config = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
         if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
             return Err("sslmode=require is not supported yet: use sslmode=disable on a private network, or a TLS tunnel".into());
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = deadpool_postgres::Pool::builder(manager)
-            .max_size(size.max(2) as usize)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let pool = connections(&config, size.max(2) as usize)?;
         let io = Io::start()?;
         let migrating = pool.clone();
         io.run(async move { migrate(&migrating).await })
@@ -184,18 +192,7 @@ impl Pool {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a database runtime: {e}"))?;
-        let manager = Manager::from_config(
-            self.config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = deadpool_postgres::Pool::builder(manager)
-            .max_size(1)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let pool = connections(&self.config, 1)?;
         Ok(Dedicated {
             runtime: std::sync::Arc::new(runtime),
             pool,
