@@ -46,12 +46,31 @@ pub fn bad_input(e: &InputError) -> Response {
 }
 
 async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    match refusal(&state, &req) {
+        None => next.run(req).await,
+        Some(mut response) => {
+            // The body is left unread, so this connection cannot carry another request: say
+            // so (RFC 9112 9.6), or the client may send its next request on a connection being
+            // closed.
+            if carries_body(&req) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            response
+        }
+    }
+}
+
+/// The answer to a request the admin API turns away (no token configured, or not the one
+/// given), or `None` to let it through.
+fn refusal(state: &AppState, req: &Request) -> Option<Response> {
     let Some(expected) = state.config.admin.token.as_deref() else {
-        return error(
+        return Some(error(
             StatusCode::SERVICE_UNAVAILABLE,
             None,
             "the admin API is off: set admin.token in tidings.toml or TIDINGS_ADMIN_TOKEN (e.g. openssl rand -hex 32) and restart",
-        );
+        ));
     };
     let given = req
         .headers()
@@ -64,26 +83,19 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
         .as_bytes()
         .ct_eq(blake3::hash(expected.as_bytes()).as_bytes())
         .into();
-    if !ok {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            None,
-            "missing or wrong admin token: send Authorization: Bearer <admin.token>",
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            http::HeaderValue::from_static("Bearer realm=\"tidings\""),
-        );
-        // The body is left unread, so this connection cannot carry another request: say so
-        // (RFC 9112 9.6), or the client may send its next request on a connection being closed.
-        if carries_body(&req) {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-        }
-        return response;
+    if ok {
+        return None;
     }
-    next.run(req).await
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        None,
+        "missing or wrong admin token: send Authorization: Bearer <admin.token>",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer realm=\"tidings\""),
+    );
+    Some(response)
 }
 
 /// Whether a request announces a body (a length other than 0, or chunks).

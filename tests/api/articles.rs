@@ -36,6 +36,17 @@ fn api_without_a_configured_token_is_503_and_says_how_to_set_one() {
         msg.contains("TIDINGS_ADMIN_TOKEN") && msg.contains("admin.token"),
         "{msg}"
     );
+    let post = d.api(
+        "POST",
+        "/api/articles",
+        Some(&article("a", "A", &[], "2026-05-27T09:00:00Z")),
+    );
+    assert_eq!(post.status, 503);
+    assert_eq!(
+        post.header("connection").as_deref(),
+        Some("close"),
+        "the body was not read: the connection is not reused"
+    );
 }
 
 #[test]
