@@ -39,6 +39,7 @@ fn migrations() -> Migrations<'static> {
             "migrations/006_instances_and_shared_limits.sql"
         )),
         M::up(include_str!("migrations/007_sent_log.sql")),
+        M::up(include_str!("migrations/008_message_id_at_claim.sql")),
     ])
 }
 

@@ -252,6 +252,8 @@ pub struct Claimed {
     pub window_end: DateTime<Utc>,
     pub article_ids: Vec<String>,
     pub attempts: u32,
+    /// Fixed when the delivery was first claimed; every attempt sends it again.
+    pub message_id: String,
 }
 
 /// What the queue holds for a worker right now.
@@ -267,7 +269,15 @@ pub enum Next {
 /// for instance `owner`, leased for `lease` by the database's clock, in the caller's
 /// transaction (so more can be written with the claim). On PostgreSQL rows another node is
 /// claiming right now are skipped (`FOR UPDATE SKIP LOCKED`), so nodes never wait on each other.
-pub fn claim(db: &Db, owner: i64, lease: chrono::Duration, limit: usize) -> Result<Next> {
+/// A delivery claimed for the first time is given its Message-ID (`new_id()`, made in id order
+/// so they sort by time); a retry, a resume or a takeover keeps the one it has.
+pub fn claim(
+    db: &Db,
+    owner: i64,
+    lease: chrono::Duration,
+    limit: usize,
+    new_id: &dyn Fn() -> String,
+) -> Result<Next> {
     fold_sent(db)?;
     let now_us = db.now_us()?;
     let skip = if db.is_postgres() {
@@ -299,15 +309,27 @@ pub fn claim(db: &Db, owner: i64, lease: chrono::Duration, limit: usize) -> Resu
     }
     let lease_until_us = now_us + lease.num_microseconds().unwrap_or(i64::MAX / 4);
     let mut claimed: Vec<Claimed> = Vec::with_capacity(ids.len());
+    ids.sort_unstable();
     // One statement for the batch (a round trip on PostgreSQL), prepared once per list size.
     for chunk in ids.chunks(crate::store::sql::ID_LIST_MAX) {
         let list = crate::store::sql::IdList::new(3, chunk);
+        // A new id for each row, used only where the row has none yet; the list is padded like
+        // the ids (the last pair repeated), so the text is one of a few.
+        let fresh: Vec<String> = chunk.iter().map(|_| new_id()).collect();
+        let len = list.len();
         let mut params: Vec<&dyn crate::store::Param> = vec![&owner, &lease_until_us];
         params.extend(list.params());
+        for i in 0..len {
+            params.push(&fresh[i.min(fresh.len() - 1)]);
+        }
+        let cases: String = (0..len)
+            .map(|i| format!(" WHEN ?{} THEN ?{}", 3 + i, 3 + len + i))
+            .collect();
         claimed.extend(db.query_map(
             &format!(
-                "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_until_us = ?2 \
-                 WHERE id IN ({}) RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts",
+                "UPDATE deliveries SET state = 'sending', lease_owner = ?1, lease_until_us = ?2, \
+                 message_id = coalesce(message_id, CASE id{cases} END) \
+                 WHERE id IN ({}) RETURNING id, run_id, subscriber_id, window_end_us, articles, attempts, message_id",
                 list.marks
             ),
             &params,
@@ -342,6 +364,7 @@ fn read_claimed(r: &crate::store::Row) -> Result<Claimed> {
         window_end: from_us(r.get(3)?),
         article_ids: serde_json::from_str(&articles).unwrap_or_default(),
         attempts: r.get::<i64>(5)?.max(0) as u32,
+        message_id: r.get(6)?,
     })
 }
 
@@ -502,7 +525,8 @@ pub fn fold_sent(db: &Db) -> Result<usize> {
 
 /// The `+` keeps SQLite from driving the join from `deliveries` (a scan of the whole ledger per
 /// fold) and looking each row up in the log: it reads the log and finds each delivery by id.
-const FOLD_DELIVERIES: &str = "UPDATE deliveries SET state = 'sent', message_id = l.message_id, \
+/// The row's `message_id` was set when it was claimed, so it is not written again here.
+const FOLD_DELIVERIES: &str = "UPDATE deliveries SET state = 'sent', \
      sent_us = l.sent_us, attempts = attempts + 1, lease_owner = NULL, lease_until_us = NULL, \
      last_error = NULL FROM sent_log l WHERE deliveries.id = +l.delivery_id";
 
@@ -571,7 +595,7 @@ fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
     db.execute(
         &format!(
             "WITH v (delivery, message_id, sent_us, subscriber, window_end) AS (VALUES {}), \
-             d AS (UPDATE deliveries SET state = 'sent', message_id = v.message_id, sent_us = v.sent_us, \
+             d AS (UPDATE deliveries SET state = 'sent', sent_us = v.sent_us, \
              attempts = attempts + 1, lease_owner = NULL, lease_until_us = NULL, last_error = NULL \
              FROM v WHERE deliveries.id = v.delivery RETURNING 1), \
              s AS (UPDATE subscribers SET window_start_us = CASE WHEN coalesce(window_start_us, 0) > v.window_end \
@@ -813,11 +837,60 @@ mod tests {
         (dir, conn)
     }
 
+    /// A delivery's Message-ID is made at its first claim and kept through a release, a retry
+    /// and a takeover by another instance; two deliveries never share one.
+    #[test]
+    fn a_delivery_keeps_the_message_id_of_its_first_claim() {
+        let (_dir, conn) = lapsed_claims();
+        let db = Db::Lite(&conn);
+        let made = std::cell::Cell::new(0);
+        let new_id = || {
+            made.set(made.get() + 1);
+            crate::mail::new_message_id("t.example")
+        };
+        let lease = chrono::Duration::seconds(-1);
+        let Next::Claimed(first) = claim(&db, 300, lease, 10, &new_id).expect("claim") else {
+            panic!("both lapsed rows are due");
+        };
+        assert_eq!(first.len(), 2);
+        assert_ne!(first[0].message_id, first[1].message_id);
+        assert!(
+            first[0].message_id < first[1].message_id,
+            "made in id order"
+        );
+        // Released, retried, and taken over by another instance once the lease lapsed.
+        release(&db, 300, &[1]).expect("release");
+        mark_retry(&db, &first[1], "4xx", Some(DateTime::<Utc>::UNIX_EPOCH)).expect("retry");
+        let Next::Claimed(again) = claim(&db, 400, lease, 10, &new_id).expect("claim") else {
+            panic!("both rows are due again");
+        };
+        let ids = |c: &[Claimed]| {
+            c.iter()
+                .map(|d| (d.id, d.message_id.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&again), ids(&first));
+        // Expired claims of 300 taken over by 500: still the same ids.
+        let Next::Claimed(taken) = claim(&db, 500, lease, 10, &new_id).expect("claim") else {
+            panic!("400's lapsed claims are due");
+        };
+        assert_eq!(ids(&taken), ids(&first));
+        let stored: String = db
+            .query_row("SELECT message_id FROM deliveries WHERE id = 1", &[], |r| {
+                r.get(0)
+            })
+            .expect("row");
+        assert_eq!(stored, first[0].message_id);
+    }
+
     #[test]
     fn a_run_never_reclaims_its_own_lapsed_claims_but_takes_others() {
         let (_dir, conn) = lapsed_claims();
         let db = Db::Lite(&conn);
-        let next = claim(&db, 100, chrono::Duration::seconds(300), 10).expect("claim");
+        let next = claim(&db, 100, chrono::Duration::seconds(300), 10, &|| {
+            crate::mail::new_message_id("t.example")
+        })
+        .expect("claim");
         let Next::Claimed(claimed) = next else {
             panic!("the other instance's lapsed claim is due");
         };
@@ -858,8 +931,11 @@ mod tests {
     fn a_digest_logged_as_sent_before_a_crash_is_never_claimed_again() {
         let (_dir, conn) = lapsed_claims();
         let db = Db::Lite(&conn);
-        conn.execute_batch("UPDATE subscribers SET window_start_us = 5, bounces = 2 WHERE id = 2")
-            .expect("window");
+        conn.execute_batch(
+            "UPDATE subscribers SET window_start_us = 5, bounces = 2 WHERE id = 2;
+             UPDATE deliveries SET message_id = '<m@example.com>' WHERE id = 2",
+        )
+        .expect("window, and the id the claim gave");
         let at = from_us(1_700_000_000_000_000);
         mark_sent(
             &db,
@@ -881,7 +957,10 @@ mod tests {
         assert_eq!(state, "sending");
         assert_eq!(logged_sent(&db).expect("logged").len(), 1);
         // Instance 100 would take over 200's lapsed row 2: the fold first makes it sent.
-        let next = claim(&db, 100, chrono::Duration::seconds(300), 10).expect("claim");
+        let next = claim(&db, 100, chrono::Duration::seconds(300), 10, &|| {
+            crate::mail::new_message_id("t.example")
+        })
+        .expect("claim");
         assert!(
             !matches!(&next, Next::Claimed(c) if c.iter().any(|c| c.id == 2)),
             "a sent digest was claimed again"
@@ -925,6 +1004,8 @@ mod tests {
     fn a_logged_digest_is_out_of_the_queue_and_found_by_its_message_id() {
         let (_dir, conn) = lapsed_claims();
         let db = Db::Lite(&conn);
+        conn.execute_batch("UPDATE deliveries SET message_id = '<m2@example.com>' WHERE id = 2")
+            .expect("the id the claim gave");
         assert_eq!(queue_depth(&db).expect("depth"), 2);
         mark_sent(
             &db,

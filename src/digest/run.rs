@@ -267,7 +267,9 @@ impl Digests {
             .write(move |tx| {
                 let link_ttl = Duration::days(this.config.subscribers.link_ttl_days as i64);
                 let now = Utc::now();
-                let claimed = match ledger::claim(tx, instance_id(), this.lease(), BATCH)? {
+                let new_id = || this.mailer.new_message_id();
+                let claimed = match ledger::claim(tx, instance_id(), this.lease(), BATCH, &new_id)?
+                {
                     Next::Claimed(c) => c,
                     Next::WaitUntil(at) => return Ok(Batch::WaitUntil(at)),
                     Next::Empty => return Ok(Batch::Empty),

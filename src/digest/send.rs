@@ -66,9 +66,12 @@ impl Digests {
             },
             unsubscribe_url: &unsubscribe_url,
         };
-        let message =
-            self.mailer
-                .build_from_template(&template, who, &[prefs.as_str(), unsub.as_str()]);
+        let message = self.mailer.build_from_template(
+            &template,
+            who,
+            &[prefs.as_str(), unsub.as_str()],
+            d.message_id.clone(),
+        );
         Ok(Ok(Outgoing {
             delivery: d,
             subscriber,

@@ -67,6 +67,9 @@ pub struct OutgoingEmail {
     pub unsubscribe_url: String,
     pub subscriber: i64,
     pub delivery: Delivery,
+    /// The Message-ID its row was given when first claimed (every attempt sends the same one);
+    /// `None`: a new one.
+    pub message_id: Option<String>,
 }
 
 /// Who one copy of a message is for: the address, the subscriber, which delivery it is (for the
@@ -252,7 +255,8 @@ impl Mailer {
         }
     }
 
-    fn message_id(&self) -> String {
+    /// A new Message-ID on the site's host (`new_message_id`).
+    pub fn new_message_id(&self) -> String {
         new_message_id(&self.message_id_domain)
     }
 
@@ -265,7 +269,10 @@ impl Mailer {
 
     /// Builds the complete message: headers, multipart/alternative (text, then HTML), DKIM.
     pub fn build(&self, email: &OutgoingEmail) -> Result<Prepared, SendError> {
-        let message_id = self.message_id();
+        let message_id = match &email.message_id {
+            Some(id) => id.clone(),
+            None => self.new_message_id(),
+        };
         let message = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, email.to.clone()))
@@ -287,15 +294,15 @@ impl Mailer {
     }
 
     /// Builds one recipient's copy of a bulk message: `values` go over the template's
-    /// placeholders.
+    /// placeholders; `message_id` is the delivery's own (the same on every attempt).
     pub fn build_from_template(
         &self,
         template: &bulk::BodyTemplate,
         who: Recipient<'_>,
         values: &[&str],
+        message_id: String,
     ) -> Result<Prepared, SendError> {
         let body = template.fill(values).map_err(Self::build_error)?;
-        let message_id = self.message_id();
         // The body stays out of lettre's message: only the header fields are formatted.
         let message = Message::builder()
             .from(self.from.clone())
@@ -480,8 +487,10 @@ pub fn header_text(s: &str) -> String {
 /// A new Message-ID: a UUIDv7 (RFC 9562; 74 random bits after a millisecond timestamp). Ids
 /// made later sort later, so the ledger's `message_id` index grows at its end: random UUIDv4s
 /// dirtied a random index page per sent digest, and each commit wrote them all to the WAL
-/// (BENCHMARKS.md, 2026-12-03: 6–10% more digests/s on SQLite).
-fn new_message_id(domain: &str) -> String {
+/// (BENCHMARKS.md, 2026-12-03: 6–10% more digests/s on SQLite). A delivery (digest or outbox
+/// row) gets one when first claimed and keeps it, so a copy re-sent after a crash or a takeover
+/// carries the first copy's id, and mailboxes that de-duplicate on it show one message.
+pub fn new_message_id(domain: &str) -> String {
     format!("<{}@{domain}>", uuid::Uuid::now_v7())
 }
 

@@ -77,12 +77,21 @@ pub struct Claimed {
     pub template: Template,
     pub attempts: u32,
     pub lease_until: DateTime<Utc>,
+    /// Given at the row's first claim; every attempt sends it again.
+    pub message_id: String,
 }
 
 /// Claims for instance `owner` the oldest row that is due (or whose claim lapsed), or row
 /// `only` if it is due. Times are the database's clock; on PostgreSQL a row another node is
-/// claiming is skipped, not waited for.
-pub fn claim(db: &Db, owner: i64, lease: Duration, only: Option<i64>) -> Result<Option<Claimed>> {
+/// claiming is skipped, not waited for. A row claimed for the first time keeps `new_id` as its
+/// Message-ID; a retry or a takeover sends the one it already has.
+pub fn claim(
+    db: &Db,
+    owner: i64,
+    lease: Duration,
+    only: Option<i64>,
+    new_id: &dyn Fn() -> String,
+) -> Result<Option<Claimed>> {
     let now_us = db.now_us()?;
     let sql = format!(
         "SELECT id, subscriber_id, template, attempts FROM outbox \
@@ -98,9 +107,11 @@ pub fn claim(db: &Db, owner: i64, lease: Duration, only: Option<i64>) -> Result<
         return Ok(None);
     };
     let lease_until_us = now_us + lease.num_microseconds().unwrap_or(i64::MAX / 4);
-    db.execute(
-        "UPDATE outbox SET state = 'sending', lease_until_us = ?2, lease_owner = ?3 WHERE id = ?1",
-        params![id, lease_until_us, owner],
+    let message_id: String = db.query_row(
+        "UPDATE outbox SET state = 'sending', lease_until_us = ?2, lease_owner = ?3, \
+         message_id = coalesce(message_id, ?4) WHERE id = ?1 RETURNING message_id",
+        params![id, lease_until_us, owner, new_id()],
+        |r| r.get(0),
     )?;
     Ok(Some(Claimed {
         id,
@@ -108,6 +119,7 @@ pub fn claim(db: &Db, owner: i64, lease: Duration, only: Option<i64>) -> Result<
         template: Template::parse(&template),
         attempts: u32::try_from(attempts).unwrap_or(0),
         lease_until: DateTime::from_timestamp_micros(lease_until_us).unwrap_or_default(),
+        message_id,
     }))
 }
 
@@ -301,6 +313,10 @@ mod tests {
         assert_eq!(depth(&conn).expect("depth"), 1);
     }
 
+    fn new_id() -> String {
+        crate::mail::new_message_id("t.example")
+    }
+
     #[test]
     fn a_claim_is_exclusive_until_it_lapses_and_then_only_the_new_owner_finishes_it() {
         let (_dir, conn, s) = db();
@@ -308,15 +324,19 @@ mod tests {
         let now = Utc::now();
         enqueue(&conn, s, Template::Welcome, now, now + Duration::hours(1)).expect("enqueue");
         // A claim that lapsed at once (as if its owner stalled past its lease).
-        let first = claim(&conn, 1, Duration::seconds(-1), None)
+        let first = claim(&conn, 1, Duration::seconds(-1), None, &new_id)
             .expect("claim")
             .expect("due");
         assert!(!still_held(&conn, first.id, 1).expect("held"));
-        let second = claim(&conn, 2, Duration::seconds(30), None)
+        let second = claim(&conn, 2, Duration::seconds(30), None, &new_id)
             .expect("claim")
             .expect("lapsed claim taken over");
         assert_eq!(second.id, first.id);
-        assert!(claim(&conn, 3, Duration::seconds(30), None)
+        assert_eq!(
+            second.message_id, first.message_id,
+            "the first claim's id, kept"
+        );
+        assert!(claim(&conn, 3, Duration::seconds(30), None, &new_id)
             .expect("claim")
             .is_none());
         assert!(still_held(&conn, second.id, 2).expect("held"));
@@ -340,7 +360,7 @@ mod tests {
             now - Duration::seconds(1),
         )
         .expect("enqueue");
-        assert!(claim(&conn, 1, Duration::seconds(30), None)
+        assert!(claim(&conn, 1, Duration::seconds(30), None, &new_id)
             .expect("claim")
             .is_none());
         let dropped = drop_expired(&conn, now).expect("drop");

@@ -72,7 +72,8 @@ impl Subscriptions {
             .write(move |tx| {
                 let now = Utc::now();
                 this.record_dropped(tx, now)?;
-                let Some(job) = super::claim(tx, instance_id(), lease, only)? else {
+                let new_id = || this.mailer.new_message_id();
+                let Some(job) = super::claim(tx, instance_id(), lease, only, &new_id)? else {
                     return Ok(None);
                 };
                 let ready = prepare(tx, &job, now, confirm_ttl, link_ttl)?;
@@ -97,7 +98,10 @@ impl Subscriptions {
             .email(job.template.as_str(), subscriber, links, job.id)
             .await
         {
-            Ok(e) => e,
+            Ok(e) => crate::mail::OutgoingEmail {
+                message_id: Some(job.message_id.clone()),
+                ..e
+            },
             Err(e) => return Outcome::Failed(format!("cannot render the email: {e}")),
         };
         // The last check before the content goes: a worker paused past its lease must not send

@@ -495,6 +495,15 @@ impl IdList {
         IdList { marks, ids: padded }
     }
 
+    /// How many placeholders `marks` holds (the ids, padded).
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
     pub fn params(&self) -> impl Iterator<Item = &dyn Param> {
         self.ids.iter().map(|id| id as &dyn Param)
     }

@@ -313,6 +313,7 @@ impl Subscriptions {
             unsubscribe_url,
             subscriber: subscriber.id,
             delivery: crate::mail::Delivery::Single { id: outbox_id },
+            message_id: None,
         })
     }
 }

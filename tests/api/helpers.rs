@@ -566,6 +566,31 @@ pub fn received(sink: &SmtpSink) -> std::collections::HashMap<String, usize> {
     counts
 }
 
+/// Checks that every recipient's copies (one digest each in these tests) carry one Message-ID:
+/// a copy sent again after a kill or a takeover repeats the first copy's id. Returns how many
+/// copies were repeats, so a test can say whether its crash doubled anything.
+pub fn assert_one_message_id_per_recipient(sink: &SmtpSink) -> usize {
+    let mut ids: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for m in sink.messages() {
+        ids.entry(m.header("To").unwrap_or_default())
+            .or_default()
+            .push(m.header("Message-ID").unwrap_or_default());
+    }
+    let mut repeats = 0;
+    for (to, copies) in &ids {
+        let distinct: std::collections::BTreeSet<&String> = copies.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "{to} got {} copies with different Message-IDs: {distinct:?}",
+            copies.len()
+        );
+        assert!(!copies[0].is_empty(), "{to}: no Message-ID");
+        repeats += copies.len() - 1;
+    }
+    repeats
+}
+
 /// The `tidings` binary with a cleared environment (only `PATH`, plus `env`), run in `dir`, with
 /// no standard input: nothing from the developer's shell or checkout reaches it.
 pub fn tidings(dir: &Path, env: &[(String, String)]) -> Command {

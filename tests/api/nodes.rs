@@ -132,6 +132,11 @@ fn a_run_started_on_both_nodes_survives_one_killed_and_sends_each_digest_once() 
         doubled <= CONCURRENCY,
         "only digests in flight on the killed node may go twice: {doubled} extra"
     );
+    // B's copies of what A had in flight repeat A's Message-IDs.
+    assert_eq!(
+        crate::helpers::assert_one_message_id_per_recipient(&sink),
+        doubled
+    );
     b.start_again();
     assert_eq!(unfinished_deliveries(&b), 0);
     assert_eq!(runs(&b), 1, "one run planned, not two");

@@ -57,6 +57,11 @@ fn killed_at_several_points_every_subscriber_ends_with_one_digest() {
         "only messages in flight at a kill may arrive twice: {doubled} extra"
     );
     assert!(counts.values().all(|c| *c <= 2));
+    // Each copy sent again carries the first copy's Message-ID, so a mailbox that
+    // de-duplicates on it shows one message.
+    let repeats = crate::helpers::assert_one_message_id_per_recipient(&sink);
+    assert_eq!(repeats, doubled);
+    eprintln!("{doubled} digests arrived twice, each with its first copy's Message-ID");
     if !crate::helpers::on_postgres() {
         let conn = rusqlite::Connection::open(d.dir.join("tidings.db")).expect("db");
         let ok: String = conn
@@ -309,6 +314,12 @@ fn a_process_paused_past_its_lease_does_not_send_what_another_took_over() {
     assert!(
         doubled <= CONCURRENCY,
         "at most the digest each paused connection had started may go twice: {doubled} extra"
+    );
+    // A delivery taken over keeps its Message-ID: a copy the paused process still sent and the
+    // new owner's copy are the same message to a mailbox.
+    assert_eq!(
+        crate::helpers::assert_one_message_id_per_recipient(&sink),
+        doubled
     );
     assert_eq!(crate::helpers::unfinished_deliveries(&d), 0);
 }
