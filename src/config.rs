@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::secret::{Secret, SecretUrl};
+
 /// Every configuration key, its type, and its environment variable (derived from the key).
 /// The README's configuration table is checked against this list by a test.
 pub const KEYS: &[(&str, Kind)] = &[
@@ -145,14 +147,14 @@ pub struct SesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PostmarkConfig {
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailgunConfig {
     /// The HTTP webhook signing key (Mailgun: Sending → Webhooks).
-    pub signing_key: Option<String>,
+    pub signing_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -238,8 +240,9 @@ pub struct DatabaseConfig {
     /// The SQLite file (the default, `data/tidings.db`); resolved from `url` when that is a
     /// `sqlite:` URL. Setting both `url` and `path` is an error.
     pub path: PathBuf,
-    /// `sqlite:PATH` or `postgres://user:pass@host:port/db?sslmode=…`.
-    pub url: Option<String>,
+    /// `sqlite:PATH` or `postgres://user:pass@host:port/db?sslmode=…` (prints without its
+    /// password).
+    pub url: Option<SecretUrl>,
     /// Connections per node (PostgreSQL), or SQLite reader connections.
     pub pool_size: u32,
     #[serde(skip)]
@@ -249,7 +252,7 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     /// Where the database is, as `url` or `path` says.
     pub fn location(&self) -> crate::store::Location {
-        match self.url.as_deref() {
+        match self.url.as_ref().map(SecretUrl::expose) {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 crate::store::Location::Postgres(url.to_string())
             }
@@ -284,20 +287,21 @@ pub struct FeedsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Bearer token for `/api`; unset means the API is closed (503).
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailConfig {
-    /// `file:PATH` (write .eml files) or `smtp://host:port` / `smtps://host:port`.
-    pub transport: String,
+    /// `file:PATH` (write .eml files) or `smtp://host:port` / `smtps://host:port`, optionally
+    /// `smtp://user:pass@host:port` (prints without the password).
+    pub transport: SecretUrl,
     /// `none`, `starttls` or `tls` for `smtp://` transports.
     pub tls: String,
     /// Extra certificate authorities (PEM) trusted for the SMTP server's certificate.
     pub tls_ca_file: Option<PathBuf>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `Name <address>` every message comes from.
     pub from: String,
     /// `List-Id` header; default `<digest.{site host}>` with the site title.
@@ -373,7 +377,7 @@ pub struct SubscribersConfig {
 impl Default for MailConfig {
     fn default() -> Self {
         MailConfig {
-            transport: "file:data/outbox".into(),
+            transport: SecretUrl::new("file:data/outbox"),
             tls: "auto".into(),
             tls_ca_file: None,
             username: None,
@@ -531,7 +535,13 @@ impl Config {
         };
         self.bind_addr()
             .map_err(|m| invalid("server.bind", m.to_string()))?;
-        if let Some(url) = self.database.url.clone().filter(|u| !u.trim().is_empty()) {
+        if let Some(url) = self
+            .database
+            .url
+            .as_ref()
+            .map(|u| u.expose().to_string())
+            .filter(|u| !u.trim().is_empty())
+        {
             if self.database.path_set {
                 return Err(invalid(
                     "database.url",
@@ -665,16 +675,23 @@ impl Config {
             ));
         }
         for field in [
-            &mut self.mail.username,
             &mut self.mail.password,
+            &mut self.admin.token,
+            &mut self.webhooks.postmark.password,
+            &mut self.webhooks.mailgun.signing_key,
+        ] {
+            if field.as_ref().is_some_and(|v| v.expose().trim().is_empty()) {
+                *field = None;
+            }
+        }
+        for field in [
+            &mut self.mail.username,
             &mut self.mail.list_id,
             &mut self.mail.unsubscribe_mailto,
             &mut self.mail.return_path,
             &mut self.mail.inbound.bind,
             &mut self.webhooks.ses.topic_arn,
             &mut self.webhooks.postmark.username,
-            &mut self.webhooks.postmark.password,
-            &mut self.webhooks.mailgun.signing_key,
             &mut self.webhooks.sendgrid.public_key,
             &mut self.mail.dkim.selector,
             &mut self.mail.dkim.domain,
@@ -788,9 +805,9 @@ impl Config {
             ));
         }
         if let Some(token) = &self.admin.token {
-            if token.is_empty() {
+            if token.expose().is_empty() {
                 self.admin.token = None;
-            } else if token.len() < 16 {
+            } else if token.expose().len() < 16 {
                 return Err(invalid(
                     "admin.token",
                     "must be at least 16 characters (try: openssl rand -hex 32)".into(),
@@ -929,8 +946,44 @@ mod tests {
         assert_eq!(c.server.bind, "127.0.0.1:0");
         assert_eq!(c.feeds.items, 10);
         assert_eq!(c.feeds.max_age, 60);
-        assert_eq!(c.admin.token.as_deref(), Some("0123456789abcdef0123"));
+        assert_eq!(
+            c.admin.token.as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123")
+        );
         assert_eq!(c.site.base_url, "https://blog.example");
+    }
+
+    /// A configuration printed with `{:?}` (as a log line might) shows no secret.
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let c = load(
+            "[database]\nurl = \"postgres://u:db-secret@127.0.0.1:5432/t?sslmode=disable\"\n",
+            &[
+                ("TIDINGS_ADMIN_TOKEN", "token-secret-0123456789"),
+                (
+                    "TIDINGS_MAIL_TRANSPORT",
+                    "smtp://u:url-secret@relay.example:587",
+                ),
+                ("TIDINGS_MAIL_USERNAME", "u"),
+                ("TIDINGS_MAIL_PASSWORD", "mail-secret"),
+                ("TIDINGS_WEBHOOKS_POSTMARK_USERNAME", "p"),
+                ("TIDINGS_WEBHOOKS_POSTMARK_PASSWORD", "postmark-secret"),
+                ("TIDINGS_WEBHOOKS_MAILGUN_SIGNING_KEY", "mailgun-secret"),
+            ],
+        )
+        .expect("loads");
+        let shown = format!("{c:?} {:?}", c.database.location());
+        for secret in [
+            "db-secret",
+            "token-secret",
+            "url-secret",
+            "mail-secret",
+            "postmark-secret",
+            "mailgun-secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("relay.example:587") && shown.contains("[redacted]"));
     }
 
     #[test]

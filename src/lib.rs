@@ -14,6 +14,7 @@ pub mod mail;
 pub mod metrics;
 pub mod outbox;
 pub mod schedule;
+pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod subscribers;

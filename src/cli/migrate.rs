@@ -4,14 +4,18 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::secret::SecretUrl;
 use crate::store::{copy, Location, Store};
 
 /// The environment variable that may give the target instead of `--to`, so the password does not
 /// show in the process list.
 pub const TARGET_ENV: &str = "TIDINGS_MIGRATE_TO";
 
-pub fn migrate(config: &Config, to: Option<String>) -> anyhow::Result<ExitCode> {
-    let Some(target_url) = to.or_else(|| std::env::var(TARGET_ENV).ok()) else {
+pub fn migrate(config: &Config, to: Option<SecretUrl>) -> anyhow::Result<ExitCode> {
+    let Some(target_url) = to
+        .or_else(|| std::env::var(TARGET_ENV).ok().map(SecretUrl::new))
+        .map(|u| u.expose().to_string())
+    else {
         eprintln!("error: --to: give the PostgreSQL URL to copy into (or set {TARGET_ENV})");
         return Ok(ExitCode::FAILURE);
     };

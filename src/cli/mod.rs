@@ -99,13 +99,19 @@ pub enum Command {
         /// The PostgreSQL URL to copy into; TIDINGS_MIGRATE_TO may give it instead, so the
         /// password stays out of the process list.
         #[arg(long)]
-        to: Option<String>,
+        to: Option<crate::secret::SecretUrl>,
     },
 }
 
+/// The most lettre may log (see `init_logging`).
+const LETTRE_AT_MOST: &str = "lettre=info";
+
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // lettre logs every SMTP command at debug level, `AUTH PLAIN <base64 of the password>`
+        // among them: never below info, whatever RUST_LOG asks.
+        .add_directive(LETTRE_AT_MOST.parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -22,7 +22,9 @@ pub(super) struct Direct {
 
 pub(super) fn transport(config: &Config) -> Result<Transport, MailConfigError> {
     let mail = &config.mail;
-    let spec = mail.transport.trim();
+    // The URL as written (its password too) is used only to connect; messages show `shown`.
+    let spec = mail.transport.expose().trim();
+    let shown = crate::secret::redact_url(spec);
     if let Some(path) = spec.strip_prefix("file:") {
         let dir = PathBuf::from(path);
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -36,7 +38,7 @@ pub(super) fn transport(config: &Config) -> Result<Transport, MailConfigError> {
     let url = url::Url::parse(spec).map_err(|_| {
         config_error(
             "mail.transport",
-            format!("'{spec}' is neither file:PATH nor smtp://host:port"),
+            format!("'{shown}' is neither file:PATH nor smtp://host:port"),
         )
     })?;
     let implicit_tls = match url.scheme() {
@@ -51,7 +53,7 @@ pub(super) fn transport(config: &Config) -> Result<Transport, MailConfigError> {
     };
     let host = url
         .host_str()
-        .ok_or_else(|| config_error("mail.transport", format!("'{spec}' has no host")))?
+        .ok_or_else(|| config_error("mail.transport", format!("'{shown}' has no host")))?
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
     let port = url.port().unwrap_or(if implicit_tls { 465 } else { 587 });
@@ -89,9 +91,15 @@ pub(super) fn transport(config: &Config) -> Result<Transport, MailConfigError> {
     };
     let implicit = matches!(tls, Tls::Wrapper(_));
     let timeout = Duration::from_secs(mail.timeout_seconds.max(1));
+    // `mail.username` / `mail.password`, else the user and password written in the URL.
+    let in_url = || {
+        let user = percent_decoded(url.username())?;
+        let pass = percent_decoded(url.password()?)?;
+        (!user.is_empty()).then(|| Credentials::new(user, pass))
+    };
     let credentials = match (&mail.username, &mail.password) {
-        (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.clone())),
-        _ => None,
+        (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.expose().to_string())),
+        _ => in_url(),
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
         .port(port)
@@ -109,6 +117,14 @@ pub(super) fn transport(config: &Config) -> Result<Transport, MailConfigError> {
         timeout,
     };
     Ok(Transport::Smtp(builder.build(), direct))
+}
+
+/// A URL's user or password as it was before percent-encoding; `None` if it is not UTF-8.
+fn percent_decoded(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|v| v.into_owned())
 }
 
 /// Whether `host` is this machine: `localhost`, 127.0.0.0/8 or ::1.

@@ -57,10 +57,23 @@ impl Error {
 }
 
 /// Which database, as `database.url` (or `database.path`) named it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     Sqlite(std::path::PathBuf),
     Postgres(String),
+}
+
+/// Prints a PostgreSQL URL without its password.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            Location::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&crate::secret::redact_url(url))
+                .finish(),
+        }
+    }
 }
 
 impl Location {

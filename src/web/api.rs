@@ -65,7 +65,7 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
 /// The answer to a request the admin API turns away (no token configured, or not the one
 /// given), or `None` to let it through.
 fn refusal(state: &AppState, req: &Request) -> Option<Response> {
-    let Some(expected) = state.config.admin.token.as_deref() else {
+    let Some(expected) = state.config.admin.token.as_ref().map(|t| t.expose()) else {
         return Some(error(
             StatusCode::SERVICE_UNAVAILABLE,
             None,

@@ -20,6 +20,7 @@ mod nodes;
 mod outbox;
 mod postfix_relay;
 mod reliability;
+mod secrets;
 mod stopping;
 mod subscribe;
 mod suppressions;

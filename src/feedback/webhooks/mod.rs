@@ -60,10 +60,14 @@ impl Webhooks {
             }
         };
         let postmark = match (&w.postmark.username, &w.postmark.password) {
-            (Some(u), Some(p)) => Some(postmark::Postmark::new(u, p)),
+            (Some(u), Some(p)) => Some(postmark::Postmark::new(u, p.expose())),
             _ => None,
         };
-        let mailgun = w.mailgun.signing_key.as_deref().map(mailgun::Mailgun::new);
+        let mailgun = w
+            .mailgun
+            .signing_key
+            .as_ref()
+            .map(|k| mailgun::Mailgun::new(k.expose()));
         let sendgrid = match &w.sendgrid.public_key {
             None => None,
             Some(k) => Some(
