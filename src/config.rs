@@ -31,6 +31,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("server.trust_proxy", Kind::Bool),
     ("server.max_connections", Kind::Int),
     ("server.body_timeout_seconds", Kind::Int),
+    ("server.shutdown_seconds", Kind::Int),
     ("mail.transport", Kind::Str),
     ("mail.tls", Kind::Str),
     ("mail.tls_ca_file", Kind::Str),
@@ -221,6 +222,8 @@ pub struct ServerConfig {
     pub max_connections: u32,
     /// A request body that sends nothing for this long is dropped (and its connection closed).
     pub body_timeout_seconds: u32,
+    /// From SIGTERM to exit at most: what is in flight is finished or handed back within it.
+    pub shutdown_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -419,6 +422,7 @@ impl Default for ServerConfig {
             trust_proxy: false,
             max_connections: 10_000,
             body_timeout_seconds: 30,
+            shutdown_seconds: 15,
         }
     }
 }
@@ -579,6 +583,12 @@ impl Config {
             return Err(invalid(
                 "server.max_connections",
                 "must be at least 1".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.server.shutdown_seconds) {
+            return Err(invalid(
+                "server.shutdown_seconds",
+                format!("{} is out of range 1..=3600", self.server.shutdown_seconds),
             ));
         }
         if !(1..=3600).contains(&self.server.body_timeout_seconds) {
@@ -815,6 +825,11 @@ impl Config {
             }
         }
         Ok(self)
+    }
+
+    /// `server.shutdown_seconds`: the whole time a stop may take.
+    pub fn shutdown_budget(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.server.shutdown_seconds))
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {

@@ -172,14 +172,23 @@ pub async fn run(
         prometheus,
     ));
     let chores = tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
-    let outbox = tokio::spawn(state.subscriptions.clone().run_outbox(shutdown.clone()));
-    web::serve(listener, state, shutdown.clone()).await;
-    if let Err(e) = scheduler.shutdown().await {
+    // Every wait from here on ends by the deadline (`server.shutdown_seconds` after the stop
+    // was asked for): what is still running then is left, and the process exits.
+    let deadline = digests.deadline.clone();
+    let outbox = tokio::spawn(
+        state
+            .subscriptions
+            .clone()
+            .run_outbox(shutdown.clone(), deadline.clone()),
+    );
+    web::serve(listener, state, shutdown.clone(), &deadline).await;
+    if let Some(Err(e)) = deadline.within("the scheduler", scheduler.shutdown()).await {
         tracing::warn!(error = %e, "scheduler did not stop cleanly");
     }
-    // The digest workers stop taking deliveries on shutdown; wait for the ones in flight (their
-    // `sent` rows are committed by the ledger thread before a run ends).
-    digests.idle().await;
+    // The digest workers stop taking deliveries on shutdown and finish the ones in flight
+    // (their `sent` rows are committed by the ledger thread before a run ends); a send still
+    // going near the deadline is cut off before its final dot and handed back.
+    deadline.within("the digest run", digests.idle()).await;
     for (name, task) in [
         ("the inbound listener", inbound),
         ("the outbox worker", Some(outbox)),
@@ -187,7 +196,7 @@ pub async fn run(
         ("housekeeping", Some(chores)),
     ] {
         if let Some(task) = task {
-            if task.await.is_err() {
+            if let Some(Err(_)) = deadline.within(name, task).await {
                 tracing::warn!("{name} panicked");
             }
         }
@@ -195,12 +204,7 @@ pub async fn run(
     // The last handle to the publisher is gone with the server; let it, the finisher, the
     // mirror and WebSub finish what they were doing.
     let joined = tokio::task::spawn_blocking(move || feed_threads.join());
-    if tokio::time::timeout(Duration::from_secs(5), joined)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the feed threads did not stop within 5 s");
-    }
+    deadline.within("the feed threads", joined).await;
     tracing::info!("stopped");
     Ok(())
 }

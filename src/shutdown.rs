@@ -36,3 +36,73 @@ pub fn cancel_on_signal(token: CancellationToken) {
         token.cancel();
     });
 }
+
+/// The time a stop may take (`server.shutdown_seconds`), counted from the moment `token` is
+/// cancelled. Every wait on the way out goes through it, so nothing tidings started (HTTP
+/// connections, digest workers, the outbox, the feed threads, WebSub retries) holds the exit
+/// longer.
+#[derive(Clone)]
+pub struct Deadline {
+    token: CancellationToken,
+    budget: std::time::Duration,
+    at: std::sync::Arc<std::sync::OnceLock<tokio::time::Instant>>,
+}
+
+impl Deadline {
+    pub fn new(token: CancellationToken, budget: std::time::Duration) -> Deadline {
+        Deadline {
+            token,
+            budget,
+            at: std::sync::Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    pub fn budget(&self) -> std::time::Duration {
+        self.budget
+    }
+
+    /// When the budget runs out; the first caller after the stop was asked for fixes it.
+    fn at(&self) -> tokio::time::Instant {
+        *self
+            .at
+            .get_or_init(|| tokio::time::Instant::now() + self.budget)
+    }
+
+    /// Resolves when the budget is spent (never before a stop is asked for).
+    pub async fn reached(&self) {
+        self.token.cancelled().await;
+        tokio::time::sleep_until(self.at()).await;
+    }
+
+    /// Resolves a little before the deadline (a quarter of the budget, at most a second): the
+    /// moment to cut off sends still in progress, leaving time to hand them back and record
+    /// what the server already took.
+    pub async fn closing(&self) {
+        self.token.cancelled().await;
+        let margin = (self.budget / 4).min(std::time::Duration::from_secs(1));
+        tokio::time::sleep_until(self.at() - margin).await;
+    }
+
+    /// Time left before the deadline once a stop is asked for; the whole budget before.
+    pub fn remaining(&self) -> std::time::Duration {
+        if !self.token.is_cancelled() {
+            return self.budget;
+        }
+        self.at()
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// `f`, unless the deadline comes first: then `None`, and a warning names `what`.
+    pub async fn within<F: std::future::Future>(&self, what: &str, f: F) -> Option<F::Output> {
+        tokio::select! {
+            out = f => Some(out),
+            _ = self.reached() => {
+                tracing::warn!(
+                    "{what} did not stop within server.shutdown_seconds ({} s); left behind",
+                    self.budget.as_secs()
+                );
+                None
+            }
+        }
+    }
+}

@@ -134,7 +134,17 @@ pub fn digest(config: &Config, cmd: DigestCommand) -> anyhow::Result<ExitCode> {
                         .flush();
                     report
                 } else {
-                    digests.run(opts, Some(progress)).await?
+                    // A stop is bounded by server.shutdown_seconds, as the daemon's is: sends
+                    // still going near it are cut off and handed back to the next run.
+                    let run = digests.run(opts, Some(progress));
+                    match digests.deadline.within("the digest run", run).await {
+                        Some(report) => report?,
+                        None => {
+                            bar.finish_and_clear();
+                            eprintln!("stopped on request: server.shutdown_seconds ran out; what was not recorded is sent by the next run");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
                 };
                 bar.finish_and_clear();
                 if dry_run {

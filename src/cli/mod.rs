@@ -112,8 +112,11 @@ pub fn init_logging(format: LogFormat) {
         // lettre logs every SMTP command at debug level, `AUTH PLAIN <base64 of the password>`
         // among them: never below info, whatever RUST_LOG asks.
         .add_directive(LETTRE_AT_MOST.parse().expect("a valid directive"));
+    // Colours only on a terminal: a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

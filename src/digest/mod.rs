@@ -124,6 +124,9 @@ pub struct Digests {
     running: tokio::sync::Mutex<()>,
     /// Stop taking new deliveries (SIGTERM).
     pub stop: CancellationToken,
+    /// How long the stop may take (`server.shutdown_seconds`): a send still going near it is
+    /// cut off before its final dot and handed back.
+    pub deadline: crate::shutdown::Deadline,
     /// Claims this process holds, by delivery id: until when (by this node's monotonic clock,
     /// measured from the database's grant) it may still start sending each.
     leases: Mutex<std::collections::HashMap<i64, std::time::Instant>>,
@@ -162,6 +165,7 @@ impl Digests {
         templates: Arc<Templates>,
         stop: CancellationToken,
     ) -> Digests {
+        let deadline = crate::shutdown::Deadline::new(stop.clone(), config.shutdown_budget());
         Digests {
             config,
             store,
@@ -169,6 +173,7 @@ impl Digests {
             templates,
             metrics: crate::metrics::Metrics::new(),
             running: tokio::sync::Mutex::new(()),
+            deadline,
             stop,
             leases: Mutex::new(std::collections::HashMap::new()),
             article_cache: Mutex::new(std::collections::HashMap::new()),

@@ -225,9 +225,30 @@ impl Digests {
                     continue;
                 }
             }
-            let exchange = session
-                .exchange(ready_message(&open), ready_message(&next))
-                .await;
+            // Near the stop's deadline a send still going is cut off: the connection is dropped
+            // (a message whose final dot was not written is discarded by the server) and both
+            // digests are handed back for the next start.
+            let exchange = tokio::select! {
+                e = session.exchange(ready_message(&open), ready_message(&next)) => e,
+                _ = self.deadline.closing() => {
+                    session.abandon();
+                    let ids: Vec<i64> = open.iter().chain(next.iter()).map(|o| o.delivery.id).collect();
+                    tracing::warn!(deliveries = ?ids, "stopping: digests cut off before their final dot, handed back");
+                    for id in &ids {
+                        self.metrics.claims_released.increment(1);
+                        self.settled(*id);
+                    }
+                    let _ = self
+                        .write(move |db| Ok(ledger::release(db, instance_id(), &ids)?))
+                        .await;
+                    for _ in open.iter().chain(next.iter()) {
+                        settle(Outcome::Released);
+                    }
+                    // The deliveries still queued for this worker are handed back by the loop.
+                    open = None;
+                    continue;
+                }
+            };
             if let Some(o) = open.take() {
                 match exchange.content {
                     Some(Ok(message_id)) => {

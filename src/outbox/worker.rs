@@ -36,8 +36,14 @@ enum Ready {
 }
 
 impl Subscriptions {
-    /// Sends queued emails until `shutdown`; the one in flight is finished first.
-    pub async fn run_outbox(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Sends queued emails until `shutdown`; the one in flight is finished first, unless
+    /// `deadline` comes near (then it is cut off before its final dot and tried again later).
+    pub async fn run_outbox(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        deadline: crate::shutdown::Deadline,
+    ) {
+        let _ = self.stopping.set(deadline);
         loop {
             if shutdown.is_cancelled() {
                 return;
@@ -115,7 +121,20 @@ impl Subscriptions {
             Ok(false) => return Outcome::Lost,
             Err(e) => return Outcome::Retry(format!("cannot check the claim: {e}")),
         }
-        match self.mailer.send(&email).await {
+        let cut_off = async {
+            match self.stopping.get() {
+                Some(d) => d.closing().await,
+                None => std::future::pending().await,
+            }
+        };
+        let sent = tokio::select! {
+            sent = self.mailer.send(&email) => sent,
+            _ = cut_off => {
+                tracing::warn!(outbox = id, "stopping: email cut off before its final dot; sent after the next start");
+                return Outcome::Retry("stopped before it was sent".into());
+            }
+        };
+        match sent {
             Ok(id) => Outcome::Sent(id),
             Err(e) if e.failure == Failure::Transient => Outcome::Retry(e.message),
             Err(e) => Outcome::Failed(e.message),

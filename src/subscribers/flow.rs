@@ -39,6 +39,9 @@ pub struct Subscriptions {
     pub metrics: crate::metrics::Metrics,
     /// Wakes the outbox worker when a flow has queued an email.
     pub outbox_wake: tokio::sync::Notify,
+    /// The daemon's stop deadline, once its outbox worker runs: a send still going near it is
+    /// cut off and retried after the next start.
+    pub stopping: std::sync::OnceLock<crate::shutdown::Deadline>,
 }
 
 /// Checks chosen tag slugs against the catalog's tags; the field is named `tags`.
@@ -78,6 +81,7 @@ impl Subscriptions {
             templates,
             metrics: crate::metrics::Metrics::new(),
             outbox_wake: tokio::sync::Notify::new(),
+            stopping: std::sync::OnceLock::new(),
         }
     }
 

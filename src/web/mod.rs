@@ -183,8 +183,14 @@ async fn not_found(uri: http::Uri) -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-/// Accepts connections until `shutdown` fires, then waits (up to 10 s) for in-flight requests.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: CancellationToken) {
+/// Accepts connections until `shutdown` fires, then waits for in-flight requests until
+/// `deadline` (`server.shutdown_seconds`).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+    deadline: &crate::shutdown::Deadline,
+) {
     let router = router(state.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -232,11 +238,12 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Cancel
     }
     drop(listener);
     tracing::info!("stopped accepting; finishing in-flight requests");
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+    if deadline
+        .within("in-flight HTTP requests", graceful.shutdown())
         .await
-        .is_err()
+        .is_none()
     {
-        tracing::warn!("in-flight requests still running after 10 s; closing them");
+        tracing::warn!("closing the HTTP requests still running");
     }
 }
 

@@ -293,6 +293,12 @@ impl Daemon {
             .push(("TIDINGS_DATABASE_URL".into(), url.to_string()));
     }
 
+    /// Sets (or replaces) an environment variable for the next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// Starts the daemon again on the same database after `stop`.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "still running");

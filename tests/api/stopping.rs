@@ -205,3 +205,146 @@ fn the_cron_schedule_starts_runs_inside_the_daemon() {
         ledger(&d).get("sent") == Some(&1)
     });
 }
+
+/// A WebSub hub that always fails: the ping is retried with backoff (1 s, 5 s, then 30 s). With
+/// `server.shutdown_seconds = 2`, a SIGTERM while the retry loop sleeps its 30 s still ends the
+/// daemon within a few seconds, and cleanly.
+#[test]
+fn sigterm_ends_the_daemon_within_shutdown_seconds_while_a_websub_ping_waits_to_retry() {
+    // A hub that answers every ping with a 500.
+    let hub = std::net::TcpListener::bind("127.0.0.1:0").expect("hub");
+    let hub_url = format!("http://{}/hub", hub.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in hub.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let mut d = Daemon::start_with(&[
+        ("TIDINGS_FEEDS_WEBSUB_HUB", &hub_url),
+        ("TIDINGS_SERVER_SHUTDOWN_SECONDS", "2"),
+    ]);
+    publish(&d);
+    // The third attempt failed: the thread now sleeps 30 s before the fourth.
+    let failed = |d: &Daemon| d.log().matches("WebSub hub notification failed").count();
+    wait_until("the third failed ping", 30, || failed(&d) >= 3);
+    let asked = std::time::Instant::now();
+    let status = d.stop();
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "stopped after {took:?}\n{}",
+        d.log()
+    );
+    // The ping that waited is dropped; the ones queued behind it get one last try each.
+    assert!(!d.log().contains("attempt=4"), "no retry after the stop");
+    assert!(d
+        .log()
+        .contains("WebSub hub notification dropped: stopping"));
+}
+
+/// An SMTP server that takes every envelope and the start of each message's content, then
+/// never answers it (a relay that hangs mid-message). Counts the messages whose DATA began.
+fn hanging_relay() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("relay");
+    let port = listener.local_addr().expect("addr").port();
+    let started = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = started.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().expect("clone");
+                let _ = out.write_all(b"220 hanging relay\r\n");
+                let mut lines = BufReader::new(stream);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 hanging relay\r\n",
+                        "DATA" => {
+                            let _ = out.write_all(b"354 go ahead\r\n");
+                            count.fetch_add(1, Ordering::SeqCst);
+                            // Read the content and never answer it.
+                            while lines.read_line(&mut line).unwrap_or(0) > 0 {}
+                            return;
+                        }
+                        "QUIT" => return,
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = out.write_all(reply);
+                }
+            });
+        }
+    });
+    (port, started)
+}
+
+/// A relay that hangs in the middle of the digests' content: SIGTERM with
+/// `server.shutdown_seconds = 2` ends the daemon within a few seconds, nothing is recorded as
+/// sent that the relay did not take, nothing is left claimed, and the next start sends every
+/// digest, each once.
+#[test]
+fn a_relay_hanging_mid_message_does_not_hold_the_stop_and_the_next_start_sends_everything() {
+    const N: usize = 6;
+    let (port, started) = hanging_relay();
+    let transport = format!("smtp://127.0.0.1:{port}");
+    let mut d = Daemon::start_with(&[
+        ("TIDINGS_MAIL_TRANSPORT", transport.as_str()),
+        ("TIDINGS_MAIL_TLS", "none"),
+        ("TIDINGS_MAIL_FROM", "Future Tech Blog <news@blog.example>"),
+        ("TIDINGS_SERVER_SHUTDOWN_SECONDS", "2"),
+        ("TIDINGS_DIGEST_CONCURRENCY", "2"),
+    ]);
+    import_subscribers(&d, N);
+    publish(&d);
+    let _run = crate::helpers::start_digest_run(&d);
+    wait_until("digests in the middle of their content", 30, || {
+        started.load(std::sync::atomic::Ordering::SeqCst) >= 2
+    });
+    let asked = std::time::Instant::now();
+    let status = d.stop();
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "stopped after {took:?}\n{}",
+        d.log()
+    );
+    let states = ledger(&d);
+    assert_eq!(
+        states.get("sent"),
+        None,
+        "the relay took nothing: {states:?}"
+    );
+    assert_eq!(
+        states.get("sending"),
+        None,
+        "nothing left claimed: {states:?}"
+    );
+    assert_eq!(states.get("pending"), Some(&(N as i64)), "{states:?}");
+    // The next start, with a relay that works, sends every digest once.
+    let sink = SmtpSink::start();
+    for (k, v) in sink.env() {
+        d.set_env(&k, &v);
+    }
+    d.start_again();
+    wait_until("every digest after the restart", 60, || {
+        received(&sink).len() >= N
+    });
+    assert!(d.stop().success());
+    every_one_exactly_once(&sink, N);
+}
