@@ -211,10 +211,18 @@ mod tests {
         let mut expected = listed.clone();
         expected.extend(MOVED_OTHERWISE.iter().map(|t| t.to_string()));
         expected.sort();
-        assert_eq!(tables(&lite).await, expected, "SQLite tables against TABLES");
+        assert_eq!(
+            tables(&lite).await,
+            expected,
+            "SQLite tables against TABLES"
+        );
         if let Some(pg) = crate::store::tests::fresh_postgres().await {
             let pg = Store::open(&pg, 2).await.expect("postgres");
-            assert_eq!(tables(&pg).await, listed, "PostgreSQL tables against TABLES");
+            assert_eq!(
+                tables(&pg).await,
+                listed,
+                "PostgreSQL tables against TABLES"
+            );
         }
     }
 }

@@ -470,6 +470,27 @@ impl rusqlite::ToSql for Lite<'_> {
 /// Most ids one `IdList` holds; callers with more split them.
 pub const ID_LIST_MAX: usize = 512;
 
+/// `(?1, ?2), (?3, ?4), …` for `rows` rows of `types.len()` parameters, for `UPDATE … FROM
+/// (VALUES …) AS v` (columns `v.column1`, …, on both backends). The first row casts to
+/// `types`; PostgreSQL infers the other rows from it.
+pub fn values(rows: usize, types: &[&str]) -> String {
+    let width = types.len();
+    (0..rows)
+        .map(|i| {
+            let cols: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(c, ty)| match i {
+                    0 => format!("CAST(?{} AS {ty})", c + 1),
+                    _ => format!("?{}", i * width + c + 1),
+                })
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An `IN (…)` list of integer ids as placeholders: `marks` is `?F, ?F+1, …` from the first
 /// placeholder number `F`, and `params` the ids to bind, padded with the last id up to a power
 /// of two (a repeated id in `IN` changes nothing). So a list makes one of a few statement

@@ -395,6 +395,50 @@ pub fn known_tags(db: &Db) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// Records when each planned subscriber's digest slot was (`(subscriber, slot_us)`), so the
+/// next plan knows they were handled.
+pub fn record_slots(db: &Db, slots: &[(i64, i64)]) -> Result<()> {
+    let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(slots.len() * 2);
+    for (subscriber, at) in slots {
+        params.push(subscriber);
+        params.push(at);
+    }
+    db.execute(
+        &format!(
+            "UPDATE subscribers SET last_slot_us = v.column2 FROM (VALUES {}) AS v \
+             WHERE subscribers.id = v.column1",
+            crate::store::sql::values(slots.len(), &["BIGINT", "BIGINT"])
+        ),
+        &params,
+    )?;
+    Ok(())
+}
+
+/// What a sent digest changes about its subscriber, as one `UPDATE … FROM {from}`: the window
+/// moves to the digest's end (never back) and the count of refusals in a row resets. The
+/// ledger gives the relation (its sent log, or the group it records) and the expressions for
+/// the subscriber id and the window's end in it (one row per subscriber), so that on
+/// PostgreSQL a group changes both tables in one statement.
+pub fn digest_sent_sql(from: &str, subscriber: &str, window_end: &str) -> String {
+    format!(
+        "UPDATE subscribers SET window_start_us = CASE WHEN coalesce(window_start_us, 0) > {window_end} \
+         THEN window_start_us ELSE {window_end} END, bounces = 0 FROM {from} WHERE subscribers.id = {subscriber}"
+    )
+}
+
+/// A digest refused for good: one more refusal in a row; at `limit` a confirmed subscriber
+/// becomes `bounced`. Whether they just did.
+pub fn count_bounce(db: &Db, id: i64, limit: u32) -> Result<bool> {
+    db.execute(
+        "UPDATE subscribers SET bounces = bounces + 1 WHERE id = ?1",
+        params![id],
+    )?;
+    Ok(db.execute(
+        "UPDATE subscribers SET status = 'bounced' WHERE id = ?1 AND bounces >= ?2 AND status = 'confirmed'",
+        params![id, limit],
+    )? == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
