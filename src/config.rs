@@ -550,11 +550,8 @@ impl Config {
                 }
                 self.database.path = PathBuf::from(path);
             } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                if let Err(e) = url.parse::<tokio_postgres::Config>() {
-                    return Err(invalid(
-                        "database.url",
-                        format!("not a PostgreSQL URL: {e}"),
-                    ));
+                if let Err(message) = crate::store::postgres::Target::parse(&url) {
+                    return Err(invalid("database.url", message));
                 }
             } else {
                 return Err(invalid(
