@@ -145,7 +145,10 @@ impl Store {
                         postgres::OpenFailure::Connect(message) => OpenError::Connect {
                             url: postgres::redact(url),
                             tls: target.tls.to_string(),
-                            message,
+                            message: match target.tls.hint(&message) {
+                                Some(hint) => format!("{message} ({hint})"),
+                                None => message,
+                            },
                         },
                         postgres::OpenFailure::Setup(message) => OpenError::Postgres {
                             url: postgres::redact(url),

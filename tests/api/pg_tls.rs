@@ -137,6 +137,7 @@ fn verify_full_with_the_wrong_ca_ends_the_start_with_one_clear_line() {
     let line = failure_line(&stderr, "verify-full");
     assert!(line.contains("TLS: invalid peer certificate"), "{line}");
     assert!(line.contains("UnknownIssuer"), "{line}");
+    assert!(line.contains("sslrootcert is not the CA"), "{line}");
 }
 
 #[test]
@@ -211,6 +212,9 @@ fn prefer_is_the_default_and_takes_tls_when_offered_and_plain_when_not() {
     let (d, _sink) = start_on(&plain.url("localhost", PASSWORD, "sslmode=prefer"));
     let (tls, _) = tls_connections(&d);
     assert_eq!(tls, 0, "plain when it does not");
+    let (_, stderr) = start_fails(&plain.url("localhost", PASSWORD, "sslmode=require"));
+    let line = failure_line(&stderr, "require");
+    assert!(line.contains("TLS: server does not support TLS"), "{line}");
 }
 
 #[test]

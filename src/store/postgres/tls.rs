@@ -167,6 +167,28 @@ impl Tls {
     }
 }
 
+impl Tls {
+    /// What to do about a connection that failed with `message` under this mode, if we can tell.
+    pub fn hint(&self, message: &str) -> Option<&'static str> {
+        let has_root = self.root_cert.is_some();
+        if message.contains("UnknownIssuer") {
+            Some(if has_root {
+                "sslrootcert is not the CA that signed the server's certificate"
+            } else {
+                "no built-in root signed the server's certificate: set sslrootcert to its CA's PEM file"
+            })
+        } else if message.contains("not valid for name") || message.contains("NotValidForName") {
+            Some("the certificate does not name this host: connect by a name it lists, or use sslmode=verify-ca")
+        } else if message.contains("no encryption") && self.mode == SslMode::Disable {
+            Some("the server accepts only TLS: use sslmode=verify-full with sslrootcert")
+        } else if message.contains("server does not support TLS") {
+            Some("the server has TLS off (ssl = off in postgresql.conf)")
+        } else {
+            None
+        }
+    }
+}
+
 impl std::fmt::Display for Tls {
     /// `sslmode=verify-full`, or how `require` became `verify-ca`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
