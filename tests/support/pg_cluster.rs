@@ -15,6 +15,9 @@ pub struct Setup<'a> {
     pub tls_names: Option<&'a [&'a str]>,
     /// `pg_hba.conf` has only `hostssl` lines: a plain connection is refused.
     pub tls_only: bool,
+    /// The `postgres` user has this password, and TCP connections must give it
+    /// (`scram-sha-256`); without it they are trusted.
+    pub password: Option<&'a str>,
 }
 
 pub struct PgCluster {
@@ -137,14 +140,20 @@ impl PgCluster {
             conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
         }
         append(&data.join("postgresql.conf"), &conf);
-        if setup.tls_only {
-            std::fs::write(
-                data.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
-            )
-            .expect("pg_hba.conf");
-        }
-        let port = crate::postfix::free_port();
+        let host = if setup.tls_only { "hostssl" } else { "host" };
+        let method = if setup.password.is_some() {
+            "scram-sha-256"
+        } else {
+            "trust"
+        };
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            format!(
+                "local all all trust\n{host} all all 127.0.0.1/32 {method}\n{host} all all ::1/128 {method}\n"
+            ),
+        )
+        .expect("pg_hba.conf");
+        let port = free_port();
         let options = format!("-k {data_str} -h 127.0.0.1 -p {port}");
         as_postgres(&[
             bin.join("pg_ctl").to_str().expect("utf-8 path"),
@@ -157,6 +166,21 @@ impl PgCluster {
             &options,
             "start",
         ]);
+        if let Some(password) = setup.password {
+            // Over the Unix socket, which stays trusted.
+            as_postgres(&[
+                bin.join("psql").to_str().expect("utf-8 path"),
+                "-h",
+                data_str,
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-q",
+                "-c",
+                &format!("ALTER USER postgres PASSWORD '{password}'"),
+            ]);
+        }
         PgCluster {
             port,
             ca: ca_path,
@@ -167,7 +191,8 @@ impl PgCluster {
         }
     }
 
-    /// `postgres://postgres:PASSWORD@HOST:PORT/postgres?QUERY` (the password is ignored: trust).
+    /// `postgres://postgres:PASSWORD@HOST:PORT/postgres?QUERY` (the password is only checked
+    /// when the cluster was set up with one).
     pub fn url(&self, host: &str, password: &str, query: &str) -> String {
         let mut url = format!(
             "postgres://postgres:{password}@{host}:{}/postgres",
@@ -195,6 +220,14 @@ impl Drop for PgCluster {
             .args(["-m", "immediate", "stop"])
             .output();
     }
+}
+
+/// A free port on 127.0.0.1 (bound and released; good enough for a test).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn set_mode(path: &Path, mode: u32) {
