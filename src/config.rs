@@ -901,6 +901,28 @@ mod tests {
     }
 
     #[test]
+    fn database_url_takes_libpq_sslmodes_and_refuses_allow() {
+        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://u:p@db.example/t?sslmode={mode}&sslrootcert=/etc/ca.pem");
+            load("", &[("TIDINGS_DATABASE_URL", &url)]).expect(mode);
+        }
+        let allow = load(
+            "",
+            &[(
+                "TIDINGS_DATABASE_URL",
+                "postgres://u:p@db.example/t?sslmode=allow",
+            )],
+        )
+        .expect_err("allow");
+        let text = allow.to_string();
+        assert!(
+            text.contains("database.url") && text.contains("sslmode=allow"),
+            "{text}"
+        );
+        assert!(!text.contains("u:p@"), "{text}");
+    }
+
+    #[test]
     fn defaults_run_as_shipped() {
         let c = load("", &[]).expect("defaults load");
         assert_eq!(c.server.bind, "127.0.0.1:8080");
