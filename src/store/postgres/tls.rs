@@ -122,6 +122,11 @@ impl Tls {
                     }
                     tls.root_cert = Some(PathBuf::from(path));
                 }
+                "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => {
+                    return Err(format!(
+                        "{key} is not supported: tidings reads sslmode and sslrootcert (no client certificates or CRLs)"
+                    ))
+                }
                 _ => kept.push(pair),
             }
         }
@@ -379,6 +384,8 @@ mod tests {
         assert!(e.contains("sslmode=allow is not supported"), "{e}");
         let e = Tls::split_url("postgres://h/t?sslmode=strict").expect_err("unknown");
         assert!(e.contains("verify-full"), "{e}");
+        let e = Tls::split_url("postgres://h/t?sslcert=c.pem&sslkey=k.pem").expect_err("client");
+        assert!(e.starts_with("sslcert is not supported"), "{e}");
     }
 
     #[test]
