@@ -564,11 +564,8 @@ impl Config {
                 }
                 self.database.path = PathBuf::from(path);
             } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                if let Err(e) = url.parse::<tokio_postgres::Config>() {
-                    return Err(invalid(
-                        "database.url",
-                        format!("not a PostgreSQL URL: {e}"),
-                    ));
+                if let Err(message) = crate::store::postgres::Target::parse(&url) {
+                    return Err(invalid("database.url", message));
                 }
             } else {
                 return Err(invalid(
@@ -933,6 +930,28 @@ mod tests {
         assert!(bad.to_string().contains("database.url"), "{bad}");
         let bad = load("[database]\npool_size = 0\n", &[]).expect_err("pool");
         assert!(bad.to_string().contains("database.pool_size"), "{bad}");
+    }
+
+    #[test]
+    fn database_url_takes_libpq_sslmodes_and_refuses_allow() {
+        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://u:p@db.example/t?sslmode={mode}&sslrootcert=/etc/ca.pem");
+            load("", &[("TIDINGS_DATABASE_URL", &url)]).expect(mode);
+        }
+        let allow = load(
+            "",
+            &[(
+                "TIDINGS_DATABASE_URL",
+                "postgres://u:p@db.example/t?sslmode=allow",
+            )],
+        )
+        .expect_err("allow");
+        let text = allow.to_string();
+        assert!(
+            text.contains("database.url") && text.contains("sslmode=allow"),
+            "{text}"
+        );
+        assert!(!text.contains("u:p@"), "{text}");
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub async fn run(
     let notifications = store.postgres().map(|pg| {
         let publisher = publisher.clone();
         tokio::spawn(crate::store::postgres::listen(
-            pg.config().clone(),
+            pg.connector().clone(),
             "tidings_catalog",
             move || publisher.changed(),
             shutdown.clone(),

@@ -36,7 +36,15 @@ pub fn migrate(config: &Config, to: Option<SecretUrl>) -> anyhow::Result<ExitCod
     let target_location = Location::Postgres(target_url);
     super::block_on(async move {
         let source = Store::open(&Location::Sqlite(path.clone()), 1).await?;
-        let target = Store::open(&target_location, 4).await?;
+        let target = match Store::open(&target_location, 4).await {
+            Ok(target) => target,
+            // The URL came from --to (or TIDINGS_MIGRATE_TO), not from database.url.
+            Err(crate::store::OpenError::Connect { url, tls, message }) => {
+                eprintln!("error: --to: cannot connect to PostgreSQL at {url} ({tls}): {message}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let copied = match copy::sqlite_to_postgres(&source, &target).await {
             Ok(c) => c,
             Err(copy::CopyError::NotEmpty { table }) => {

@@ -93,6 +93,13 @@ pub enum OpenError {
     Sqlite(#[from] crate::db::DbError),
     #[error("cannot open database {url}: {message} (set [database] url in tidings.toml or TIDINGS_DATABASE_URL)")]
     Postgres { url: String, message: String },
+    /// `tls` says the `sslmode` in force; `message` is one line (the password is never in it).
+    #[error("cannot connect to PostgreSQL at {url} (database.url, {tls}): {message}")]
+    Connect {
+        url: String,
+        tls: String,
+        message: String,
+    },
 }
 
 /// What `Store::dedicated` gives: runs closures like `Store::blocking`.
@@ -140,12 +147,28 @@ impl Store {
                 Backend::Sqlite(pool)
             }
             Location::Postgres(url) => {
-                Backend::Postgres(postgres::Pool::open(url, pool_size).await.map_err(
-                    |message| OpenError::Postgres {
+                let target =
+                    postgres::Target::parse(url).map_err(|message| OpenError::Postgres {
                         url: postgres::redact(url),
                         message,
-                    },
-                )?)
+                    })?;
+                let pool = postgres::Pool::open(&target, pool_size)
+                    .await
+                    .map_err(|failure| match failure {
+                        postgres::OpenFailure::Connect(message) => OpenError::Connect {
+                            url: postgres::redact(url),
+                            tls: target.tls.to_string(),
+                            message: match target.tls.hint(&message) {
+                                Some(hint) => format!("{message} ({hint})"),
+                                None => message,
+                            },
+                        },
+                        postgres::OpenFailure::Setup(message) => OpenError::Postgres {
+                            url: postgres::redact(url),
+                            message,
+                        },
+                    })?;
+                Backend::Postgres(pool)
             }
         };
         Ok(Store {
@@ -277,7 +300,10 @@ pub(crate) mod tests {
     /// whose user may create databases), or `None` when it is not set.
     pub(crate) async fn fresh_postgres() -> Option<Location> {
         let admin = std::env::var("TIDINGS_TEST_POSTGRES_URL").ok()?;
-        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        let (config, tls) =
+            super::postgres::connect_config(&admin).expect("TIDINGS_TEST_POSTGRES_URL");
+        let (client, connection) = config
+            .connect(tls)
             .await
             .expect("connect to TIDINGS_TEST_POSTGRES_URL");
         tokio::spawn(connection);

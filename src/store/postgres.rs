@@ -1,23 +1,76 @@
 //! PostgreSQL: a deadpool-postgres pool; migrations (refinery) under an advisory lock, so two
 //! nodes starting together take turns; each closure runs on a blocking thread that drives the
-//! async client, so the same SQL code serves both backends.
+//! async client, so the same SQL code serves both backends. Every connection (the pool, the
+//! recorder's own, `LISTEN`) is made by one `Connector`, with the TLS of `tls.rs`.
 
 use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use super::sql::{lock_key, Driver, Pg};
 use super::{Db, Error, Mode};
+
+pub mod tls;
+pub use tls::{MakeTls, SslMode, Tls};
 
 mod embedded {
     refinery::embed_migrations!("src/migrations/postgres");
 }
 
+/// `database.url` parsed once: tokio-postgres' settings (told only whether to ask for TLS) and
+/// the `sslmode`/`sslrootcert` that tidings enforces itself.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub config: tokio_postgres::Config,
+    pub tls: Tls,
+}
+
+impl Target {
+    /// A `postgres://` URL with libpq's parameters; `sslmode=allow` is refused.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let (rest, tls) = Tls::split_url(url)?;
+        let mut config = tokio_postgres::Config::from_str(&rest)
+            .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+        config.ssl_mode(tls.client_mode());
+        Ok(Target { config, tls })
+    }
+}
+
+/// What every connection to the database is made with (cheap to clone).
+#[derive(Clone)]
+pub struct Connector {
+    pub config: tokio_postgres::Config,
+    pub make_tls: MakeTls,
+}
+
+impl Connector {
+    /// Reads `sslrootcert`, when there is one, and builds the TLS client.
+    pub fn new(target: &Target) -> Result<Connector, String> {
+        Ok(Connector {
+            config: target.config.clone(),
+            make_tls: target.tls.make_tls()?,
+        })
+    }
+}
+
+/// What tests and tools connect with, following `sslmode` and `sslrootcert` as the daemon does:
+/// `let (config, tls) = connect_config(url)?; config.connect(tls).await`.
+pub fn connect_config(url: &str) -> Result<(tokio_postgres::Config, MakeTls), String> {
+    let connector = Connector::new(&Target::parse(url)?)?;
+    Ok((connector.config, connector.make_tls))
+}
+
 pub struct Pool {
     pool: deadpool_postgres::Pool,
-    config: tokio_postgres::Config,
+    connector: Connector,
     io: Io,
+}
+
+/// Why `Pool::open` failed: no connection could be made, or the schema could not be migrated.
+#[derive(Debug)]
+pub enum OpenFailure {
+    Connect(String),
+    Setup(String),
 }
 
 /// A runtime of the pool's own, with one thread, that drives its connections. On the
@@ -74,6 +127,26 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Why a connection could not be made, on one line: what the server said, or the whole chain of
+/// causes (tokio-postgres' own text for a TLS failure is only "error performing TLS handshake").
+pub fn connect_error(e: &tokio_postgres::Error) -> String {
+    if e.as_db_error().is_some() {
+        return describe(e);
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let text = match text.strip_prefix("error performing TLS handshake: ") {
+        Some(rest) => format!("TLS: {rest}"),
+        None => text,
+    };
+    text.replace(['\n', '\r'], " ")
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user@host/db`.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -87,14 +160,11 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// A deadpool pool of at most `size` connections made with `config`, opened when first used.
-fn connections(
-    config: &tokio_postgres::Config,
-    size: usize,
-) -> Result<deadpool_postgres::Pool, String> {
+/// A deadpool pool of at most `size` connections made by `connector`, opened when first used.
+fn connections(connector: &Connector, size: usize) -> Result<deadpool_postgres::Pool, String> {
     let manager = Manager::from_config(
-        config.clone(),
-        NoTls,
+        connector.config.clone(),
+        connector.make_tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -107,23 +177,26 @@ fn connections(
 }
 
 impl Pool {
-    pub async fn open(url: &str, size: u32) -> Result<Pool, String> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err("sslmode=require is not supported yet: use sslmode=disable on a private network, or a TLS tunnel".into());
-        }
-        let pool = connections(&config, size.max(2) as usize)?;
-        let io = Io::start()?;
+    /// Connects (the first connection runs the migrations, so a wrong password, CA or host
+    /// name ends here).
+    pub async fn open(target: &Target, size: u32) -> Result<Pool, OpenFailure> {
+        let connector = Connector::new(target).map_err(OpenFailure::Setup)?;
+        let pool = connections(&connector, size.max(2) as usize).map_err(OpenFailure::Setup)?;
+        let io = Io::start().map_err(OpenFailure::Setup)?;
         let migrating = pool.clone();
         io.run(async move { migrate(&migrating).await })
             .await
-            .map_err(|e| e.to_string())??;
-        Ok(Pool { pool, config, io })
+            .map_err(|e| OpenFailure::Setup(e.to_string()))??;
+        Ok(Pool {
+            pool,
+            connector,
+            io,
+        })
     }
 
     /// What the pool connects with (for a `LISTEN` connection of its own).
-    pub fn config(&self) -> &tokio_postgres::Config {
-        &self.config
+    pub fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     /// The runtime that drives the pool's connections.
@@ -192,7 +265,7 @@ impl Pool {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a database runtime: {e}"))?;
-        let pool = connections(&self.config, 1)?;
+        let pool = connections(&self.connector, 1)?;
         Ok(Dedicated {
             runtime: std::sync::Arc::new(runtime),
             pool,
@@ -241,18 +314,21 @@ impl Drop for Rollback<'_> {
 
 /// Brings the schema up to date under an advisory lock, so that two nodes starting together
 /// take turns.
-async fn migrate(pool: &deadpool_postgres::Pool) -> Result<(), String> {
-    let mut client = pool.get().await.map_err(|e| pool_error(&e))?;
+async fn migrate(pool: &deadpool_postgres::Pool) -> Result<(), OpenFailure> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| OpenFailure::Connect(pool_error(&e)))?;
     let key = lock_key("tidings migrations");
     client
         .execute("SELECT pg_advisory_lock($1)", &[&key])
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| OpenFailure::Setup(describe(&e)))?;
     let migrated = embedded::migrations::runner()
         .set_migration_table_name("tidings_schema_history")
         .run_async(&mut **client)
         .await
-        .map_err(|e| format!("cannot migrate: {e}"));
+        .map_err(|e| OpenFailure::Setup(format!("cannot migrate: {e}")));
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&key])
         .await;
@@ -262,7 +338,7 @@ async fn migrate(pool: &deadpool_postgres::Pool) -> Result<(), String> {
 
 fn pool_error(e: &deadpool_postgres::PoolError) -> String {
     match e {
-        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        deadpool_postgres::PoolError::Backend(e) => connect_error(e),
         other => other.to_string(),
     }
 }
@@ -272,7 +348,7 @@ fn pool_error(e: &deadpool_postgres::PoolError) -> String {
 /// and calls `changed` once more: notifications sent while it was down are lost, so the caller
 /// re-reads what they were about.
 pub async fn listen(
-    config: tokio_postgres::Config,
+    connector: Connector,
     channel: &'static str,
     changed: impl Fn() + Send + 'static,
     shutdown: tokio_util::sync::CancellationToken,
@@ -282,12 +358,12 @@ pub async fn listen(
     let mut first = true;
     loop {
         let connected = tokio::select! {
-            c = config.connect(NoTls) => c,
+            c = connector.config.connect(connector.make_tls.clone()) => c,
             _ = shutdown.cancelled() => return,
         };
         match connected {
             Err(e) => {
-                tracing::warn!(error = %describe(&e), "cannot connect for notifications; retrying")
+                tracing::warn!(error = %connect_error(&e), "cannot connect for notifications; retrying")
             }
             Ok((client, mut connection)) => {
                 // The connection is driven by a task of its own, which hands notifications over;

@@ -59,7 +59,11 @@ pub fn fresh_postgres_url() -> String {
         .expect("TIDINGS_TEST_BACKEND=postgres needs TIDINGS_TEST_POSTGRES_URL");
     let name = format!("tidings_test_{}", rand::random::<u64>());
     runtime().block_on(async {
-        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        // The daemon's own code path: sslmode and sslrootcert are followed as it does.
+        let (config, tls) = tidings::store::postgres::connect_config(&admin)
+            .unwrap_or_else(|e| panic!("TIDINGS_TEST_POSTGRES_URL: {e}"));
+        let (client, connection) = config
+            .connect(tls)
             .await
             .expect("connect to TIDINGS_TEST_POSTGRES_URL");
         tokio::spawn(connection);
@@ -68,6 +72,7 @@ pub fn fresh_postgres_url() -> String {
             .await
             .expect("create database");
     });
+    // Keeps the query (sslmode, sslrootcert): every test database is reached the same way.
     let mut url = url::Url::parse(&admin).expect("TIDINGS_TEST_POSTGRES_URL");
     url.set_path(&name);
     url.to_string()

@@ -3,6 +3,8 @@
 #[path = "../support/dkim_verify.rs"]
 mod dkim_verify;
 mod helpers;
+#[path = "../support/pg_cluster.rs"]
+mod pg_cluster;
 #[path = "../support/postfix.rs"]
 mod postfix;
 #[path = "../support/smtp_sink.rs"]
@@ -18,6 +20,7 @@ mod feeds;
 mod migrate;
 mod nodes;
 mod outbox;
+mod pg_tls;
 mod postfix_relay;
 mod reliability;
 mod secrets;
