@@ -186,7 +186,7 @@ mod tests {
     async fn tables(store: &Store) -> Vec<String> {
         let sql = if store.postgres().is_some() {
             "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' \
-             AND table_type = 'BASE TABLE' AND table_name <> 'refinery_schema_history' ORDER BY 1"
+             AND table_type = 'BASE TABLE' AND table_name <> 'tidings_schema_history' ORDER BY 1"
         } else {
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
         };
