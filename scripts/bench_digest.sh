@@ -21,6 +21,9 @@
 #   BENCH_PG_URL (a PostgreSQL URL whose user may create databases: the runs then use PostgreSQL,
 #   each on a copy made with CREATE DATABASE … TEMPLATE; the variant "2nodes" runs two
 #   `digest run` processes at once on one database, as two nodes; the 1,000,000 step is skipped),
+#   BENCH_PG_TLS (with BENCH_PG_URL: the variant "tls" is "none" with tidings' database URL's query
+#   replaced by it, e.g. "sslmode=verify-full&sslrootcert=/path/ca.crt", against the plain
+#   BENCH_PG_URL (sslmode=disable) of "none" in the same run),
 #   BENCH_BASE_BIN (another build of tidings, say the commit before a change: the variant "base"
 #   runs it, no DKIM, on a database it made itself from the same input, so that an A/B such as
 #   BENCH_VARIANTS="base none base none" is measured in one run; the summary gives medians).
@@ -129,7 +132,7 @@ drop_db() {
     else rm -f "$1"*; fi
 }
 if [ -n "$PG_URL" ]; then
-    for name in base base0 run_none run_verp run_2nodes run_base plan keys; do psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $name" >/dev/null; done
+    for name in base base0 run_none run_verp run_2nodes run_base run_tls plan keys; do psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $name" >/dev/null; done
     psql -q "$PG_URL" -c "CREATE DATABASE base" -c "CREATE DATABASE base0" -c "CREATE DATABASE keys" >/dev/null
 fi
 tidings() { env "$(db_env "$DB")" "$BIN" "$@"; }
@@ -274,17 +277,24 @@ send_run() {
         verp) dkim=(TIDINGS_MAIL_RETURN_PATH=bounces@example.com) ;;
         # Two nodes on one database (PostgreSQL): a second `digest run` started with the first.
         2nodes) [ -n "$PG_URL" ] || die "2nodes needs BENCH_PG_URL" ;;
+        # The same as none, with tidings' connections over TLS: BENCH_PG_TLS replaces the query
+        # of its database URL (say sslmode=verify-full&sslrootcert=/path/ca.crt).
+        tls) [ -n "$PG_URL" ] && [ -n "${BENCH_PG_TLS:-}" ] || die "tls needs BENCH_PG_URL and BENCH_PG_TLS" ;;
         ed25519|rsa) dkim=(TIDINGS_MAIL_DKIM_SELECTOR=s TIDINGS_MAIL_DKIM_DOMAIN=example.com
                            "TIDINGS_MAIL_DKIM_PRIVATE_KEY=$WORK/$v.pem") ;;
         *) die "unknown variant $v" ;;
     esac
     copy_db "$from" "$WORK/run-$v.db"
+    local dbe; dbe=$(db_env "$WORK/run-$v.db")
+    if [ "$v" = tls ]; then
+        dbe="TIDINGS_DATABASE_URL=$(python3 -c "import sys, urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(query=sys.argv[2])))" "${dbe#TIDINGS_DATABASE_URL=}" "$BENCH_PG_TLS")"
+    fi
     before=$(sink_count)
     sink0=$($PY procstat "$SINK_PID")
     t0=$(now_ns)
     # SIGINT at the limit: tidings stops taking deliveries, finishes those in flight, and reports.
     timeout -k 30 -s INT "$SEND_LIMIT" /usr/bin/time -v -o "time-$v.txt" \
-        env "$(db_env "$WORK/run-$v.db")" "${dkim[@]}" "$bin" digest run --now \
+        env "$dbe" "${dkim[@]}" "$bin" digest run --now \
         >"send-$v.out" 2>"send-$v.err" &
     pid=$!
     PIDS+=("$pid")
