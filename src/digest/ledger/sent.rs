@@ -119,7 +119,9 @@ pub fn logged_sent(db: &Db) -> Result<Vec<Sent>> {
 
 /// `mark_sent` for a group as one PostgreSQL statement: both tables' updates in data-modifying
 /// `WITH` clauses over one `VALUES` list, so the group commits in one round trip (in autocommit,
-/// atomically: one statement is one transaction).
+/// atomically: one statement is one transaction). A row's Message-ID was set when it was claimed;
+/// one claimed by an earlier version (or copied by `migrate` from such a log) gets the one it was
+/// sent with (an unchanged value does not stop a HOT update).
 fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
     let times: Vec<(i64, i64)> = sent
         .iter()
@@ -137,6 +139,7 @@ fn mark_sent_together(db: &Db, sent: &[Sent]) -> Result<()> {
         &format!(
             "WITH v (delivery, message_id, sent_us, subscriber, window_end) AS (VALUES {}), \
              d AS (UPDATE deliveries SET state = 'sent', sent_us = v.sent_us, \
+             message_id = coalesce(deliveries.message_id, v.message_id), \
              attempts = attempts + 1, lease_owner = NULL, lease_until_us = NULL, last_error = NULL \
              FROM v WHERE deliveries.id = v.delivery RETURNING 1), \
              s AS ({} RETURNING 1) \
