@@ -205,6 +205,7 @@ def summary(path):
         ("none", "tidings, no DKIM", plain, "baseline"),
         ("verp", "tidings, no DKIM, VERP on", plain, "baseline"),
         ("2nodes", "tidings, two nodes together, no DKIM", 0.8, "baseline"),
+        ("tls", "tidings, no DKIM, PostgreSQL over BENCH_PG_TLS", 0.8, "baseline"),
         ("ed25519", "tidings, Ed25519 DKIM", 0.6, "baseline"),
         ("rsa", "tidings, RSA-2048 DKIM", 0.5, "openssl"),
     ):
@@ -229,6 +230,11 @@ def summary(path):
     if off and on:
         ratio = on["msgs"] / off["msgs"]
         row("VERP on / off", "", fmt(ratio, 2), "within 5%", abs(ratio - 1) <= 0.05)
+    tls = variants.get("tls")
+    if off and tls:
+        ratio = tls["msgs"] / off["msgs"]
+        row("TLS to PostgreSQL / without (medians)", "", fmt(ratio, 2), "within 10%",
+            ratio >= 0.9)
     if off and before:
         ratio = off["msgs"] / before["msgs"]
         row("this build / BENCH_BASE_BIN (medians)", "", fmt(ratio, 2), "", None)
