@@ -57,10 +57,6 @@ impl Deadline {
         }
     }
 
-    pub fn budget(&self) -> std::time::Duration {
-        self.budget
-    }
-
     /// When the budget runs out; the first caller after the stop was asked for fixes it.
     fn at(&self) -> tokio::time::Instant {
         *self
@@ -81,15 +77,6 @@ impl Deadline {
         self.token.cancelled().await;
         let margin = (self.budget / 4).min(std::time::Duration::from_secs(1));
         tokio::time::sleep_until(self.at() - margin).await;
-    }
-
-    /// Time left before the deadline once a stop is asked for; the whole budget before.
-    pub fn remaining(&self) -> std::time::Duration {
-        if !self.token.is_cancelled() {
-            return self.budget;
-        }
-        self.at()
-            .saturating_duration_since(tokio::time::Instant::now())
     }
 
     /// `f`, unless the deadline comes first: then `None`, and a warning names `what`.
