@@ -4,6 +4,10 @@
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
+#[path = "../fuzz/checks_feedback.rs"]
+mod checks_feedback;
+#[path = "../fuzz/checks_webhooks.rs"]
+mod checks_webhooks;
 
 fn replay(target: &str, check: fn(&[u8])) {
     let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
@@ -58,3 +62,47 @@ fn form_body_corpus() {
 fn conditional_headers_corpus() {
     replay("conditional_headers", checks::conditional_headers);
 }
+
+#[test]
+fn feedback_report_corpus() {
+    replay("feedback_report", checks_feedback::feedback_report);
+}
+
+#[test]
+fn feedback_tags_corpus() {
+    replay("feedback_tags", checks_feedback::feedback_tags);
+}
+
+#[test]
+fn inbound_smtp_session_corpus() {
+    replay(
+        "inbound_smtp_session",
+        checks_feedback::inbound_smtp_session,
+    );
+}
+
+#[test]
+fn webhook_ses_corpus() {
+    replay("webhook_ses", checks_webhooks::webhook_ses);
+}
+
+#[test]
+fn webhook_postmark_corpus() {
+    replay("webhook_postmark", checks_webhooks::webhook_postmark);
+}
+
+#[test]
+fn webhook_mailgun_corpus() {
+    replay("webhook_mailgun", checks_webhooks::webhook_mailgun);
+}
+
+#[test]
+fn webhook_sendgrid_corpus() {
+    replay("webhook_sendgrid", checks_webhooks::webhook_sendgrid);
+}
+
+#[test]
+fn webhook_auth_corpus() {
+    replay("webhook_auth", checks_webhooks::webhook_auth);
+}
+
