@@ -106,3 +106,23 @@ fn webhook_auth_corpus() {
     replay("webhook_auth", checks_webhooks::webhook_auth);
 }
 
+/// Found by `feedback_report` (and `inbound_smtp_session`, through the listener): an ARF report
+/// with broken nested parts makes mail-parser 0.11.9 fail an internal assertion (a panic in builds
+/// with debug assertions; upstream, malformed MIME has made it panic in release builds too). The
+/// message is read as `Other` instead of failing its handling.
+#[test]
+fn a_message_mail_parser_panics_on_reads_as_other() {
+    let raw = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/feedback_report/regression-mail-parser-debug-assert.eml"),
+    )
+    .expect("regression input");
+    let report = tidings::feedback::report::parse(&raw);
+    if cfg!(debug_assertions) {
+        assert_eq!(
+            report,
+            tidings::feedback::report::Report::Other { subject: None }
+        );
+    }
+    checks_feedback::feedback_report(&raw);
+}
