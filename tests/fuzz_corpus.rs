@@ -126,3 +126,19 @@ fn a_message_mail_parser_panics_on_reads_as_other() {
     }
     checks_feedback::feedback_report(&raw);
 }
+
+/// Found by `webhook_auth`: a correctly signed SendGrid (and, the same code, Mailgun) request
+/// whose timestamp is `-9223372036854775808` overflowed `now - timestamp` (a panic with overflow
+/// checks; in release it wrapped and happened to be refused). It is stale, and refused.
+#[test]
+fn a_signed_timestamp_at_the_end_of_i64_is_stale() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/webhook_auth");
+    for name in [
+        "regression-sendgrid-timestamp-overflow",
+        "regression-mailgun-timestamp-overflow",
+    ] {
+        let data = std::fs::read(dir.join(name)).expect("regression input");
+        checks_webhooks::webhook_auth(&data);
+    }
+}
