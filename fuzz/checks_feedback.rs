@@ -304,6 +304,12 @@ fn smtp_scratch() -> SmtpScratch {
 /// exactly the ones acknowledged with `250 2.0.0`, none larger than the limit; a too-long line is
 /// the session's last reply.
 pub fn inbound_smtp_session(data: &[u8]) {
+    smtp_session(data);
+}
+
+/// The session of `inbound_smtp_session`, its checks made: the reply lines, and how many
+/// messages were stored.
+pub fn smtp_session(data: &[u8]) -> (Vec<String>, i64) {
     contain_mail_parser_panics();
     SMTP.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -397,5 +403,6 @@ pub fn inbound_smtp_session(data: &[u8]) {
             largest as u64 <= SMTP_MAX_BYTES,
             "a message over the limit was stored"
         );
-    });
+        (lines.iter().map(|l| l.to_string()).collect(), stored)
+    })
 }

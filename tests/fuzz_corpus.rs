@@ -142,3 +142,38 @@ fn a_signed_timestamp_at_the_end_of_i64_is_stale() {
         checks_webhooks::webhook_auth(&data);
     }
 }
+
+/// The SMTP target's property (stored messages = `250 2.0.0` replies) is not vacuous: its seeds
+/// store a bounce, refuse a relay, refuse an oversized message and end at a too-long line.
+#[test]
+fn the_smtp_seeds_store_refuse_and_cut_off_as_the_listener_should() {
+    let seed = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/inbound_smtp_session")
+            .join(name);
+        checks_feedback::smtp_session(&std::fs::read(path).expect("seed"))
+    };
+    let (replies, stored) = seed("seed-dsn.smtp");
+    assert_eq!(stored, 1, "{replies:?}");
+    assert!(
+        replies.iter().any(|r| r.starts_with("250 2.0.0")),
+        "{replies:?}"
+    );
+    let (replies, stored) = seed("seed-two-messages-dot-stuffed.smtp");
+    assert_eq!(stored, 2, "{replies:?}");
+    let (replies, stored) = seed("seed-relay-refused.smtp");
+    assert_eq!(stored, 0);
+    assert_eq!(
+        replies.iter().filter(|r| r.starts_with("550")).count(),
+        3,
+        "{replies:?}"
+    );
+    let (replies, stored) = seed("seed-too-big.smtp");
+    assert_eq!(stored, 0);
+    assert!(replies.iter().any(|r| r.starts_with("552")), "{replies:?}");
+    let (replies, _) = seed("seed-line-too-long.smtp");
+    assert!(
+        replies.last().is_some_and(|r| r.starts_with("500")),
+        "{replies:?}"
+    );
+}
