@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, Inbound, Rules};
@@ -79,7 +79,8 @@ impl Listener {
                         let _ = s.write_all(format!("421 4.7.0 {why}\r\n").as_bytes()).await;
                     }
                     None => {
-                        let _ = this.session(stream, ip, stop).await;
+                        let (read, write) = stream.into_split();
+                        let _ = this.session(read, write, ip, stop).await;
                         this.leave(ip);
                     }
                 }
@@ -114,13 +115,16 @@ impl Listener {
         }
     }
 
-    async fn session(
+    /// One SMTP session over a connection's two halves (a socket's; the fuzz target's in-memory
+    /// stream), until the client quits, the connection ends or a limit is hit.
+    #[doc(hidden)]
+    pub async fn session(
         &self,
-        stream: TcpStream,
+        read: impl AsyncRead + Unpin,
+        mut write: impl AsyncWrite + Unpin,
         ip: IpAddr,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let (read, mut write) = stream.into_split();
         let mut reader = BufReader::new(read);
         let pending = Arc::new(Mutex::new(Pending::default()));
         let handler = Handler {

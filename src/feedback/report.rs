@@ -130,8 +130,14 @@ impl Report {
     }
 }
 
-/// Reads `raw`. Never fails: what cannot be parsed is `Other`.
+/// Reads `raw`. Never fails: what cannot be parsed is `Other`, and so is a message that makes
+/// mail-parser panic (malformed MIME has: upstream issues 120 and 145; in debug builds its debug
+/// assertions fire on some nested parts), so that one bad message cannot fail its handling.
 pub fn parse(raw: &[u8]) -> Report {
+    std::panic::catch_unwind(|| read(raw)).unwrap_or(Report::Other { subject: None })
+}
+
+fn read(raw: &[u8]) -> Report {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Report::Other { subject: None };
     };

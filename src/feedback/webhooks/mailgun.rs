@@ -44,7 +44,7 @@ impl Mailgun {
         let at: i64 = timestamp
             .parse()
             .map_err(|_| Refusal::Unauthorized("signature.timestamp: not a number".into()))?;
-        if (now - at).abs() > WINDOW_SECONDS {
+        if now.abs_diff(at) > WINDOW_SECONDS.unsigned_abs() {
             return Err(Refusal::Unauthorized(
                 "signature.timestamp: stale (more than 5 minutes off)".into(),
             ));

@@ -51,7 +51,7 @@ impl Sendgrid {
             .trim()
             .parse()
             .map_err(|_| Refusal::Unauthorized("the timestamp is not a number".into()))?;
-        if (now - at).abs() > WINDOW_SECONDS {
+        if now.abs_diff(at) > WINDOW_SECONDS.unsigned_abs() {
             return Err(Refusal::Unauthorized(
                 "the timestamp is stale (more than 5 minutes off)".into(),
             ));

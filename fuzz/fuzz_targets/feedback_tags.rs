@@ -1,0 +1,7 @@
+#![no_main]
+//! Fuzz target: see `checks_feedback::feedback_tags`.
+
+#[path = "../checks_feedback.rs"]
+mod checks_feedback;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks_feedback::feedback_tags(data));
