@@ -307,7 +307,13 @@ fn postmark_needs_its_basic_auth_and_maps_by_recipient() {
     assert_eq!(list["total"], 2, "{list}");
 }
 
-fn mailgun_body(timestamp: i64, token: &str, key: &str, event: serde_json::Value) -> String {
+/// A Mailgun webhook body signed with `key` (HMAC-SHA256 of timestamp and token).
+pub(crate) fn mailgun_body(
+    timestamp: i64,
+    token: &str,
+    key: &str,
+    event: serde_json::Value,
+) -> String {
     let tag = aws_lc_rs::hmac::sign(
         &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes()),
         format!("{timestamp}{token}").as_bytes(),
