@@ -28,6 +28,8 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("feeds.mirror_dir", Kind::Str),
     ("feeds.websub_hub", Kind::Str),
     ("admin.token", Kind::Str),
+    ("admin.session_idle_minutes", Kind::Int),
+    ("admin.session_max_hours", Kind::Int),
     ("server.trust_proxy", Kind::Bool),
     ("server.max_connections", Kind::Int),
     ("server.body_timeout_seconds", Kind::Int),
@@ -286,11 +288,25 @@ pub struct FeedsConfig {
     pub websub_hub: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// Bearer token for `/api`; unset means the API is closed (503).
+    /// An owner's bearer token for `/api` (API tokens from `tidings token add` work besides).
     pub token: Option<Secret>,
+    /// A console session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// A console session ends this many hours after login, in use or not.
+    pub session_max_hours: u32,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: None,
+            session_idle_minutes: 60,
+            session_max_hours: 12,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -809,6 +825,24 @@ impl Config {
             return Err(invalid(
                 "mail.soft_bounce_limit",
                 "soft_bounce_limit and soft_bounce_days must be at least 1".into(),
+            ));
+        }
+        if !(1..=10_080).contains(&self.admin.session_idle_minutes) {
+            return Err(invalid(
+                "admin.session_idle_minutes",
+                format!(
+                    "{} is out of range 1..=10080 (a week)",
+                    self.admin.session_idle_minutes
+                ),
+            ));
+        }
+        if !(1..=720).contains(&self.admin.session_max_hours) {
+            return Err(invalid(
+                "admin.session_max_hours",
+                format!(
+                    "{} is out of range 1..=720 (30 days)",
+                    self.admin.session_max_hours
+                ),
             ));
         }
         if let Some(token) = &self.admin.token {

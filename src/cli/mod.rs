@@ -1,5 +1,6 @@
 //! The command line: the commands and their arguments (clap), one file per noun, and `run`.
 
+mod admin;
 mod article;
 mod digest;
 mod dkim;
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 
+pub use self::admin::{AdminCommand, TokenCommand};
 pub use self::article::ArticleCommand;
 pub use self::digest::DigestCommand;
 pub use self::dkim::DkimCommand;
@@ -101,6 +103,12 @@ pub enum Command {
         #[arg(long)]
         to: Option<crate::secret::SecretUrl>,
     },
+    /// Console accounts: add, list, remove, password.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// API tokens for programs: add, list, remove.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 /// The most lettre may log (see `init_logging`).
@@ -161,7 +169,72 @@ pub(crate) fn write<T, E: From<crate::store::Error>>(
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
-    match cli.command {
+    let change = change(&cli.command);
+    let code = command(&config, cli.command)?;
+    if let Some((action, target)) = change.filter(|_| code == ExitCode::SUCCESS) {
+        let store = open_store(&config)?;
+        write(&store, |db| {
+            crate::admin::audit::record(
+                db,
+                &crate::admin::Actor::cli(),
+                &action,
+                target.as_deref(),
+                None,
+                chrono::Utc::now().timestamp_micros(),
+            )
+        })?;
+    }
+    Ok(code)
+}
+
+/// The audit log's name for a command that changes something, and what it acts on; `None`
+/// for a command that only reads.
+fn change(command: &Command) -> Option<(String, Option<String>)> {
+    use self::admin::{AdminCommand as A, TokenCommand as T};
+    let (action, target): (&str, Option<&str>) = match command {
+        Command::Article(ArticleCommand::Add { title, slug, .. }) => {
+            ("article.add", Some(slug.as_deref().unwrap_or(title)))
+        }
+        Command::Article(ArticleCommand::Remove { slug }) => ("article.remove", Some(slug)),
+        Command::Import { path, .. } => ("article.import", Some(path)),
+        Command::Subscriber(SubscriberCommand::Add { email, .. }) => {
+            ("subscriber.add", Some(email))
+        }
+        Command::Subscriber(SubscriberCommand::Remove { email }) => {
+            ("subscriber.remove", Some(email))
+        }
+        Command::Subscriber(SubscriberCommand::Import { .. }) => ("subscriber.import", None),
+        Command::Digest(DigestCommand::Run { dry_run: false, .. }) => ("digest.run", None),
+        Command::Digest(DigestCommand::Resume { .. }) => ("digest.resume", None),
+        Command::Suppression(SuppressionCommand::Add { email, .. }) => {
+            ("suppression.add", Some(email))
+        }
+        Command::Suppression(SuppressionCommand::Remove { email }) => {
+            ("suppression.remove", Some(email))
+        }
+        Command::Suppression(SuppressionCommand::Import { .. }) => ("suppression.import", None),
+        Command::Admin(A::Add { name, .. }) => ("account.add", Some(name)),
+        Command::Admin(A::Remove { name }) => ("account.remove", Some(name)),
+        Command::Admin(A::Password { name }) => ("account.password", Some(name)),
+        Command::Token(T::Add { name, .. }) => ("token.add", Some(name)),
+        Command::Token(T::Remove { name }) => ("token.remove", Some(name)),
+        _ => return None,
+    };
+    // Addresses and names as the tables keep them (lower-cased); slugs and paths as given.
+    let target = target.map(|t| match action.split('.').next() {
+        Some("article") => t.trim().to_string(),
+        _ => t.trim().to_lowercase(),
+    });
+    let detail = match command {
+        Command::Digest(DigestCommand::Resume { run }) => Some(format!("run {run}")),
+        _ => target,
+    };
+    Some((action.to_string(), detail))
+}
+
+fn command(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
+    let config = config.clone();
+    match command {
         Command::Serve => {
             block_on(crate::daemon::serve(config))??;
             Ok(ExitCode::SUCCESS)
@@ -181,5 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inbound { file, to, from } => inbound::inbound(&config, file, to, from),
         Command::Suppression(cmd) => suppression::suppression(&config, cmd),
         Command::Migrate { to } => migrate::migrate(&config, to),
+        Command::Admin(cmd) => admin::admin(&config, cmd),
+        Command::Token(cmd) => admin::token(&config, cmd),
     }
 }

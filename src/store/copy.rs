@@ -23,6 +23,11 @@ pub const TABLES: &[(&str, Option<&str>)] = &[
     ("inbound_messages", Some("id")),
     ("webhook_seen", None),
     ("address_limits", None),
+    ("admin_accounts", Some("id")),
+    ("admin_sessions", None),
+    ("login_failures", Some("id")),
+    ("api_tokens", Some("id")),
+    ("audit_log", Some("id")),
 ];
 
 /// Rows copied, per table.

@@ -15,6 +15,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use crate::admin::{Actor, Role, Via};
 use crate::catalog::{ArticleInput, ArticleJson, CatalogError, InputError, Upserted};
 
 /// Request bodies larger than this are refused.
@@ -45,57 +46,143 @@ pub fn bad_input(e: &InputError) -> Response {
     error(StatusCode::BAD_REQUEST, Some(&e.field), e)
 }
 
-async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    match refusal(&state, &req) {
-        None => next.run(req).await,
-        Some(mut response) => {
-            // The body is left unread, so this connection cannot carry another request: say
-            // so (RFC 9112 9.6), or the client may send its next request on a connection being
-            // closed.
-            if carries_body(&req) {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-            }
-            response
-        }
-    }
-}
-
-/// The answer to a request the admin API turns away (no token configured, or not the one
-/// given), or `None` to let it through.
-fn refusal(state: &AppState, req: &Request) -> Option<Response> {
-    let Some(expected) = state.config.admin.token.as_ref().map(|t| t.expose()) else {
-        return Some(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            "the admin API is off: set admin.token in tidings.toml or TIDINGS_ADMIN_TOKEN (e.g. openssl rand -hex 32) and restart",
-        ));
-    };
+async fn require_token(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Hash both sides so the comparison takes the same time whatever the lengths.
-    let ok: bool = blake3::hash(given.trim().as_bytes())
-        .as_bytes()
-        .ct_eq(blake3::hash(expected.as_bytes()).as_bytes())
-        .into();
-    if ok {
-        return None;
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let actor = match authenticate(&state, &given).await {
+        Ok(actor) => actor,
+        Err(response) => return refused(&req, response),
+    };
+    let needed = needed_role(req.method(), req.uri().path());
+    if actor.role < needed {
+        let response = error(
+            StatusCode::FORBIDDEN,
+            None,
+            format!(
+                "this token's role is {}; {} {} needs {}",
+                actor.role,
+                req.method(),
+                req.uri().path(),
+                needed
+            ),
+        );
+        return refused(&req, response);
+    }
+    let change = (!matches!(*req.method(), http::Method::GET | http::Method::HEAD)).then(|| {
+        let path = req.uri().path();
+        (format!("{} /api{}", req.method(), path), audit_target(path))
+    });
+    req.extensions_mut().insert(actor.clone());
+    let response = next.run(req).await;
+    if let Some((action, target)) = change.filter(|_| response.status().is_success()) {
+        // A created resource is named by its Location (the path held no slug yet).
+        let target = target.or_else(|| {
+            response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| l.strip_prefix("/api"))
+                .and_then(audit_target)
+        });
+        if let Err(e) = state.console.audit(&actor, action, target, None).await {
+            tracing::error!(error = %e, "cannot write the audit log");
+        }
+    }
+    response
+}
+
+/// A refusal: the body is left unread, so this connection cannot carry another request: say
+/// so (RFC 9112 9.6), or the client may send its next request on a connection being closed.
+fn refused(req: &Request, mut response: Response) -> Response {
+    if carries_body(req) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The least role a request needs: any read is a viewer's; a change to articles an editor's;
+/// every other change an owner's.
+pub fn needed_role(method: &http::Method, path: &str) -> Role {
+    if matches!(*method, http::Method::GET | http::Method::HEAD) {
+        Role::Viewer
+    } else if path == "/articles" || path.starts_with("/articles/") {
+        Role::Editor
+    } else {
+        Role::Owner
+    }
+}
+
+/// What an API change acted on, for the audit log: the address or slug in its path.
+fn audit_target(path: &str) -> Option<String> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (noun, item) = (parts.next()?, parts.next()?);
+    matches!(noun, "articles" | "subscribers" | "suppressions").then(|| {
+        percent_encoding::percent_decode_str(item)
+            .decode_utf8_lossy()
+            .to_lowercase()
+    })
+}
+
+/// Who the bearer token acts as: `admin.token` (an owner) or an API token; otherwise the
+/// answer (`401`, or `503` when no token of either kind exists).
+async fn authenticate(state: &AppState, given: &str) -> Result<Actor, Response> {
+    let configured = state.config.admin.token.as_ref().map(|t| t.expose());
+    if let Some(expected) = configured {
+        // Hash both sides so the comparison takes the same time whatever the lengths.
+        let ok: bool = blake3::hash(given.as_bytes())
+            .as_bytes()
+            .ct_eq(blake3::hash(expected.as_bytes()).as_bytes())
+            .into();
+        if ok {
+            return Ok(Actor {
+                name: "admin.token".into(),
+                role: Role::Owner,
+                via: Via::Api,
+            });
+        }
+    }
+    let database_error = |e: crate::store::Error| {
+        tracing::error!(error = %e, "cannot check an API token");
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "cannot check the token: the database is unreachable",
+        )
+    };
+    if !given.is_empty() {
+        if let Some(actor) = state.console.token(given).await.map_err(database_error)? {
+            return Ok(actor);
+        }
+    }
+    if configured.is_none() && !state.console.has_tokens().await.map_err(database_error)? {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the admin API is off: add a token with `tidings token add NAME --role owner`, or set admin.token in tidings.toml or TIDINGS_ADMIN_TOKEN (e.g. openssl rand -hex 32)",
+        ));
     }
     let mut response = error(
         StatusCode::UNAUTHORIZED,
         None,
-        "missing or wrong admin token: send Authorization: Bearer <admin.token>",
+        "missing or wrong token: send Authorization: Bearer <token> (admin.token or one from `tidings token add`)",
     );
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         http::HeaderValue::from_static("Bearer realm=\"tidings\""),
     );
-    Some(response)
+    Err(response)
 }
 
 /// Whether a request announces a body (a length other than 0, or chunks).

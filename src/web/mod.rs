@@ -1,6 +1,7 @@
 //! HTTP: a fast path that answers GET/HEAD of cached feeds straight from memory, and an axum
 //! router for everything else (health, admin API, 404s). Stops cleanly on shutdown.
 
+pub mod admin;
 pub mod api;
 pub mod conditional;
 pub mod pages;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub digests: Arc<Digests>,
     pub webhooks: Arc<crate::feedback::webhooks::Webhooks>,
     pub limits: pages::RateLimits,
+    /// Accounts, sessions, API tokens and the audit log.
+    pub console: Arc<crate::admin::console::Console>,
     pub metrics: crate::metrics::Metrics,
     /// Renders `/metrics`; `None` when no recorder could be installed.
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -69,8 +72,13 @@ impl AppState {
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.feeds.max_age))
                 .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
+        let console = Arc::new(crate::admin::console::Console::new(
+            catalog.store().clone(),
+            crate::admin::sessions::Lifetime::from_config(&config),
+        ));
         AppState {
             limits: pages::RateLimits::new(&config),
+            console,
             config,
             cache,
             catalog,
@@ -92,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api", api::router(state.clone()))
         .merge(pages::router())
+        .merge(admin::router(state.clone()))
         .merge(webhooks::router())
         .fallback(not_found)
         .with_state(state)

@@ -318,7 +318,7 @@ async fn prefs_context(state: &AppState, prefs: Option<&Preferences>) -> Value {
 }
 
 /// The client's address: the TCP peer, or with `server.trust_proxy` the last `X-Forwarded-For` hop.
-fn client_ip(state: &AppState, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
+pub(crate) fn client_ip(state: &AppState, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
     if state.config.server.trust_proxy {
         if let Some(ip) = headers
             .get("x-forwarded-for")

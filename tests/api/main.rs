@@ -12,6 +12,8 @@ mod smtp_sink;
 
 mod articles;
 mod cli;
+mod console;
+mod console_client;
 mod daemon;
 mod digest;
 mod docs;

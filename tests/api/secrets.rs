@@ -240,3 +240,57 @@ fn secrets_stay_out_of_the_log(in_url: bool) {
     assert_no_secret("migrate's output", &stdout(&migrate), &secrets);
     assert_no_secret("migrate's errors", &stderr(&migrate), &secrets);
 }
+
+/// The console's secrets (a password, a session id, its CSRF token, an API token) reach
+/// neither the daemon's log at trace level nor what the commands print on standard error.
+#[test]
+fn console_secrets_never_reach_the_log() {
+    use crate::console_client::{add_account, Console};
+    const PASSWORD: &str = "console-password-4e7a9c1b";
+    let d = Daemon::start_with(&[("RUST_LOG", "trace")]);
+    add_account(&d, "ann", "owner", PASSWORD);
+    let added = d.cli(&["token", "add", "ci", "--role", "editor"]);
+    let token = stdout(&added).trim().to_string();
+    assert!(token.starts_with("tid_"));
+    let mut ann = Console::new(&d);
+    assert_eq!(ann.login("ann", "a wrong password, logged?").status, 401);
+    assert_eq!(ann.login("ann", PASSWORD).status, 303);
+    let session = ann.cookies["tidings_session"].clone();
+    let csrf = ann.csrf();
+    let auth = format!("Bearer {token}");
+    assert_eq!(
+        d.request("GET", "/api/articles", &[("Authorization", &auth)], None)
+            .status,
+        200
+    );
+    assert_eq!(
+        d.request(
+            "GET",
+            "/api/articles",
+            &[("Authorization", "Bearer tid_wrong")],
+            None
+        )
+        .status,
+        401
+    );
+    assert_eq!(ann.post("/admin/logout", &[("csrf", &csrf)]).status, 303);
+    let listed = d.cli(&["token", "list"]);
+    let secrets = [
+        PASSWORD.to_string(),
+        "a wrong password, logged?".to_string(),
+        session,
+        csrf,
+        token,
+    ];
+    assert!(
+        d.log().contains("TRACE") || d.log().contains("DEBUG"),
+        "the log is verbose"
+    );
+    assert_no_secret("the daemon's log", &d.log(), &secrets);
+    assert_no_secret("token add's standard error", &stderr(&added), &secrets);
+    assert_no_secret(
+        "token list",
+        &format!("{}{}", stdout(&listed), stderr(&listed)),
+        &secrets,
+    );
+}
