@@ -236,6 +236,15 @@ impl Catalog {
             .await
     }
 
+    /// A page of the catalog by key (see `store::page`).
+    pub async fn page(
+        &self,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<((i64, i64), Article)>, CatalogError> {
+        self.read(move |db| store::page(db, after, limit)).await
+    }
+
     /// The articles with these ids (those that still exist), in no particular order.
     pub async fn by_ids(&self, ids: Vec<String>) -> Result<Vec<Article>, CatalogError> {
         self.read(move |db| store::by_ids(db, &ids)).await

@@ -238,6 +238,37 @@ pub fn newest(
     Ok(rows.into_iter().map(|(_, a)| a).collect())
 }
 
+/// A page of the catalog, newest first by publication, after the key `(published_us, seq)` of
+/// the previous page's last row (keyset paging: a new article never shifts later pages). Each
+/// with its key.
+pub fn page(
+    db: &Db,
+    after: Option<(i64, i64)>,
+    limit: usize,
+) -> Result<Vec<((i64, i64), Article)>, Error> {
+    let (published, seq) = after.unwrap_or((i64::MAX, i64::MAX));
+    let mut keys = Vec::new();
+    let mut rows = db.query_map(
+        &format!(
+            "SELECT {ARTICLE_COLUMNS}, a.published_us FROM articles a \
+             WHERE a.published_us < ?1 OR (a.published_us = ?1 AND a.seq < ?2) \
+             ORDER BY a.published_us DESC, a.seq DESC LIMIT ?3"
+        ),
+        params![published, seq, limit],
+        |r| {
+            let (seq, article) = read_article(r)?;
+            keys.push((r.get::<i64>(13)?, seq));
+            Ok((seq, article))
+        },
+    )?;
+    attach_tags(db, &mut rows)?;
+    Ok(keys
+        .into_iter()
+        .zip(rows)
+        .map(|(key, (_, article))| (key, article))
+        .collect())
+}
+
 /// Articles that entered the catalog after `added_after` and were published at or after
 /// `published_from`: the candidates for a digest run.
 pub fn added_since(

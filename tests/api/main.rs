@@ -14,6 +14,7 @@ mod articles;
 mod cli;
 mod console;
 mod console_client;
+mod console_pages;
 mod daemon;
 mod digest;
 mod docs;

@@ -3,6 +3,7 @@
 //! role), and every state-changing request passes the CSRF check in `csrf` first, so neither
 //! can be forgotten by a handler.
 
+mod articles;
 mod login;
 
 use std::sync::{Arc, OnceLock};
@@ -31,6 +32,19 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/", get(|| async { Redirect::to("/admin") }))
         .route("/admin/login", get(login::form).post(login::submit))
         .route("/admin/logout", axum::routing::post(login::logout))
+        .route("/admin/articles", get(articles::list))
+        .route(
+            "/admin/articles/new",
+            get(articles::new_form).post(articles::create),
+        )
+        .route(
+            "/admin/articles/{slug}",
+            get(articles::edit_form).post(articles::update),
+        )
+        .route(
+            "/admin/articles/{slug}/remove",
+            get(articles::remove_form).post(articles::remove),
+        )
         .layer(middleware::from_fn_with_state(state, csrf))
 }
 
@@ -43,6 +57,15 @@ fn templates() -> &'static Environment<'static> {
             ("login.html", include_str!("templates/login.html")),
             ("notice.html", include_str!("templates/notice.html")),
             ("dashboard.html", include_str!("templates/dashboard.html")),
+            ("articles.html", include_str!("templates/articles.html")),
+            (
+                "article_form.html",
+                include_str!("templates/article_form.html"),
+            ),
+            (
+                "article_remove.html",
+                include_str!("templates/article_remove.html"),
+            ),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(name, error = %e, "console template does not compile");

@@ -1,0 +1,240 @@
+//! The console's pages: what an admin sees and changes, through real HTTP with a session.
+
+use crate::console_client::{add_account, field, Console};
+use crate::helpers::{article, Daemon};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn article_count(d: &Daemon) -> i64 {
+    d.db()
+        .query_row("SELECT count(*) FROM articles", &[], |r| r.get(0))
+        .expect("count articles")
+}
+
+#[test]
+fn an_editor_publishes_and_edits_an_article_and_the_feed_follows() {
+    let d = Daemon::start();
+    add_account(&d, "eve", "editor", PASSWORD);
+    let mut eve = Console::signed_in(&d, "eve", PASSWORD);
+    let form = eve.get("/admin/articles/new");
+    assert_eq!(form.status, 200);
+    let csrf = field(&form.text(), "csrf").expect("csrf");
+    let created = eve.post(
+        "/admin/articles/new",
+        &[
+            ("csrf", &csrf),
+            ("title", "Quantum batteries"),
+            ("url", "https://blog.example/posts/quantum-batteries"),
+            ("summary", "Charging faster"),
+            ("format", "markdown"),
+            ("content", "Some **bold** claims."),
+            ("tags", "Energy, Physics"),
+            ("published_at", "2026-11-30T09:00:00Z"),
+        ],
+    );
+    assert_eq!(created.status, 303, "{}", created.text());
+    assert_eq!(
+        created.header("location").as_deref(),
+        Some("/admin/articles/quantum-batteries?saved=1")
+    );
+    let feed = d.wait_for("/feed.xml", |r| r.text().contains("Quantum batteries"));
+    assert!(
+        feed.text().contains("<strong>bold</strong>"),
+        "Markdown became HTML"
+    );
+    let tag_feed = d.get("/tags/energy/feed.xml");
+    assert!(tag_feed.text().contains("Quantum batteries"));
+
+    let page = eve.get("/admin/articles/quantum-batteries");
+    assert_eq!(
+        field(&page.text(), "title").as_deref(),
+        Some("Quantum batteries")
+    );
+    let edited = eve.post(
+        "/admin/articles/quantum-batteries",
+        &[
+            ("csrf", &csrf),
+            ("title", "Quantum batteries, revisited"),
+            ("url", "https://blog.example/posts/quantum-batteries"),
+            ("format", "html"),
+            ("content", "<p>Updated body</p>"),
+            ("tags", "Energy"),
+            ("published_at", "2026-11-30T09:00:00Z"),
+        ],
+    );
+    assert_eq!(edited.status, 303, "{}", edited.text());
+    let feed = d.wait_for("/feed.xml", |r| {
+        r.text().contains("Quantum batteries, revisited")
+    });
+    assert!(feed.text().contains("Updated body"));
+    assert_eq!(article_count(&d), 1, "edited in place");
+
+    let audit: Vec<(String, String, String)> = d
+        .db()
+        .query_map(
+            "SELECT actor, via, action FROM audit_log WHERE target = 'quantum-batteries' ORDER BY id",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("audit");
+    assert_eq!(
+        audit,
+        vec![
+            ("eve".into(), "console".into(), "article.add".into()),
+            ("eve".into(), "console".into(), "article.update".into()),
+        ]
+    );
+
+    let removed = eve.post(
+        "/admin/articles/quantum-batteries/remove",
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(removed.status, 303);
+    assert_eq!(article_count(&d), 0);
+}
+
+#[test]
+fn bad_article_input_names_the_field_and_changes_nothing() {
+    let d = Daemon::start();
+    add_account(&d, "eve", "editor", PASSWORD);
+    let mut eve = Console::signed_in(&d, "eve", PASSWORD);
+    let csrf = eve.csrf();
+    let r = eve.post(
+        "/admin/articles/new",
+        &[
+            ("csrf", &csrf),
+            ("title", "No URL"),
+            ("url", "not a url"),
+            ("content", "x"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("url:"), "{}", r.text());
+    assert_eq!(
+        field(&r.text(), "title").as_deref(),
+        Some("No URL"),
+        "the form keeps what was typed"
+    );
+    assert_eq!(article_count(&d), 0);
+    // A new article cannot take an existing one's slug.
+    d.publish(&article("taken", "Taken", &[], "2026-05-27T09:00:00Z"));
+    let r = eve.post(
+        "/admin/articles/new",
+        &[
+            ("csrf", &csrf),
+            ("title", "Other"),
+            ("slug", "taken"),
+            ("url", "https://blog.example/o"),
+        ],
+    );
+    assert_eq!(r.status, 409);
+    let kept = d.api("GET", "/api/articles/taken", None).json();
+    assert_eq!(kept["title"], "Taken");
+}
+
+#[test]
+fn a_viewer_is_refused_every_article_change_and_nothing_changes() {
+    let d = Daemon::start();
+    d.publish(&article("kept", "Kept", &["news"], "2026-05-27T09:00:00Z"));
+    let before = d.get("/feed.xml").body;
+    add_account(&d, "vic", "viewer", PASSWORD);
+    let mut vic = Console::signed_in(&d, "vic", PASSWORD);
+    let csrf = vic.csrf();
+    let page = vic.get("/admin/articles/kept");
+    assert_eq!(page.status, 200, "a viewer may read");
+    assert!(page.text().contains("disabled"), "read-only form");
+    assert_eq!(vic.get("/admin/articles/new").status, 403);
+    let attempts = [
+        (
+            "/admin/articles/new",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("title", "X"),
+                ("url", "https://blog.example/x"),
+            ],
+        ),
+        (
+            "/admin/articles/kept",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("title", "Changed"),
+                ("url", "https://blog.example/k"),
+            ],
+        ),
+        ("/admin/articles/kept/remove", vec![("csrf", csrf.as_str())]),
+    ];
+    for (path, fields) in attempts {
+        let r = vic.post(path, &fields);
+        assert_eq!(r.status, 403, "{path}");
+    }
+    assert_eq!(article_count(&d), 1);
+    assert_eq!(d.get("/feed.xml").body, before, "the feed did not change");
+    let audited: i64 = d
+        .db()
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE via = 'console'",
+            &[],
+            |r| r.get(0),
+        )
+        .expect("audit");
+    assert_eq!(audited, 0);
+}
+
+#[test]
+fn an_article_title_holding_markup_comes_out_escaped() {
+    let d = Daemon::start();
+    let title = "<script>alert('x')</script> & more";
+    d.publish(&article(
+        "xss",
+        title,
+        &["<b>tag</b>"],
+        "2026-05-27T09:00:00Z",
+    ));
+    add_account(&d, "ann", "owner", PASSWORD);
+    let mut ann = Console::signed_in(&d, "ann", PASSWORD);
+    for path in [
+        "/admin/articles",
+        "/admin/articles/xss",
+        "/admin/articles/xss/remove",
+    ] {
+        let page = ann.get(path).text();
+        assert!(!page.contains("<script>alert"), "{path} holds raw markup");
+        assert!(
+            page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"),
+            "{path}: {page}"
+        );
+    }
+}
+
+#[test]
+fn the_article_list_pages_by_key() {
+    let d = Daemon::start();
+    for i in 0..55 {
+        d.publish(&article(
+            &format!("a{i:02}"),
+            &format!("Article {i:02}"),
+            &[],
+            &format!("2026-05-{:02}T09:00:00Z", 1 + i % 28),
+        ));
+    }
+    add_account(&d, "ann", "owner", PASSWORD);
+    let mut ann = Console::signed_in(&d, "ann", PASSWORD);
+    let first = ann.get("/admin/articles").text();
+    let next = first
+        .split("/admin/articles?after=")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a link to older articles")
+        .to_string();
+    let second = ann.get(&format!("/admin/articles?after={next}")).text();
+    let slugs = |html: &str| -> Vec<String> {
+        html.split("<span class=\"muted\">")
+            .skip(1)
+            .filter_map(|s| s.split('<').next().map(str::to_string))
+            .collect()
+    };
+    let (a, b) = (slugs(&first), slugs(&second));
+    assert_eq!(a.len(), 50);
+    assert_eq!(b.len(), 5);
+    assert!(a.iter().all(|s| !b.contains(s)), "no row twice");
+}
