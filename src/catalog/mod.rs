@@ -239,9 +239,9 @@ impl Catalog {
     /// A page of the catalog by key (see `store::page`).
     pub async fn page(
         &self,
-        after: Option<(i64, i64)>,
+        after: Option<store::PageKey>,
         limit: usize,
-    ) -> Result<Vec<((i64, i64), Article)>, CatalogError> {
+    ) -> Result<Vec<(store::PageKey, Article)>, CatalogError> {
         self.read(move |db| store::page(db, after, limit)).await
     }
 

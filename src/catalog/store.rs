@@ -238,14 +238,17 @@ pub fn newest(
     Ok(rows.into_iter().map(|(_, a)| a).collect())
 }
 
+/// A row's place in the catalog's order: `(published_us, seq)`.
+pub type PageKey = (i64, i64);
+
 /// A page of the catalog, newest first by publication, after the key `(published_us, seq)` of
 /// the previous page's last row (keyset paging: a new article never shifts later pages). Each
 /// with its key.
 pub fn page(
     db: &Db,
-    after: Option<(i64, i64)>,
+    after: Option<PageKey>,
     limit: usize,
-) -> Result<Vec<((i64, i64), Article)>, Error> {
+) -> Result<Vec<(PageKey, Article)>, Error> {
     let (published, seq) = after.unwrap_or((i64::MAX, i64::MAX));
     let mut keys = Vec::new();
     let mut rows = db.query_map(
