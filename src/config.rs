@@ -111,7 +111,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, as the daemon and the CLI use it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -127,7 +127,7 @@ pub struct Config {
 }
 
 /// Provider webhooks for bounces and complaints; a provider with no settings answers `404`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
     pub ses: SesConfig,
@@ -136,7 +136,7 @@ pub struct WebhooksConfig {
     pub sendgrid: SendgridConfig,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SesConfig {
     /// The one SNS topic whose notifications are accepted (AWS signs every account's).
@@ -146,28 +146,28 @@ pub struct SesConfig {
     pub signing_cert: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostmarkConfig {
     pub username: Option<String>,
     pub password: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailgunConfig {
     /// The HTTP webhook signing key (Mailgun: Sending → Webhooks).
     pub signing_key: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SendgridConfig {
     /// The signed event webhook's verification key: base64 of the ECDSA P-256 public key (DER).
     pub public_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DigestConfig {
     /// When runs are triggered: a 6-field cron expression (seconds first), in `time_zone`.
@@ -213,7 +213,7 @@ impl Default for DigestConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the HTTP server listens on; port 0 picks a free port.
@@ -239,7 +239,7 @@ pub struct SiteConfig {
     pub base_url: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// The SQLite file (the default, `data/tidings.db`); resolved from `url` when that is a
@@ -266,7 +266,7 @@ impl DatabaseConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogConfig {
     /// Load the sample catalog when the daemon starts with an empty catalog.
@@ -275,7 +275,7 @@ pub struct CatalogConfig {
     pub sample_path: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedsConfig {
     /// How many of the newest articles each feed carries.
@@ -288,7 +288,7 @@ pub struct FeedsConfig {
     pub websub_hub: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// An owner's bearer token for `/api` (API tokens from `tidings token add` work besides).
@@ -309,7 +309,7 @@ impl Default for AdminConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailConfig {
     /// `file:PATH` (write .eml files) or `smtp://host:port` / `smtps://host:port`, optionally
@@ -345,7 +345,7 @@ pub struct MailConfig {
 }
 
 /// The inbound SMTP listener for bounces, complaints and mailto unsubscribes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundConfig {
     /// `127.0.0.1:2525`; unset means off. Port 0 picks a free one (printed on stdout).
@@ -369,7 +369,7 @@ impl Default for InboundConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DkimConfig {
     pub selector: Option<String>,
@@ -378,7 +378,7 @@ pub struct DkimConfig {
     pub private_key: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SubscribersConfig {
     /// How long a confirmation link works.
@@ -886,6 +886,28 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Every key with the value in force, in `KEYS` order, for the console's Settings page:
+    /// a secret shows as `[redacted]`, an unset key as `unset`.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let tree = serde_json::to_value(self).unwrap_or_default();
+        KEYS.iter()
+            .map(|(key, _)| {
+                let value = key
+                    .split('.')
+                    .try_fold(&tree, |node, part| node.get(part))
+                    .map(|v| match v {
+                        serde_json::Value::Null => "unset".to_string(),
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_else(|| "?".into());
+                (*key, value)
+            })
+            .collect()
+    }
+}
+
 fn env_value(raw: &str, kind: Kind) -> Result<toml::Value, String> {
     match kind {
         Kind::Str => Ok(toml::Value::String(raw.to_string())),
@@ -1078,5 +1100,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("admin.token"), "{e}");
+    }
+
+    #[test]
+    fn the_effective_settings_name_every_key_and_redact_every_secret() {
+        let c = load(
+            "[admin]\ntoken = \"admin-token-0123456789\"\n[mail]\npassword = \"mail-pass\"\n\
+             transport = \"smtp://u:url-pass@127.0.0.1:25\"\n",
+            &[],
+        )
+        .expect("valid");
+        let all = c.effective();
+        assert_eq!(all.len(), KEYS.len());
+        for (key, value) in &all {
+            assert_ne!(value, "?", "{key} is missing from the effective settings");
+            for secret in ["admin-token-0123456789", "mail-pass", "url-pass"] {
+                assert!(!value.contains(secret), "{key} shows a secret");
+            }
+        }
+        let get = |k: &str| {
+            all.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("admin.token").as_deref(), Some("[redacted]"));
+        assert_eq!(get("mail.password").as_deref(), Some("[redacted]"));
+        assert_eq!(get("feeds.items").as_deref(), Some("50"));
+        assert_eq!(get("feeds.websub_hub").as_deref(), Some("unset"));
     }
 }

@@ -60,6 +60,20 @@ impl SecretUrl {
     }
 }
 
+/// Serialised (the console's Settings page) as `[redacted]`.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+/// Serialised with its password replaced by `[redacted]`.
+impl serde::Serialize for SecretUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
 impl std::str::FromStr for SecretUrl {
     type Err = std::convert::Infallible;
 

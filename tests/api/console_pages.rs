@@ -238,3 +238,49 @@ fn the_article_list_pages_by_key() {
     assert_eq!(b.len(), 5);
     assert!(a.iter().all(|s| !b.contains(s)), "no row twice");
 }
+
+#[test]
+fn settings_show_the_configuration_with_secrets_redacted_and_not_to_a_viewer() {
+    let d = Daemon::start_with(&[("TIDINGS_MAIL_PASSWORD", "relay-secret-4d1f")]);
+    add_account(&d, "ann", "owner", PASSWORD);
+    add_account(&d, "vic", "viewer", PASSWORD);
+    add_account(&d, "eve", "editor", PASSWORD);
+    let mut vic = Console::signed_in(&d, "vic", PASSWORD);
+    assert_eq!(vic.get("/admin/settings").status, 403);
+    let mut eve = Console::signed_in(&d, "eve", PASSWORD);
+    let page = eve.get("/admin/settings");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(text.contains("<code>feeds.items</code>"));
+    assert!(
+        text.contains("<code>admin.token</code></td><td><code>[redacted]</code>"),
+        "{text}"
+    );
+    assert!(!text.contains(crate::helpers::TOKEN) && !text.contains("relay-secret-4d1f"));
+    assert!(
+        !text.contains("API tokens"),
+        "accounts and tokens are for owners"
+    );
+    let mut ann = Console::signed_in(&d, "ann", PASSWORD);
+    let text = ann.get("/admin/settings").text();
+    assert!(text.contains("API tokens") && text.contains("<td>vic</td><td>viewer</td>"));
+}
+
+#[test]
+fn the_audit_page_lists_changes_with_their_author_escaped() {
+    let d = Daemon::start();
+    d.publish(&article("x", "X", &[], "2026-05-27T09:00:00Z"));
+    let _ = d.api("DELETE", "/api/articles/x", None);
+    add_account(&d, "vic", "viewer", PASSWORD);
+    let _ = d.cli(&["suppression", "add", "a<b>@example.org"]);
+    let mut vic = Console::signed_in(&d, "vic", PASSWORD);
+    let page = vic.get("/admin/audit");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("<td>admin.token</td><td>api</td><td>DELETE /api/articles/x</td>"),
+        "{text}"
+    );
+    assert!(text.contains("account.add"));
+    assert!(!text.contains("a<b>@"));
+}

@@ -4,7 +4,9 @@
 //! can be forgotten by a handler.
 
 mod articles;
+mod audit;
 mod login;
+mod settings;
 
 use std::sync::{Arc, OnceLock};
 
@@ -32,6 +34,8 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/", get(|| async { Redirect::to("/admin") }))
         .route("/admin/login", get(login::form).post(login::submit))
         .route("/admin/logout", axum::routing::post(login::logout))
+        .route("/admin/settings", get(settings::page))
+        .route("/admin/audit", get(audit::page))
         .route("/admin/articles", get(articles::list))
         .route(
             "/admin/articles/new",
@@ -58,6 +62,8 @@ fn templates() -> &'static Environment<'static> {
             ("notice.html", include_str!("templates/notice.html")),
             ("dashboard.html", include_str!("templates/dashboard.html")),
             ("articles.html", include_str!("templates/articles.html")),
+            ("settings.html", include_str!("templates/settings.html")),
+            ("audit.html", include_str!("templates/audit.html")),
             (
                 "article_form.html",
                 include_str!("templates/article_form.html"),
@@ -143,6 +149,13 @@ pub fn notice(
         who,
         context! { paragraphs => paragraphs.iter().map(|p| p.to_string()).collect::<Vec<_>>() },
     )
+}
+
+/// A time as the console shows it.
+pub fn time(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
 }
 
 /// The value of cookie `name` in a request's headers.
