@@ -5,6 +5,7 @@
 
 mod articles;
 mod audit;
+pub mod charts;
 mod login;
 mod settings;
 
