@@ -193,6 +193,7 @@ async function main() {
       hasTouch: true,
     });
     await journey('the subscribe page on a phone', () => phoneJourney(phone));
+    await journey('the time zone comes from the browser', () => timeZoneJourney(browser));
   } finally {
     await browser.close();
   }
@@ -201,6 +202,26 @@ async function main() {
     outsideRequests.length === 0,
     outsideRequests.slice(0, 5).join(' '),
   );
+}
+
+/** With JavaScript the form preselects the browser's zone; without it, the configured default. */
+async function timeZoneJourney(browser) {
+  const tokyo = await newContext(browser, { timezoneId: 'Asia/Tokyo' });
+  const page = await tokyo.newPage();
+  await page.goto(`${BASE_URL}/subscribe`);
+  const chosen = await page.locator('#time_zone').inputValue();
+  check('the subscribe form preselects the browser\'s time zone (Asia/Tokyo)', chosen === 'Asia/Tokyo', chosen);
+  await tokyo.close();
+  const plain = await newContext(browser, { timezoneId: 'Asia/Tokyo', javaScriptEnabled: false });
+  const bare = await plain.newPage();
+  await bare.goto(`${BASE_URL}/subscribe`);
+  const kept = await bare.locator('#time_zone').inputValue();
+  check('without JavaScript the form keeps the default time zone (UTC)', kept === 'UTC', kept);
+  await plain.close();
+  const index = await (await newContext(browser, {})).newPage();
+  await index.goto(`${BASE_URL}/`);
+  const link = index.getByRole('link', { name: 'Get new articles by email' });
+  check('the index page links to the email subscription', (await link.getAttribute('href'))?.endsWith('/subscribe'));
 }
 
 async function newContext(browser, options) {

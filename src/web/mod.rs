@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod assets;
 pub mod conditional;
 pub mod pages;
 pub mod subscribers_api;
@@ -101,6 +102,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api", api::router(state.clone()))
         .merge(pages::router())
         .merge(admin::router(state.clone()))
+        .merge(assets::router())
         .merge(webhooks::router())
         .fallback(not_found)
         .with_state(state)

@@ -405,7 +405,7 @@ async fn subscribe(
                 StatusCode::BAD_REQUEST,
                 "subscribe.html",
                 "Subscribe",
-                context! { email => raw_email, error => e.to_string(), ..ctx },
+                context! { email => raw_email, error => e.to_string(), zone_chosen => prefs.is_some(), ..ctx },
             )
         }
         Err(e) => flow_error(&state, e),

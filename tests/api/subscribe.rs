@@ -665,3 +665,43 @@ fn dkim_keygen_prints_the_record_and_the_daemon_signs_with_the_key() {
         }
     }
 }
+
+#[test]
+fn the_subscribe_form_preselects_the_browsers_time_zone_with_a_script_of_its_own() {
+    let d = Daemon::start();
+    let form = d.get("/subscribe").text();
+    assert!(form.contains("<script src=\"/assets/time-zone.js\" defer></script>"));
+    assert!(
+        form.contains("<option selected>UTC</option>"),
+        "the default without JavaScript"
+    );
+    let script = d.get("/assets/time-zone.js");
+    assert_eq!(script.status, 200);
+    assert!(script
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/javascript"));
+    assert!(script
+        .text()
+        .contains("Intl.DateTimeFormat().resolvedOptions().timeZone"));
+    // A form shown again after an error keeps the zone the reader chose.
+    let again = d.post_form(
+        "/subscribe",
+        &[
+            ("email", "not an address"),
+            ("time_zone", "Asia/Tokyo"),
+            ("cadence", "daily"),
+        ],
+    );
+    assert!(again.text().contains("data-chosen"), "{}", again.text());
+}
+
+#[test]
+fn the_index_page_links_to_the_email_subscription() {
+    let d = Daemon::start();
+    let index = d.get("/").text();
+    assert!(
+        index.contains("<a href=\"https://blog.example/subscribe\">Get new articles by email</a>"),
+        "{index}"
+    );
+}
