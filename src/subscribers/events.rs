@@ -1,6 +1,9 @@
-//! What happened to a subscriber's mail, on record: bounces, complaints, unsubscribes (with where
-//! they came from), suppressions, single emails dropped or given up, reports that were ignored.
+//! What happened to a subscriber and their mail, on record: subscribing and confirming, bounces,
+//! complaints, unsubscribes (with where they came from, and the digest delivery when a digest's
+//! link was used), suppressions, single emails dropped or given up, reports that were ignored.
 //! Rows are keyed by the lower-cased address, so the history outlives `subscriber remove`.
+//! Rows rebuilt from the subscribers' timestamps at the upgrade that began this history are
+//! marked `approximate` (migration 010 / V5).
 
 use crate::params;
 use crate::store::{Db, Error};
@@ -8,9 +11,17 @@ use chrono::{DateTime, Utc};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A day in microseconds: the history counts by UTC day.
+const DAY_US: i64 = 86_400_000_000;
+
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
+    /// Someone asked to get digests (again): `source` says where (`form`, `api`, `csv`, `cli`).
+    Subscribed,
+    /// They became confirmed: through the confirmation `link`, or added as confirmed by `api`,
+    /// `csv` or `cli`.
+    Confirmed,
     /// A delivery came back: `detail` says hard, soft or other, and the status.
     Bounce,
     Complaint,
@@ -30,6 +41,8 @@ pub enum Kind {
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
+            Kind::Subscribed => "subscribed",
+            Kind::Confirmed => "confirmed",
             Kind::Bounce => "bounce",
             Kind::Complaint => "complaint",
             Kind::Unsubscribe => "unsubscribe",
@@ -40,11 +53,35 @@ impl Kind {
             Kind::Ignored => "ignored",
         }
     }
+
+    /// The kind stored as `s`.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "subscribed" => Kind::Subscribed,
+            "confirmed" => Kind::Confirmed,
+            "bounce" => Kind::Bounce,
+            "complaint" => Kind::Complaint,
+            "unsubscribe" => Kind::Unsubscribe,
+            "suppressed" => Kind::Suppressed,
+            "lifted" => Kind::Lifted,
+            "dropped" => Kind::Dropped,
+            "failed" => Kind::Failed,
+            "ignored" => Kind::Ignored,
+            _ => return None,
+        })
+    }
 }
 
-/// One event to record. `source` says where it came from: `link` (the unsubscribe page),
-/// `one_click` (RFC 8058 POST), `mailto`, `dsn`, `arf`, `smtp` (the reply at send time),
-/// `webhook:<provider>`, `admin`, `outbox`.
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One event to record. `source` says where it came from: `form` (the subscribe page), `api`,
+/// `csv`, `cli` (an admin adding subscribers), `link` (the confirmation link, the unsubscribe
+/// page), `one_click` (RFC 8058 POST), `mailto`, `dsn`, `arf`, `smtp` (the reply at send time),
+/// `webhook:<provider>`, `admin`, `outbox`; `unknown` in rows rebuilt at the upgrade.
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
     pub email: &'a str,
@@ -88,9 +125,18 @@ impl<'a> NewEvent<'a> {
         self.detail = Some(detail.into());
         self
     }
+
+    /// The digest delivery it is about (a bounce of it, an unsubscribe through its link).
+    pub fn delivery(mut self, delivery: Option<i64>) -> Self {
+        self.delivery_id = delivery;
+        self
+    }
 }
 
+/// Records `e` as happening at `now`, in the caller's transaction, and counts it for its day;
+/// the new row's id.
 pub fn record(db: &Db, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<i64> {
+    count(db, e.kind.as_str(), 1, now)?;
     db.query_row(
         "INSERT INTO events (at_us, email, subscriber_id, kind, bounce, source, detail, delivery_id, outbox_id, inbound_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
@@ -110,6 +156,32 @@ pub fn record(db: &Db, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<i64> {
     )
 }
 
+/// The counter of the confirmed total's net change per day (`daily_counts`).
+const CONFIRMED_TOTAL: &str = "confirmed_total";
+
+/// The number of confirmed subscribers changed by `delta` (+1, -1) at `now`: subscribers::store
+/// calls this with every move into or out of `confirmed`, so `daily` can draw the total.
+pub fn confirmed_total_changed(db: &Db, delta: i64, now: DateTime<Utc>) -> Result<()> {
+    count(db, CONFIRMED_TOTAL, delta, now)
+}
+
+/// Adds `n` to `counter` for the UTC day of `now`, in this writer's own row (see migration 010:
+/// on PostgreSQL, each connection's, so concurrent transactions never wait on one row).
+fn count(db: &Db, counter: &str, n: i64, now: DateTime<Utc>) -> Result<()> {
+    let sql = if db.is_postgres() {
+        "INSERT INTO daily_counts (counter, day, shard, n) VALUES (?1, ?2, pg_backend_pid(), ?3) \
+         ON CONFLICT (counter, day, shard) DO UPDATE SET n = daily_counts.n + excluded.n"
+    } else {
+        "INSERT INTO daily_counts (counter, day, shard, n) VALUES (?1, ?2, 0, ?3) \
+         ON CONFLICT (counter, day, shard) DO UPDATE SET n = daily_counts.n + excluded.n"
+    };
+    db.execute(
+        sql,
+        params![counter, now.timestamp_micros().div_euclid(DAY_US), n],
+    )?;
+    Ok(())
+}
+
 /// An event as the API and `subscriber show` give it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EventView {
@@ -121,12 +193,15 @@ pub struct EventView {
     pub delivery_id: Option<i64>,
     pub outbox_id: Option<i64>,
     pub inbound_id: Option<i64>,
+    /// Rebuilt at the upgrade from a timestamp the subscriber's row kept: the time is that of the
+    /// last such change, and the source is `unknown`.
+    pub approximate: bool,
 }
 
 /// Every event about `email` (any case), oldest first.
 pub fn for_email(db: &Db, email: &str) -> Result<Vec<EventView>> {
     db.query_map(
-        "SELECT at_us, kind, bounce, source, detail, delivery_id, outbox_id, inbound_id FROM events \
+        "SELECT at_us, kind, bounce, source, detail, delivery_id, outbox_id, inbound_id, approximate FROM events \
          WHERE email = ?1 ORDER BY at_us, id",
         params![email.to_lowercase()],
         |r| {
@@ -142,6 +217,7 @@ pub fn for_email(db: &Db, email: &str) -> Result<Vec<EventView>> {
             delivery_id: r.get(5)?,
             outbox_id: r.get(6)?,
             inbound_id: r.get(7)?,
+            approximate: r.get(8)?,
         })
         },
     )
