@@ -10,7 +10,12 @@ use chrono::{DateTime, Utc};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
+mod runs;
 mod sent;
+pub use runs::{
+    run, run_failures, runs, runs_of, sent_digests, Failure, RunDetail, RunState, RunSummary,
+    SentDigest, TagDigests,
+};
 pub use sent::{fold_sent, logged_sent, mark_sent, Pending, Recorder, Sent};
 
 use crate::subscribers::{Cadence, Status, TimeZone};
