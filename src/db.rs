@@ -24,7 +24,7 @@ pub enum DbError {
 }
 
 /// The schema, one migration per step; never edit a released step, add a new one.
-fn migrations() -> Migrations<'static> {
+pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/001_catalog.sql")),
         M::up(include_str!("migrations/002_subscribers.sql")),
@@ -41,6 +41,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/007_sent_log.sql")),
         M::up(include_str!("migrations/008_message_id_at_claim.sql")),
         M::up(include_str!("migrations/009_admin_accounts.sql")),
+        M::up(include_str!("migrations/010_history.sql")),
     ])
 }
 

@@ -52,7 +52,7 @@ pub enum SubscriberCommand {
 }
 
 pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<ExitCode> {
-    use crate::subscribers::csv::{admin_upsert, SubscriberJson, Upserted};
+    use crate::subscribers::csv::{admin_upsert, AdminSource, SubscriberJson, Upserted};
     use crate::subscribers::flow::FlowError;
     use crate::subscribers::{store, Status, SubscriberEmail};
     let store = super::open_store(config)?;
@@ -80,11 +80,12 @@ pub fn subscriber(config: &Config, cmd: SubscriberCommand) -> anyhow::Result<Exi
                 cadence,
                 time_zone,
             };
-            let (outcome, s) =
-                match super::write(&store, |db| admin_upsert(db, config, raw, Status::Pending)) {
-                    Ok(done) => done,
-                    Err(e) => return report_input(e),
-                };
+            let (outcome, s) = match super::write(&store, |db| {
+                admin_upsert(db, config, raw, Status::Pending, AdminSource::Cli)
+            }) {
+                Ok(done) => done,
+                Err(e) => return report_input(e),
+            };
             let word = match outcome {
                 Upserted::Created => "added",
                 Upserted::Updated => "updated",

@@ -10,7 +10,12 @@ use chrono::{DateTime, Utc};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
+mod runs;
 mod sent;
+pub use runs::{
+    run, run_failures, runs, runs_of, sent_digests, Failure, RunDetail, RunState, RunSummary,
+    SentDigest, TagDigests,
+};
 pub use sent::{fold_sent, logged_sent, mark_sent, Pending, Recorder, Sent};
 
 use crate::subscribers::{Cadence, Status, TimeZone};
@@ -97,6 +102,8 @@ pub struct PlanWriter<'c, 'd> {
     now: DateTime<Utc>,
     manual: bool,
     run_id: std::cell::Cell<Option<i64>>,
+    /// No delivery of an earlier run has an id this high (the run's rows are read by id range).
+    first_delivery: std::cell::Cell<i64>,
     count: std::cell::Cell<i64>,
     /// Deliveries and slots not yet written, at most `PLAN_BATCH` of each: one statement per
     /// batch instead of one per subscriber (on PostgreSQL each statement is a round trip).
@@ -118,6 +125,7 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
             now,
             manual,
             run_id: std::cell::Cell::new(None),
+            first_delivery: std::cell::Cell::new(0),
             count: std::cell::Cell::new(0),
             deliveries: std::cell::RefCell::new(Vec::with_capacity(PLAN_BATCH)),
             slots: std::cell::RefCell::new(Vec::with_capacity(PLAN_BATCH)),
@@ -143,6 +151,12 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
                     params![self.now.timestamp_micros(), self.manual],
                     |r| r.get(0),
                 )?;
+                // Under the plan lock no other run adds deliveries: this run's come after.
+                self.first_delivery.set(self.db.query_row(
+                    "SELECT coalesce(max(id), 0) + 1 FROM deliveries",
+                    &[],
+                    |r| r.get(0),
+                )?);
                 self.run_id.set(Some(id));
                 id
             }
@@ -218,8 +232,15 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
         if let Some(id) = run_id {
             self.write_deliveries(id)?;
             self.db.execute(
-                "UPDATE digest_runs SET subject = ?2, html = ?3, deliveries = ?4 WHERE id = ?1",
-                params![id, subject, generic_html, self.count.get()],
+                "UPDATE digest_runs SET subject = ?2, html = ?3, deliveries = ?4, first_delivery_id = ?5, \
+                 last_delivery_id = (SELECT max(id) FROM deliveries) WHERE id = ?1",
+                params![
+                    id,
+                    subject,
+                    generic_html,
+                    self.count.get(),
+                    self.first_delivery.get()
+                ],
             )?;
         }
         Ok(run_id)

@@ -179,7 +179,7 @@ impl Digests {
             article_cache: Mutex::new(std::collections::HashMap::new()),
             body_cache: Mutex::new(BodyCache::default()),
             placeholders: {
-                let len = crate::subscribers::tokens::Token::generate().as_str().len();
+                let len = crate::subscribers::tokens::DELIVERY_TOKEN_LEN;
                 [placeholder(len), placeholder(len)]
             },
         }

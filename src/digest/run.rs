@@ -290,10 +290,12 @@ impl Digests {
                     };
                     let expires = (now + link_ttl).timestamp();
                     let email = subscriber.email.to_string();
-                    let preferences =
-                        key.seal(subscriber.id, &email, Purpose::Preferences, expires);
-                    let unsubscribe =
-                        key.seal(subscriber.id, &email, Purpose::Unsubscribe, expires);
+                    // Both links name this delivery, so an unsubscribe is put down to its run.
+                    let seal = |purpose| {
+                        key.seal_for_delivery(subscriber.id, d.id, &email, purpose, expires)
+                    };
+                    let preferences = seal(Purpose::Preferences);
+                    let unsubscribe = seal(Purpose::Unsubscribe);
                     ready.push(Job {
                         claimed: d,
                         subscriber,

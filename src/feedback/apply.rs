@@ -527,7 +527,7 @@ fn mailto_unsubscribe(
     {
         return Ok("the unsubscribe token is forged or expired: nothing changed".into());
     }
-    if crate::subscribers::flow::unsubscribe_in(db, &s, "mailto", Some(inbound), now)? {
+    if crate::subscribers::flow::unsubscribe_in(db, &s, "mailto", Some(inbound), None, now)? {
         crate::metrics::unsubscribed("mailto");
         Ok(format!("{} unsubscribed (mailto)", s.email))
     } else {

@@ -272,9 +272,96 @@ pub fn waiting(db: &Db) -> Result<Vec<Waiting>> {
     )
 }
 
+/// One single email of the outbox, whatever its state, as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Email {
+    pub id: i64,
+    pub template: String,
+    pub email: String,
+    /// queued, sending, sent, failed or dropped.
+    pub state: String,
+    pub attempts: i64,
+    pub queued_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// Rows before row `after` (from the newest: `None`), newest first, at most `limit`: the
+/// console's list, paged by id, never by offset.
+pub fn page(db: &Db, after: Option<i64>, limit: usize) -> Result<Vec<Email>> {
+    let time = |us: i64| DateTime::from_timestamp_micros(us).unwrap_or_default();
+    db.query_map(
+        "SELECT o.id, o.template, s.email, o.state, o.attempts, o.created_us, o.next_attempt_us, \
+                o.expires_us, o.finished_us, o.last_error, o.message_id \
+         FROM outbox o JOIN subscribers s ON s.id = o.subscriber_id \
+         WHERE o.id < ?1 ORDER BY o.id DESC LIMIT ?2",
+        params![after.unwrap_or(i64::MAX), limit as i64],
+        |r| {
+            Ok(Email {
+                id: r.get(0)?,
+                template: r.get(1)?,
+                email: r.get(2)?,
+                state: r.get(3)?,
+                attempts: r.get(4)?,
+                queued_at: time(r.get(5)?),
+                next_attempt_at: time(r.get(6)?),
+                expires_at: time(r.get(7)?),
+                finished_at: r.get::<Option<i64>>(8)?.map(time),
+                last_error: r.get(9)?,
+                message_id: r.get(10)?,
+            })
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every row, newest first, paged by id.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_outbox_pages_by_id_newest_first() {
+        for (s, _dir) in crate::store::tests::both().await {
+            let (ids, first, second) = s
+                .write(|db| -> Result<_> {
+                    let now = Utc::now();
+                    let mut ids = Vec::new();
+                    for n in 0..3 {
+                        let id: i64 = db.query_row(
+                            "INSERT INTO subscribers (email, status, cadence, time_zone, created_at) \
+                             VALUES (?1, 'pending', 'daily', 'UTC', '2026-01-01T00:00:00Z') RETURNING id",
+                            crate::params![format!("p{n}@example.com")],
+                            |r| r.get(0),
+                        )?;
+                        ids.push(enqueue(db, id, Template::Confirmation, now, now + Duration::hours(1))?.expect("queued"));
+                    }
+                    let first = page(db, None, 2)?;
+                    let second = page(db, first.last().map(|r| r.id), 2)?;
+                    Ok((ids, first, second))
+                })
+                .await
+                .expect("pages");
+            let shown = |p: &[Email]| {
+                p.iter()
+                    .map(|r| (r.id, r.email.clone(), r.state.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                shown(&first),
+                [
+                    (ids[2], "p2@example.com".to_string(), "queued".to_string()),
+                    (ids[1], "p1@example.com".to_string(), "queued".to_string())
+                ]
+            );
+            assert_eq!(
+                shown(&second),
+                [(ids[0], "p0@example.com".to_string(), "queued".to_string())]
+            );
+        }
+    }
 
     fn db() -> (tempfile::TempDir, rusqlite::Connection, i64) {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -20,6 +20,7 @@ pub const TABLES: &[(&str, Option<&str>)] = &[
     ("outbox", Some("id")),
     ("suppressions", None),
     ("events", Some("id")),
+    ("daily_counts", None),
     ("inbound_messages", Some("id")),
     ("webhook_seen", None),
     ("address_limits", None),

@@ -317,7 +317,8 @@ pub(crate) mod tests {
         Some(Location::Postgres(url.to_string()))
     }
 
-    async fn both() -> Vec<(Store, Option<tempfile::TempDir>)> {
+    /// A fresh SQLite store, and a fresh PostgreSQL one when a server is configured.
+    pub(crate) async fn both() -> Vec<(Store, Option<tempfile::TempDir>)> {
         let dir = tempfile::tempdir().expect("tempdir");
         let lite = Store::open(&Location::Sqlite(dir.path().join("t.db")), 2)
             .await

@@ -312,6 +312,21 @@ impl Drop for Rollback<'_> {
     }
 }
 
+/// Brings the database at `url` to migration `version` and no further: a test of what a later
+/// migration does to rows written before it.
+#[cfg(test)]
+pub(crate) async fn migrate_to(url: &str, version: u32) {
+    let (config, tls) = connect_config(url).expect("url");
+    let (mut client, connection) = config.connect(tls).await.expect("connect");
+    tokio::spawn(connection);
+    let mut runner = embedded::migrations::runner().set_target(refinery::Target::Version(version));
+    runner
+        .set_migration_table_name("tidings_schema_history")
+        .run_async(&mut client)
+        .await
+        .expect("migrate");
+}
+
 /// Brings the schema up to date under an advisory lock, so that two nodes starting together
 /// take turns.
 async fn migrate(pool: &deadpool_postgres::Pool) -> Result<(), OpenFailure> {

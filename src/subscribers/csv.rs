@@ -50,15 +50,39 @@ pub enum Upserted {
     Unchanged,
 }
 
+/// Where an admin's subscriber came from, as their `subscribed` and `confirmed` events say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminSource {
+    /// `POST /api/subscribers`.
+    Api,
+    /// A CSV import (`tidings subscriber import`).
+    Csv,
+    /// `tidings subscriber add`.
+    Cli,
+}
+
+impl AdminSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminSource::Api => "api",
+            AdminSource::Csv => "csv",
+            AdminSource::Cli => "cli",
+        }
+    }
+}
+
 /// Adds or updates a subscriber for an admin (API, CLI, CSV). `default_status` applies to new
 /// subscribers given no status. An unsubscribed or bounced subscriber is never re-activated here:
-/// only they can subscribe again.
+/// only they can subscribe again. A new pending or confirmed subscriber is recorded as
+/// `subscribed` from `source`, and one who becomes confirmed here as `confirmed` from it.
 pub fn admin_upsert(
     db: &Db,
     config: &Config,
     raw: SubscriberJson,
     default_status: Status,
+    source: AdminSource,
 ) -> Result<(Upserted, super::Subscriber), FlowError> {
+    use super::events::{self, Kind, NewEvent};
     use crate::catalog::InputError;
     let field = |f: &'static str| move |p: String| FlowError::Input(InputError::new(f, p));
     let email =
@@ -119,6 +143,14 @@ pub fn admin_upsert(
             if status == Status::Unsubscribed {
                 store::set_status(tx, id, status, now)?;
             }
+            if matches!(status, Status::Pending | Status::Confirmed) {
+                let asked = NewEvent::new(email.as_str(), Kind::Subscribed, source.as_str());
+                events::record(tx, &asked.subscriber(id), now)?;
+            }
+            if status == Status::Confirmed {
+                let confirmed = NewEvent::new(email.as_str(), Kind::Confirmed, source.as_str());
+                events::record(tx, &confirmed.subscriber(id), now)?;
+            }
             Upserted::Created
         }
         Some(existing) => {
@@ -148,14 +180,15 @@ pub fn admin_upsert(
                 store::set_preferences(tx, existing.id, &prefs)?;
                 if new_status != existing.status {
                     store::set_status(tx, existing.id, new_status, now)?;
+                    let email = existing.email.as_str();
+                    if new_status == Status::Confirmed {
+                        let confirmed = NewEvent::new(email, Kind::Confirmed, source.as_str());
+                        events::record(tx, &confirmed.subscriber(existing.id), now)?;
+                    }
                     if new_status == Status::Unsubscribed {
-                        let event = super::events::NewEvent::new(
-                            existing.email.as_str(),
-                            super::events::Kind::Unsubscribe,
-                            "admin",
-                        )
-                        .subscriber(existing.id);
-                        super::events::record(tx, &event, now)?;
+                        let event = NewEvent::new(email, Kind::Unsubscribe, "admin")
+                            .subscriber(existing.id);
+                        events::record(tx, &event, now)?;
                         crate::metrics::unsubscribed("admin");
                     }
                 }
@@ -235,7 +268,7 @@ pub fn import(db: &Db, config: &Config, bytes: &[u8]) -> Result<Report, FlowErro
             cadence: get("cadence"),
             time_zone: get("time_zone"),
         };
-        match admin_upsert(db, config, raw, Status::Confirmed) {
+        match admin_upsert(db, config, raw, Status::Confirmed, AdminSource::Csv) {
             Ok((Upserted::Created, _)) => report.created += 1,
             Ok((Upserted::Updated, _)) => report.updated += 1,
             Ok((Upserted::Unchanged, _)) => report.unchanged += 1,

@@ -135,6 +135,8 @@ impl Subscriptions {
                     // Confirmed or bounced: nothing to confirm, and nothing is changed.
                     Some(_) => return Ok(false),
                 };
+                let asked = NewEvent::new(email.as_str(), Kind::Subscribed, "form").subscriber(id);
+                events::record(tx, &asked, now)?;
                 outbox::enqueue(tx, id, Template::Confirmation, now, now + confirm_ttl)?;
                 Ok(true)
             })
@@ -180,6 +182,9 @@ impl Subscriptions {
                 }
                 if redeemed.subscriber.status != Status::Confirmed {
                     store::set_status(tx, id, Status::Confirmed, now)?;
+                    let email = redeemed.subscriber.email.as_str();
+                    let confirmed = NewEvent::new(email, Kind::Confirmed, "link").subscriber(id);
+                    events::record(tx, &confirmed, now)?;
                 }
                 let welcome = store::claim_welcome(tx, id, now)?;
                 if welcome {
@@ -219,7 +224,8 @@ impl Subscriptions {
     }
 
     /// Unsubscribes at once with an unsubscribe (or preferences) token. Repeating it is harmless;
-    /// the first time is recorded as an event from `source` (`link`, `one_click`, `mailto`).
+    /// the first time is recorded as an event from `source` (`link`, `one_click`, `mailto`), with
+    /// the digest delivery the token names, if it names one.
     pub async fn unsubscribe(
         &self,
         token: Token,
@@ -230,7 +236,14 @@ impl Subscriptions {
             .write(move |tx| {
                 let now = Utc::now();
                 let redeemed = store::check(tx, &token, purpose, now)?.map_err(FlowError::Token)?;
-                let changed = unsubscribe_in(tx, &redeemed.subscriber, source, None, now)?;
+                let changed = unsubscribe_in(
+                    tx,
+                    &redeemed.subscriber,
+                    source,
+                    None,
+                    redeemed.delivery,
+                    now,
+                )?;
                 let subscriber = store::get(tx, redeemed.subscriber.id)?
                     .ok_or(FlowError::Token(TokenProblem::Unknown))?;
                 Ok((subscriber, changed))
@@ -322,20 +335,24 @@ impl Subscriptions {
     }
 }
 
-/// Unsubscribes `s` inside the caller's transaction, recording where it came from; `false` if
-/// they already were unsubscribed (or bounced), and nothing changes then.
+/// Unsubscribes `s` inside the caller's transaction, recording where it came from (and the
+/// digest delivery whose link or report it was, when known); `false` if they already were
+/// unsubscribed (or bounced), and nothing changes then.
 pub(crate) fn unsubscribe_in(
     db: &Db,
     s: &Subscriber,
     source: &str,
     inbound_id: Option<i64>,
+    delivery_id: Option<i64>,
     now: chrono::DateTime<Utc>,
 ) -> Result<bool, crate::store::Error> {
     if matches!(s.status, Status::Unsubscribed | Status::Bounced) {
         return Ok(false);
     }
     store::set_status(db, s.id, Status::Unsubscribed, now)?;
-    let mut event = NewEvent::new(s.email.as_str(), Kind::Unsubscribe, source).subscriber(s.id);
+    let mut event = NewEvent::new(s.email.as_str(), Kind::Unsubscribe, source)
+        .subscriber(s.id)
+        .delivery(delivery_id);
     event.inbound_id = inbound_id;
     events::record(db, &event, now)?;
     Ok(true)

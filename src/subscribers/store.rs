@@ -176,6 +176,9 @@ pub fn insert(
         |r| r.get(0),
     )?;
     set_tags(db, id, &prefs.tags)?;
+    if status == Status::Confirmed {
+        super::events::confirmed_total_changed(db, 1, now)?;
+    }
     Ok(id)
 }
 
@@ -201,8 +204,41 @@ fn set_tags(db: &Db, id: i64, tags: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Moves a subscriber to `status`, stamping when it was confirmed or unsubscribed.
+/// A subscriber by id or by address.
+enum Key<'a> {
+    Id(i64),
+    Email(&'a str),
+}
+
+/// Whether the subscriber is confirmed (`None`: no such subscriber), their row locked until the
+/// caller's commit on PostgreSQL, so that two transactions moving one subscriber count the move
+/// once (SQLite's one writer already does that).
+fn confirmed_now(db: &Db, key: Key<'_>) -> Result<Option<bool>> {
+    let lock = if db.is_postgres() { " FOR UPDATE" } else { "" };
+    let status: Option<String> = match key {
+        Key::Id(id) => db.query_opt(
+            &format!("SELECT status FROM subscribers WHERE id = ?1{lock}"),
+            params![id],
+            |r| r.get(0),
+        )?,
+        Key::Email(email) => db.query_opt(
+            &format!("SELECT status FROM subscribers WHERE email = ?1{lock}"),
+            params![email],
+            |r| r.get(0),
+        )?,
+    };
+    Ok(status.map(|s| s == Status::Confirmed.as_str()))
+}
+
+/// Moves a subscriber to `status`, stamping when it was confirmed or unsubscribed. A move into
+/// or out of `confirmed` changes the confirmed total (`events::confirmed_total_changed`): every
+/// change of `status` goes through here, `count_bounce` or `delete`, which say so.
 pub fn set_status(db: &Db, id: i64, status: Status, now: DateTime<Utc>) -> Result<()> {
+    if let Some(was) = confirmed_now(db, Key::Id(id))? {
+        if was != (status == Status::Confirmed) {
+            super::events::confirmed_total_changed(db, if was { -1 } else { 1 }, now)?;
+        }
+    }
     let now_us = now.timestamp_micros();
     let now = ts(&now);
     let _ = match status {
@@ -233,6 +269,9 @@ pub fn claim_welcome(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
 }
 
 pub fn delete(db: &Db, email: &SubscriberEmail) -> Result<bool> {
+    if confirmed_now(db, Key::Email(email.as_str()))? == Some(true) {
+        super::events::confirmed_total_changed(db, -1, Utc::now())?;
+    }
     // The ledger's rows go first: on PostgreSQL no foreign key cascades to them (see
     // migrations/postgres/V2). Every state is named so that PostgreSQL finds the rows through its
     // two partial indexes, open and closed (V3), rather than reading the whole ledger.
@@ -280,10 +319,11 @@ pub enum TokenProblem {
     Used,
 }
 
-/// A token that works, and whose it is.
+/// A token that works, whose it is, and the digest delivery it came in (digest links only).
 pub struct Redeemed {
     pub hash: [u8; 32],
     pub subscriber: Subscriber,
+    pub delivery: Option<i64>,
 }
 
 /// Looks up `token` for `purpose` without using it up.
@@ -309,7 +349,11 @@ pub fn check(
         return Ok(Err(TokenProblem::Expired));
     }
     Ok(match get(db, subscriber_id)? {
-        Some(subscriber) => Ok(Redeemed { hash, subscriber }),
+        Some(subscriber) => Ok(Redeemed {
+            hash,
+            subscriber,
+            delivery: None,
+        }),
         None => Err(TokenProblem::Unknown),
     })
 }
@@ -331,15 +375,16 @@ fn check_sealed(
         return Ok(Err(TokenProblem::Unknown));
     };
     let email = subscriber.email.to_string();
-    let Some(expires) = link_key(db)?.open(&sealed, purpose, &email) else {
+    let Some(opened) = link_key(db)?.open(&sealed, purpose, &email) else {
         return Ok(Err(TokenProblem::Unknown));
     };
-    if now.timestamp() >= expires {
+    if now.timestamp() >= opened.expires {
         return Ok(Err(TokenProblem::Expired));
     }
     Ok(Ok(Redeemed {
         hash: token.hash(),
         subscriber,
+        delivery: opened.delivery,
     }))
 }
 
@@ -433,10 +478,23 @@ pub fn count_bounce(db: &Db, id: i64, limit: u32) -> Result<bool> {
         "UPDATE subscribers SET bounces = bounces + 1 WHERE id = ?1",
         params![id],
     )?;
-    Ok(db.execute(
+    let bounced = db.execute(
         "UPDATE subscribers SET status = 'bounced' WHERE id = ?1 AND bounces >= ?2 AND status = 'confirmed'",
         params![id, limit],
-    )? == 1)
+    )? == 1;
+    if bounced {
+        super::events::confirmed_total_changed(db, -1, Utc::now())?;
+    }
+    Ok(bounced)
+}
+
+/// How many subscribers are confirmed now.
+pub fn confirmed_total(db: &Db) -> Result<i64> {
+    db.query_row(
+        "SELECT count(*) FROM subscribers WHERE status = 'confirmed'",
+        &[],
+        |r| r.get(0),
+    )
 }
 
 #[cfg(test)]

@@ -72,6 +72,57 @@ pub struct Suppression {
     pub reason: Reason,
     pub note: Option<String>,
     pub created_at: String,
+    /// `created_at` to the microsecond: with the address, the key a page of the list ends at.
+    #[serde(skip)]
+    pub created_us: i64,
+}
+
+impl Suppression {
+    /// Where a page that ends with this entry ends (the next page's `after`).
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            created_us: self.created_us,
+            email: self.email.clone(),
+        }
+    }
+}
+
+/// A place in the suppression list, newest first: an entry's time and address. Written as
+/// `MICROSECONDS.ADDRESS` in a page's `after=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_us: i64,
+    pub email: String,
+}
+
+impl Cursor {
+    /// A cursor from a page's `after=`; the error names the field.
+    pub fn parse(raw: &str) -> Result<Cursor, String> {
+        let bad = || {
+            format!(
+                "after: '{}' is not a place in the list (MICROSECONDS.ADDRESS)",
+                raw.chars()
+                    .take(80)
+                    .filter(|c| !c.is_control())
+                    .collect::<String>()
+            )
+        };
+        let (us, email) = raw.split_once('.').ok_or_else(bad)?;
+        let created_us = us.parse::<i64>().map_err(|_| bad())?;
+        if email.is_empty() {
+            return Err(bad());
+        }
+        Ok(Cursor {
+            created_us,
+            email: email.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.created_us, self.email)
+    }
 }
 
 fn read(r: &Row) -> Result<Suppression> {
@@ -84,6 +135,7 @@ fn read(r: &Row) -> Result<Suppression> {
         created_at: DateTime::from_timestamp_micros(at)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created_us: at,
     })
 }
 
@@ -97,6 +149,21 @@ pub fn find(db: &Db, email: &str) -> Result<Option<Suppression>> {
     db.query_opt(
         "SELECT email, reason, note, created_us FROM suppressions WHERE email = ?1",
         params![key(email)],
+        read,
+    )
+}
+
+/// Entries after `after` (from the newest: `None`), newest first, at most `limit`: the
+/// console's list, paged by key (`suppressions_created`), never by offset.
+pub fn page(db: &Db, after: Option<&Cursor>, limit: usize) -> Result<Vec<Suppression>> {
+    let (us, email) = match after {
+        Some(c) => (c.created_us, c.email.as_str()),
+        None => (i64::MAX, ""),
+    };
+    db.query_map(
+        "SELECT email, reason, note, created_us FROM suppressions \
+         WHERE (created_us, email) < (?1, ?2) ORDER BY created_us DESC, email DESC LIMIT ?3",
+        params![us, email, limit as i64],
         read,
     )
 }
@@ -274,4 +341,50 @@ pub fn export(db: &Db, out: impl std::io::Write) -> anyhow::Result<usize> {
     }
     writer.flush()?;
     Ok(all.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    /// Newest first, two entries at the same moment in address order, and the next page starts
+    /// right after the last one shown, whatever was added meanwhile at the top.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_list_pages_by_key_newest_first() {
+        for (s, _dir) in crate::store::tests::both().await {
+            let (first, second, bad) = s
+                .write(|db| -> Result<_> {
+                    let t = |h: u32| {
+                        Utc.with_ymd_and_hms(2026, 3, 1, h, 0, 0)
+                            .single()
+                            .expect("t")
+                    };
+                    for (address, h) in [
+                        ("a@x.example", 1),
+                        ("b@x.example", 2),
+                        ("c@x.example", 2),
+                        ("d@x.example", 3),
+                    ] {
+                        let e = SubscriberEmail::parse(address).expect("email");
+                        add(db, &e, Reason::Admin, None, "admin", t(h))?;
+                    }
+                    let first = page(db, None, 2)?;
+                    let cursor = Cursor::parse(&first[1].cursor().to_string()).expect("cursor");
+                    let e = SubscriberEmail::parse("z@x.example").expect("email");
+                    add(db, &e, Reason::Admin, None, "admin", t(4))?;
+                    Ok((
+                        first,
+                        page(db, Some(&cursor), 10)?,
+                        Cursor::parse("soon.a@x.example"),
+                    ))
+                })
+                .await
+                .expect("pages");
+            let emails = |p: &[Suppression]| p.iter().map(|s| s.email.clone()).collect::<Vec<_>>();
+            assert_eq!(emails(&first), ["d@x.example", "c@x.example"]);
+            assert_eq!(emails(&second), ["b@x.example", "a@x.example"]);
+            assert!(bad.expect_err("not a cursor").starts_with("after: "));
+        }
+    }
 }

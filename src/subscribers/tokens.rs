@@ -5,7 +5,9 @@
 //!   under this installation's secret link key, over the purpose too. Digests use these: a run for
 //!   100,000 readers would otherwise write 200,000 token rows at random places in the index.
 //!   Without the key a sealed token cannot be made or altered, and one purpose's token is
-//!   refused for another.
+//!   refused for another. A digest's sealed tokens also name the delivery (the ledger row) they
+//!   were sent in, under the MAC, so an unsubscribe through one is attributed to its run; they
+//!   are 320 bits (54 characters). Tokens sealed before that (43 characters) still open.
 
 use base64::Engine;
 use rand::RngCore;
@@ -40,7 +42,7 @@ impl Token {
 
     /// A token from a URL; anything that could not be one of ours is rejected without a lookup.
     pub fn from_url(raw: &str) -> Option<Token> {
-        (raw.len() == 43
+        (matches!(raw.len(), TOKEN_LEN | DELIVERY_TOKEN_LEN)
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
@@ -67,6 +69,12 @@ impl std::fmt::Debug for LinkKey {
 }
 
 const MAC_BYTES: usize = 20;
+/// A stored token, and a sealed one without a delivery: 32 bytes.
+const TOKEN_LEN: usize = 43;
+/// A sealed token that names its delivery: subscriber id, delivery id, expiry and MAC, 40 bytes.
+const DELIVERY_BYTES: usize = 8 + 8 + 4 + MAC_BYTES;
+/// How long a digest's link token is in a URL (the digest's body templates hold its place).
+pub const DELIVERY_TOKEN_LEN: usize = 54;
 
 impl LinkKey {
     pub fn new(bytes: [u8; 32]) -> LinkKey {
@@ -83,11 +91,16 @@ impl LinkKey {
         &self.0
     }
 
-    /// The MAC binds the purpose, the id, the expiry and the subscriber's address: SQLite may give
-    /// a deleted subscriber's id to a newcomer, whose address differs.
-    fn mac(&self, purpose: Purpose, body: &[u8; 12], email: &str) -> [u8; MAC_BYTES] {
+    /// The MAC binds the purpose, the id, the expiry (and the delivery, in the longer form) and the
+    /// subscriber's address: SQLite may give a deleted subscriber's id to a newcomer, whose address
+    /// differs. Each form has its own context string, so neither can pass for the other.
+    fn mac(&self, purpose: Purpose, body: &[u8], email: &str) -> [u8; MAC_BYTES] {
         let mut h = blake3::Hasher::new_keyed(&self.0);
-        h.update(b"tidings link token\0");
+        h.update(if body.len() == 12 {
+            b"tidings link token\0".as_slice()
+        } else {
+            b"tidings delivery link token\0".as_slice()
+        });
         h.update(purpose.as_str().as_bytes());
         h.update(b"\0");
         h.update(body);
@@ -98,7 +111,8 @@ impl LinkKey {
     }
 
     /// A sealed token for `subscriber` (whose address is `email`) and `purpose`, good until
-    /// `expires` (unix seconds).
+    /// `expires` (unix seconds), naming no delivery (the form digests carried before they named
+    /// theirs).
     pub fn seal(&self, subscriber: i64, email: &str, purpose: Purpose, expires: i64) -> Token {
         let mut body = [0u8; 12];
         body[..8].copy_from_slice(&subscriber.to_be_bytes());
@@ -109,37 +123,86 @@ impl LinkKey {
         Token(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// Whom a token claims to be for, before any check: (subscriber id, the sealed parts).
-    pub fn claimed(token: &Token) -> Option<(i64, Sealed)> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.as_str())
-            .ok()?;
-        let bytes: [u8; 32] = bytes.try_into().ok()?;
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&bytes[..8]);
-        Some((i64::from_be_bytes(id), Sealed(bytes)))
+    /// A sealed token for `subscriber` (whose address is `email`) and `purpose`, good until
+    /// `expires` (unix seconds), that names `delivery`, the digest it is sent in.
+    pub fn seal_for_delivery(
+        &self,
+        subscriber: i64,
+        delivery: i64,
+        email: &str,
+        purpose: Purpose,
+        expires: i64,
+    ) -> Token {
+        let mut bytes = [0u8; DELIVERY_BYTES];
+        bytes[..8].copy_from_slice(&subscriber.to_be_bytes());
+        bytes[8..16].copy_from_slice(&delivery.to_be_bytes());
+        bytes[16..20].copy_from_slice(&(expires.clamp(0, u32::MAX as i64) as u32).to_be_bytes());
+        let mac = self.mac(purpose, &bytes[..20], email);
+        bytes[20..].copy_from_slice(&mac);
+        Token(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// The expiry (unix seconds) of a sealed token, if this key made it for `purpose` and the
-    /// subscriber whose address is `email`.
-    pub fn open(&self, sealed: &Sealed, purpose: Purpose, email: &str) -> Option<i64> {
-        let mut body = [0u8; 12];
-        body.copy_from_slice(&sealed.0[..12]);
-        let expected = self.mac(purpose, &body, email);
+    /// Whom a token claims to be for, before any check: (subscriber id, the sealed parts).
+    pub fn claimed(token: &Token) -> Option<(i64, Sealed)> {
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.as_str())
+            .ok()?;
+        if decoded.len() != 32 && decoded.len() != DELIVERY_BYTES {
+            return None;
+        }
+        let mut bytes = [0u8; DELIVERY_BYTES];
+        bytes[..decoded.len()].copy_from_slice(&decoded);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes[..8]);
+        Some((
+            i64::from_be_bytes(id),
+            Sealed {
+                bytes,
+                len: decoded.len(),
+            },
+        ))
+    }
+
+    /// What a sealed token holds, if this key made it for `purpose` and the subscriber whose
+    /// address is `email`.
+    pub fn open(&self, sealed: &Sealed, purpose: Purpose, email: &str) -> Option<Opened> {
+        let body_len = sealed.len - MAC_BYTES;
+        let body = &sealed.bytes[..body_len];
+        let expected = self.mac(purpose, body, email);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(
             &expected[..],
-            &sealed.0[12..],
+            &sealed.bytes[body_len..sealed.len],
         )) {
             return None;
         }
         let mut expires = [0u8; 4];
-        expires.copy_from_slice(&body[8..]);
-        Some(i64::from(u32::from_be_bytes(expires)))
+        expires.copy_from_slice(&body[body_len - 4..]);
+        let delivery = (body_len == 20).then(|| {
+            let mut d = [0u8; 8];
+            d.copy_from_slice(&body[8..16]);
+            i64::from_be_bytes(d)
+        });
+        Some(Opened {
+            expires: i64::from(u32::from_be_bytes(expires)),
+            delivery,
+        })
     }
 }
 
-/// A token's bytes, not yet checked.
-pub struct Sealed([u8; 32]);
+/// What an authentic sealed token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// Unix seconds.
+    pub expires: i64,
+    /// The delivery (digest) it was sent in; `None` for a token sealed without one.
+    pub delivery: Option<i64>,
+}
+
+/// A token's bytes (32, or 40 with a delivery), not yet checked.
+pub struct Sealed {
+    bytes: [u8; DELIVERY_BYTES],
+    len: usize,
+}
 
 #[cfg(test)]
 mod tests {
@@ -162,7 +225,7 @@ mod tests {
         let key = LinkKey::generate();
         let open = |key: &LinkKey, t: &Token, purpose: Purpose, email: &str| {
             let (id, sealed) = LinkKey::claimed(t)?;
-            key.open(&sealed, purpose, email).map(|e| (id, e))
+            key.open(&sealed, purpose, email).map(|o| (id, o.expires))
         };
         let t = key.seal(42, "a@example.com", Purpose::Unsubscribe, 2_000_000_000);
         assert_eq!(t.as_str().len(), 43);
@@ -207,5 +270,74 @@ mod tests {
             ),
             None
         );
+    }
+
+    fn open(key: &LinkKey, t: &Token, purpose: Purpose, email: &str) -> Option<(i64, Opened)> {
+        let (id, sealed) = LinkKey::claimed(t)?;
+        key.open(&sealed, purpose, email).map(|o| (id, o))
+    }
+
+    #[test]
+    fn a_digest_token_names_its_delivery_under_the_mac() {
+        let key = LinkKey::generate();
+        let t = key.seal_for_delivery(
+            42,
+            7_000_001,
+            "a@example.com",
+            Purpose::Unsubscribe,
+            2_000_000_000,
+        );
+        assert_eq!(t.as_str().len(), DELIVERY_TOKEN_LEN);
+        assert_eq!(Token::from_url(t.as_str()), Some(t.clone()));
+        assert_eq!(
+            open(&key, &t, Purpose::Unsubscribe, "a@example.com"),
+            Some((
+                42,
+                Opened {
+                    expires: 2_000_000_000,
+                    delivery: Some(7_000_001)
+                }
+            ))
+        );
+        assert_eq!(open(&key, &t, Purpose::Preferences, "a@example.com"), None);
+        assert_eq!(open(&key, &t, Purpose::Unsubscribe, "b@example.com"), None);
+        // Another delivery id (bytes 8..16, characters 11..21) breaks the seal.
+        let mut forged = t.as_str().to_string();
+        let c = if &forged[18..19] == "A" { "B" } else { "A" };
+        forged.replace_range(18..19, c);
+        let forged = Token::from_url(&forged).expect("shape");
+        assert_eq!(
+            LinkKey::claimed(&forged).map(|(id, _)| id),
+            Some(42),
+            "only the delivery changed"
+        );
+        assert_eq!(
+            open(&key, &forged, Purpose::Unsubscribe, "a@example.com"),
+            None
+        );
+        // Cut to the older length, it is no token of ours either.
+        let short = Token::from_url(&t.as_str()[..43]).expect("shape");
+        assert_eq!(
+            open(&key, &short, Purpose::Unsubscribe, "a@example.com"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_token_sealed_without_a_delivery_still_opens_unattributed() {
+        let key = LinkKey::generate();
+        let old = key.seal(42, "a@example.com", Purpose::Unsubscribe, 2_000_000_000);
+        assert_eq!(old.as_str().len(), 43);
+        assert_eq!(
+            open(&key, &old, Purpose::Unsubscribe, "a@example.com"),
+            Some((
+                42,
+                Opened {
+                    expires: 2_000_000_000,
+                    delivery: None
+                }
+            ))
+        );
+        assert!(Token::from_url(&"A".repeat(50)).is_none(), "neither length");
     }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::api::{bad_input, error, MAX_BODY};
 use super::AppState;
 use crate::catalog::InputError;
-use crate::subscribers::csv::{admin_upsert, SubscriberJson, Upserted};
+use crate::subscribers::csv::{admin_upsert, AdminSource, SubscriberJson, Upserted};
 use crate::subscribers::flow::FlowError;
 use crate::subscribers::suppressions::{self, Reason};
 use crate::subscribers::{events, store, Status, SubscriberEmail};
@@ -106,7 +106,7 @@ async fn upsert(State(state): State<Arc<AppState>>, body: axum::body::Body) -> R
     };
     let config = state.config.clone();
     match with_db(&state, move |c| {
-        admin_upsert(c, &config, raw, Status::Pending)
+        admin_upsert(c, &config, raw, Status::Pending, AdminSource::Api)
     })
     .await
     {

@@ -69,12 +69,15 @@ fn status_of(d: &Daemon, email: &str) -> String {
     r.json()["status"].as_str().unwrap_or_default().to_string()
 }
 
+/// What happened to `email`'s mail, oldest first: their events after signing up (the sign-up's
+/// own, `subscribed` and `confirmed`, are `history.rs`'s).
 fn history(d: &Daemon, email: &str) -> Vec<String> {
     let r = d.api("GET", &format!("/api/subscribers/{email}/events"), None);
     r.json()["events"]
         .as_array()
         .map(|a| {
             a.iter()
+                .filter(|e| !matches!(e["kind"].as_str(), Some("subscribed" | "confirmed")))
                 .map(|e| {
                     let mut s = format!(
                         "{}/{}",

@@ -118,6 +118,23 @@ impl TestDb {
         })
     }
 
+    /// `f` over the database through the store: the daemon's own read functions, on either
+    /// backend.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&tidings::store::Db) -> Result<T, tidings::store::Error>,
+    ) -> Result<T, tidings::store::Error> {
+        self.store.blocking(tidings::store::Mode::Snapshot, f)
+    }
+
+    /// `f` over the database through the store, in one transaction.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&tidings::store::Db) -> Result<T, tidings::store::Error>,
+    ) -> Result<T, tidings::store::Error> {
+        self.store.blocking(tidings::store::Mode::Write, f)
+    }
+
     pub fn execute(
         &self,
         sql: &str,

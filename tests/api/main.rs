@@ -20,6 +20,7 @@ mod digest;
 mod docs;
 mod feedback;
 mod feeds;
+mod history;
 mod migrate;
 mod nodes;
 mod outbox;

@@ -164,9 +164,14 @@ fn the_whole_flow_through_the_emails_that_arrive() {
         .iter()
         .map(|e| (e["kind"].to_string(), e["source"].to_string()))
         .collect();
+    let pair = |k: &str, s: &str| (format!("\"{k}\""), format!("\"{s}\""));
     assert_eq!(
         events,
-        [("\"unsubscribe\"".to_string(), "\"one_click\"".to_string())]
+        [
+            pair("subscribed", "form"),
+            pair("confirmed", "link"),
+            pair("unsubscribe", "one_click")
+        ]
     );
     assert_eq!(
         d.metric("tidings_unsubscribes_total{source=\"one_click\"}"),
@@ -199,12 +204,15 @@ fn known_and_unknown_addresses_get_the_same_answer() {
         "/api/subscribers",
         Some(r#"{"email":"gone@example.com","status":"unsubscribed"}"#),
     );
-    // An admin's unsubscribe is on record, with its source.
+    // An admin's unsubscribe is on record, with its source, after the sign-up by the API.
     let history = d
         .api("GET", "/api/subscribers/gone@example.com/events", None)
         .json();
-    assert_eq!(history["events"][0]["kind"], "unsubscribe", "{history}");
-    assert_eq!(history["events"][0]["source"], "admin", "{history}");
+    assert_eq!(history["events"][0]["kind"], "subscribed", "{history}");
+    assert_eq!(history["events"][0]["source"], "api", "{history}");
+    assert_eq!(history["events"][1]["kind"], "confirmed", "{history}");
+    assert_eq!(history["events"][2]["kind"], "unsubscribe", "{history}");
+    assert_eq!(history["events"][2]["source"], "admin", "{history}");
     let answers: Vec<(u16, String)> = [
         "new@example.com",
         "confirmed@example.com",

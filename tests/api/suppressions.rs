@@ -19,6 +19,8 @@ fn status_of(d: &Daemon, email: &str) -> String {
     r.json()["status"].as_str().unwrap_or_default().to_string()
 }
 
+/// `email`'s events after signing up (the sign-up's own, `subscribed` and `confirmed`, are
+/// `history.rs`'s), oldest first.
 fn history(d: &Daemon, email: &str) -> Vec<String> {
     let r = d.api("GET", &format!("/api/subscribers/{email}/events"), None);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -26,6 +28,7 @@ fn history(d: &Daemon, email: &str) -> Vec<String> {
         .as_array()
         .expect("events")
         .iter()
+        .filter(|e| !matches!(e["kind"].as_str(), Some("subscribed" | "confirmed")))
         .map(|e| {
             format!(
                 "{}/{}",

@@ -260,7 +260,14 @@ fn apply_one(
         ),
         What::Complaint => apply::complained(db, &s, source, &e.detail, who, Some(inbound), now),
         What::Unsubscribe => {
-            if crate::subscribers::flow::unsubscribe_in(db, &s, source, Some(inbound), now)? {
+            if crate::subscribers::flow::unsubscribe_in(
+                db,
+                &s,
+                source,
+                Some(inbound),
+                who.delivery,
+                now,
+            )? {
                 crate::metrics::unsubscribed("webhook");
                 Ok(format!("{} unsubscribed ({source})", s.email))
             } else {
