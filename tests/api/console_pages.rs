@@ -284,3 +284,113 @@ fn the_audit_page_lists_changes_with_their_author_escaped() {
     assert!(text.contains("account.add"));
     assert!(!text.contains("a<b>@"));
 }
+
+#[test]
+fn the_runs_pages_show_what_became_of_each_run_and_an_owner_pauses_one() {
+    let sink = crate::helpers::SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[]);
+    crate::helpers::import_subscribers(&d, 3);
+    crate::helpers::publish(&d);
+    let report = d
+        .api("POST", "/api/digests/run", Some(r#"{"now": true}"#))
+        .json();
+    assert_eq!(report["sent"], 3, "{report}");
+    let run = report["run_id"].as_i64().expect("a run id");
+    add_account(&d, "ann", "owner", PASSWORD);
+    add_account(&d, "vic", "viewer", PASSWORD);
+    let mut vic = Console::signed_in(&d, "vic", PASSWORD);
+    let list = vic.get("/admin/runs").text();
+    assert!(
+        list.contains(&format!("<a href=\"/admin/runs/{run}\">{run}</a>")),
+        "{list}"
+    );
+    assert!(list.contains("<td class=\"num\">3</td>"));
+    let page = vic.get(&format!("/admin/runs/{run}"));
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("<span class=\"n\">3</span><span class=\"l\">sent</span>"),
+        "{text}"
+    );
+    assert!(text.contains("<td>AI</td>"), "per-tag counts");
+    assert!(!text.contains("Pause this run"), "no button for a viewer");
+    assert_eq!(vic.get("/admin/runs/9999").status, 404);
+
+    // A viewer cannot pause; an owner can pause and resume, and both are audited.
+    let csrf = vic.csrf();
+    let refused = vic.post(
+        &format!("/admin/runs/{run}"),
+        &[("csrf", &csrf), ("action", "pause")],
+    );
+    assert_eq!(refused.status, 403);
+    let paused = |d: &Daemon| -> bool {
+        d.db()
+            .query_row(
+                "SELECT paused_us IS NOT NULL FROM digest_runs WHERE id = ?1",
+                &[&run],
+                |r| r.get::<bool>(0),
+            )
+            .expect("run")
+    };
+    assert!(!paused(&d));
+    let mut ann = Console::signed_in(&d, "ann", PASSWORD);
+    let csrf = ann.csrf();
+    assert_eq!(
+        ann.post(
+            &format!("/admin/runs/{run}"),
+            &[("csrf", &csrf), ("action", "pause")]
+        )
+        .status,
+        303
+    );
+    assert!(paused(&d));
+    assert!(ann
+        .get(&format!("/admin/runs/{run}"))
+        .text()
+        .contains("Paused: paused by ann in the console"));
+    assert_eq!(
+        ann.post(
+            &format!("/admin/runs/{run}"),
+            &[("csrf", &csrf), ("action", "resume")]
+        )
+        .status,
+        303
+    );
+    assert!(!paused(&d));
+    let actions: Vec<String> = d
+        .db()
+        .query_map(
+            "SELECT action FROM audit_log WHERE actor = 'ann' ORDER BY id",
+            &[],
+            |r| r.get(0),
+        )
+        .expect("audit");
+    assert_eq!(actions, vec!["run.pause", "run.resume"]);
+}
+
+#[test]
+fn the_suppressions_and_outbox_pages_list_rows_escaped() {
+    let d = Daemon::start();
+    let add = d.api(
+        "POST",
+        "/api/suppressions",
+        Some(r#"{"email": "spam@example.org", "note": "<script>alert(1)</script>"}"#),
+    );
+    assert_eq!(add.status, 201, "{}", add.text());
+    let pending = d.api(
+        "POST",
+        "/api/subscribers",
+        Some(r#"{"email": "new@example.org"}"#),
+    );
+    assert!(pending.status == 201, "{}", pending.text());
+    add_account(&d, "vic", "viewer", PASSWORD);
+    let mut vic = Console::signed_in(&d, "vic", PASSWORD);
+    let page = vic.get("/admin/suppressions").text();
+    assert!(
+        page.contains("spam@example.org") && page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    assert!(!page.contains("<script>alert"));
+    let outbox = vic.get("/admin/outbox");
+    assert_eq!(outbox.status, 200);
+    assert_eq!(vic.get("/admin/suppressions?after=nonsense").status, 400);
+}

@@ -6,7 +6,9 @@
 mod articles;
 mod audit;
 pub mod charts;
+mod lists;
 mod login;
+mod runs;
 mod settings;
 
 use std::sync::{Arc, OnceLock};
@@ -37,6 +39,13 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/logout", axum::routing::post(login::logout))
         .route("/admin/settings", get(settings::page))
         .route("/admin/audit", get(audit::page))
+        .route("/admin/runs", get(runs::list))
+        .route(
+            "/admin/runs/{id}",
+            get(runs::one).post(runs::pause_or_resume),
+        )
+        .route("/admin/suppressions", get(lists::suppressions))
+        .route("/admin/outbox", get(lists::outbox))
         .route("/admin/articles", get(articles::list))
         .route(
             "/admin/articles/new",
@@ -65,6 +74,13 @@ fn templates() -> &'static Environment<'static> {
             ("articles.html", include_str!("templates/articles.html")),
             ("settings.html", include_str!("templates/settings.html")),
             ("audit.html", include_str!("templates/audit.html")),
+            ("runs.html", include_str!("templates/runs.html")),
+            ("run.html", include_str!("templates/run.html")),
+            (
+                "suppressions.html",
+                include_str!("templates/suppressions.html"),
+            ),
+            ("outbox.html", include_str!("templates/outbox.html")),
             (
                 "article_form.html",
                 include_str!("templates/article_form.html"),
