@@ -45,6 +45,16 @@ impl Cron {
     }
 }
 
+impl Cron {
+    /// The first time the expression fires after `after`, evaluated in `zone`.
+    pub fn next_after(&self, zone: chrono_tz::Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.0
+            .find_next_occurrence(&after.with_timezone(&zone), false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
 /// Starts the scheduler: `trigger` runs once now (catch-up), then whenever the schedule fires.
 pub async fn start<F, Fut>(
     cron: Cron,

@@ -488,6 +488,34 @@ pub fn count_bounce(db: &Db, id: i64, limit: u32) -> Result<bool> {
     Ok(bounced)
 }
 
+/// How many subscribers are in each status now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusCounts {
+    pub pending: i64,
+    pub confirmed: i64,
+    pub unsubscribed: i64,
+    pub bounced: i64,
+}
+
+/// How many subscribers are in each status (one pass over the status index).
+pub fn counts_by_status(db: &Db) -> Result<StatusCounts> {
+    let mut counts = StatusCounts::default();
+    for (status, n) in db.query_map(
+        "SELECT status, count(*) FROM subscribers GROUP BY status",
+        &[],
+        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
+    )? {
+        match status.as_str() {
+            "pending" => counts.pending = n,
+            "confirmed" => counts.confirmed = n,
+            "unsubscribed" => counts.unsubscribed = n,
+            "bounced" => counts.bounced = n,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
 /// How many subscribers are confirmed now.
 pub fn confirmed_total(db: &Db) -> Result<i64> {
     db.query_row(

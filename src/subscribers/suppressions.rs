@@ -168,6 +168,11 @@ pub fn page(db: &Db, after: Option<&Cursor>, limit: usize) -> Result<Vec<Suppres
     )
 }
 
+/// How many addresses are suppressed.
+pub fn count(db: &Db) -> Result<i64> {
+    db.query_row("SELECT count(*) FROM suppressions", &[], |r| r.get(0))
+}
+
 pub fn list(db: &Db) -> Result<Vec<Suppression>> {
     db.query_map(
         "SELECT email, reason, note, created_us FROM suppressions ORDER BY email",

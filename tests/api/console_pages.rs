@@ -394,3 +394,51 @@ fn the_suppressions_and_outbox_pages_list_rows_escaped() {
     assert_eq!(outbox.status, 200);
     assert_eq!(vic.get("/admin/suppressions?after=nonsense").status, 400);
 }
+
+#[test]
+fn the_dashboard_shows_the_tiles_and_charts_with_their_numbers() {
+    let sink = crate::helpers::SmtpSink::start();
+    let d = Daemon::start_mailing(&sink, &[]);
+    crate::helpers::import_subscribers(&d, 3);
+    crate::helpers::publish(&d);
+    let report = d
+        .api("POST", "/api/digests/run", Some(r#"{"now": true}"#))
+        .json();
+    let run = report["run_id"].as_i64().expect("run");
+    let _ = d.api(
+        "POST",
+        "/api/suppressions",
+        Some(r#"{"email": "reader00001@example.com"}"#),
+    );
+    add_account(&d, "vic", "viewer", PASSWORD);
+    let mut vic = Console::signed_in(&d, "vic", PASSWORD);
+    let page = vic.get("/admin");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    let tile = |n: &str, label: &str| {
+        format!("<span class=\"n\">{n}</span><span class=\"l\">{label}</span>")
+    };
+    assert!(text.contains(&tile("2", "confirmed")), "{text}");
+    assert!(text.contains(&tile("1", "unsubscribed")));
+    assert!(text.contains(&tile("1", "suppressed")));
+    assert!(text.contains(&format!("#{run}</span><span class=\"l\">last run")));
+    assert_eq!(
+        text.matches("<svg").count(),
+        2,
+        "subscribers and runs charts"
+    );
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert!(
+        text.contains(&format!("<td>{today}</td><td class=\"num\">2</td><td class=\"num\">3</td><td class=\"num\">0</td>")),
+        "today: 2 confirmed at the end, 3 confirmations, no unsubscribe (a suppression is not one): {text}"
+    );
+    assert!(text.contains(&format!(
+        "<td><a href=\"/admin/runs/{run}\">#{run}</a></td>"
+    )));
+    assert!(
+        text.contains("<td class=\"num\">3</td><td class=\"num\">0</td>"),
+        "3 sent, 0 failed"
+    );
+    assert_eq!(vic.get("/admin?days=365").status, 200);
+    assert_eq!(vic.get("/admin?days=7").status, 400);
+}

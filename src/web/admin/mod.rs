@@ -6,6 +6,7 @@
 mod articles;
 mod audit;
 pub mod charts;
+mod dashboard;
 mod lists;
 mod login;
 mod runs;
@@ -33,7 +34,7 @@ const MAX_FORM: usize = 2 * 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
-        .route("/admin", get(dashboard))
+        .route("/admin", get(dashboard::page))
         .route("/admin/", get(|| async { Redirect::to("/admin") }))
         .route("/admin/login", get(login::form).post(login::submit))
         .route("/admin/logout", axum::routing::post(login::logout))
@@ -355,15 +356,4 @@ async fn csrf(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
-}
-
-async fn dashboard(State(state): State<Arc<AppState>>, Viewer(who): Viewer) -> Response {
-    render(
-        &state,
-        StatusCode::OK,
-        "dashboard.html",
-        "Dashboard",
-        Some(&who),
-        context! {},
-    )
 }
