@@ -10,10 +10,11 @@
 //   CHROMIUM      the browser (default /usr/bin/chromium)
 // Prints PASS/FAIL per check.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  pass, fail, check, must, journey, oneLine, heading, checkLabels, launch, newContext, outsideRequests, overflow, writeResults,
+} from './common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BASE_URL = need('BASE_URL');
@@ -32,43 +33,6 @@ function need(name) {
     process.exit(2);
   }
   return value;
-}
-
-// ---- reporting --------------------------------------------------------------------------------
-let passed = 0;
-let failed = 0;
-function pass(what) {
-  passed += 1;
-  console.log(`PASS ${what}`);
-}
-function fail(what) {
-  failed += 1;
-  console.log(`FAIL ${what}`);
-}
-/** Records one check; `detail` says what was seen instead when it fails. */
-function check(what, ok, detail = '') {
-  if (ok) pass(what);
-  else fail(detail ? `${what}: ${detail}` : what);
-  return ok;
-}
-/** A check the rest of a journey depends on: a failure stops that journey. */
-class Stop extends Error {}
-function must(what, ok, detail = '') {
-  if (!check(what, ok, detail)) throw new Stop(what);
-}
-/** An exception's first lines on one line, without Playwright's terminal colours. */
-function oneLine(e) {
-  // eslint-disable-next-line no-control-regex
-  const plain = String(e?.message ?? e).replace(/\x1b\[[0-9;]*m/g, '');
-  return plain.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 4).join(' | ');
-}
-async function journey(name, body) {
-  try {
-    await body();
-  } catch (e) {
-    if (e instanceof Stop) fail(`${name}: stopped after the failure above`);
-    else fail(`${name}: ${oneLine(e)}`);
-  }
 }
 
 // ---- the daemon's side: admin API and the outbox -----------------------------------------------
@@ -118,29 +82,6 @@ async function submitWith(page, locatorOrAct) {
   return response;
 }
 
-async function heading(page) {
-  return (await page.locator('h1').first().textContent())?.trim() ?? '';
-}
-
-/** Form controls a screen reader could not name: no <label>, aria-label or aria-labelledby. */
-async function unlabelled(page) {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('input, select, textarea, button')]
-      .filter((el) => el.type !== 'hidden')
-      .filter((el) => {
-        if (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')) return false;
-        if (el.tagName === 'BUTTON') return !el.textContent.trim();
-        return !el.labels || el.labels.length === 0 || ![...el.labels].some((l) => l.textContent.trim());
-      })
-      .map((el) => el.outerHTML.slice(0, 120)),
-  );
-}
-
-async function checkLabels(page, name) {
-  const bad = await unlabelled(page);
-  check(`${name} page: every form control has a label`, bad.length === 0, bad.join(' ; '));
-}
-
 /** The focused element, as `tag#id[name=value]` for messages and comparisons. */
 async function focused(page) {
   return page.evaluate(() => {
@@ -163,30 +104,13 @@ async function tabUntil(page, predicate, most = 30) {
 }
 
 // ---- the journeys -----------------------------------------------------------------------------
-const outsideRequests = [];
-
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // Playwright starts the browser with a fresh profile of its own under $TMPDIR.
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    timeout: 60_000,
-  });
+  const browser = await launch(CHROMIUM);
   try {
-    const desktop = await newContext(browser, { viewport: { width: 1280, height: 900 } });
+    const desktop = await newContext(browser, ORIGIN, { viewport: { width: 1280, height: 900 } });
     await journey('subscribe, confirm, preferences, unsubscribe', () => fullJourney(desktop));
     await journey('the subscribe form by keyboard alone', () => keyboardJourney(desktop));
-    const phone = await newContext(browser, {
+    const phone = await newContext(browser, ORIGIN, {
       viewport: PHONE,
       deviceScaleFactor: 2,
       isMobile: true,
@@ -206,35 +130,22 @@ async function main() {
 
 /** With JavaScript the form preselects the browser's zone; without it, the configured default. */
 async function timeZoneJourney(browser) {
-  const tokyo = await newContext(browser, { timezoneId: 'Asia/Tokyo' });
+  const tokyo = await newContext(browser, ORIGIN, { timezoneId: 'Asia/Tokyo' });
   const page = await tokyo.newPage();
   await page.goto(`${BASE_URL}/subscribe`);
   const chosen = await page.locator('#time_zone').inputValue();
   check('the subscribe form preselects the browser\'s time zone (Asia/Tokyo)', chosen === 'Asia/Tokyo', chosen);
   await tokyo.close();
-  const plain = await newContext(browser, { timezoneId: 'Asia/Tokyo', javaScriptEnabled: false });
+  const plain = await newContext(browser, ORIGIN, { timezoneId: 'Asia/Tokyo', javaScriptEnabled: false });
   const bare = await plain.newPage();
   await bare.goto(`${BASE_URL}/subscribe`);
   const kept = await bare.locator('#time_zone').inputValue();
   check('without JavaScript the form keeps the default time zone (UTC)', kept === 'UTC', kept);
   await plain.close();
-  const index = await (await newContext(browser, {})).newPage();
+  const index = await (await newContext(browser, ORIGIN, {})).newPage();
   await index.goto(`${BASE_URL}/`);
   const link = index.getByRole('link', { name: 'Get new articles by email' });
   check('the index page links to the email subscription', (await link.getAttribute('href'))?.endsWith('/subscribe'));
-}
-
-async function newContext(browser, options) {
-  const context = await browser.newContext({ ...options, serviceWorkers: 'block' });
-  context.setDefaultTimeout(15_000);
-  // Anything not for the daemon is refused and noted: the pages must stand on their own.
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (new URL(url).origin === ORIGIN || url.startsWith('data:')) return route.continue();
-    outsideRequests.push(url);
-    return route.abort();
-  });
-  return context;
 }
 
 async function fullJourney(context) {
@@ -390,14 +301,7 @@ async function phoneJourney(context) {
   const shot = join(OUT_DIR, 'subscribe-390px.png');
   await page.screenshot({ path: shot, fullPage: true });
   pass(`screenshot of /subscribe at ${PHONE.width}px: ${shot}`);
-  const sizes = await page.evaluate(() => ({
-    scrollWidth: document.documentElement.scrollWidth,
-    innerWidth: window.innerWidth,
-    wide: [...document.querySelectorAll('body *')]
-      .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5)
-      .map((el) => el.tagName.toLowerCase() + (el.id ? `#${el.id}` : ''))
-      .slice(0, 5),
-  }));
+  const sizes = await overflow(page);
   check(`/subscribe at ${PHONE.width}px: nothing overflows horizontally`,
     sizes.scrollWidth <= sizes.innerWidth && sizes.wide.length === 0, JSON.stringify(sizes));
   const fontSize = await page.getByLabel('Email address').evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
@@ -422,4 +326,4 @@ try {
 } catch (e) {
   fail(`browser: ${oneLine(e)}`);
 }
-writeFileSync(RESULTS, `${passed} ${failed}\n`);
+writeResults(RESULTS);
