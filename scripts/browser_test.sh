@@ -13,7 +13,14 @@
 #   (e) the subscribe form by keyboard alone: the label focuses the email field, Tab, Space, arrows,
 #       type-ahead on the time zone select, Enter submits;
 #   (f) /subscribe at a phone's width (390px): a screenshot, and nothing overflows horizontally;
+#   (g) the time zone preselected from the browser's, and the default without JavaScript;
 #   and on every page, every form control has a label; the browser talks only to the daemon.
+# Then the console (scripts/browser/console_flow.mjs), with 10,000 subscribers imported and an
+# owner and a viewer added by the CLI: sign in and see the dashboard's three charts; find one
+# subscriber by part of the address, open their timeline and suppress them; edit an article and
+# see it in /feed.xml; a viewer refused every change (403, nothing changed); sign out, and the
+# old cookie opens nothing; every console page at 390px. Screenshots of the dashboard and of a
+# subscriber's page are kept in target/browser-test/ (SCREENSHOTS overrides).
 #
 # Run from anywhere: bash scripts/browser_test.sh
 # Needs Rust, Python 3, Node.js >= 20 with npm, and root (for apt-get) on Debian; installs chromium
@@ -155,23 +162,54 @@ fi
 # ---- the browser ------------------------------------------------------------------------------
 log "headless Chromium ($("$CHROMIUM" --version 2>/dev/null | head -n1)) through the subscriber pages"
 # TMPDIR: Playwright makes the browser's fresh profile there, so it goes with $WORK.
-set +e
-TMPDIR="$WORK/tmp" BASE_URL="$BASE_URL" ADMIN_TOKEN="$TOKEN" OUTBOX="$WORK/outbox" OUT_DIR="$WORK" \
-    RESULTS="$WORK/results" CHROMIUM="$CHROMIUM" \
-    timeout 300 node "$BROWSER_DIR/subscriber_flow.mjs" &
-NODE_PID=$!
-wait "$NODE_PID"
-node_status=$?
-NODE_PID=""
-set -e
-if [[ -s "$WORK/results" ]]; then
-    read -r js_passed js_failed <"$WORK/results"
-    PASSED=$((PASSED + js_passed))
-    FAILED=$((FAILED + js_failed))
-    ((node_status == 0)) || fail "scripts/browser/subscriber_flow.mjs exits 0 (exit $node_status)"
-else
-    fail "scripts/browser/subscriber_flow.mjs reported its results (exit $node_status)"
-fi
+# Runs one flow (node scripts/browser/SCRIPT) with the NAME=VALUE pairs after it in its
+# environment, and adds the PASS/FAIL counts it reports to this script's.
+run_flow() {
+    local script=$1 results="$WORK/results-$1" status
+    shift
+    set +e
+    env TMPDIR="$WORK/tmp" BASE_URL="$BASE_URL" ADMIN_TOKEN="$TOKEN" RESULTS="$results" \
+        CHROMIUM="$CHROMIUM" "$@" timeout 300 node "$BROWSER_DIR/$script" &
+    NODE_PID=$!
+    wait "$NODE_PID"
+    status=$?
+    NODE_PID=""
+    set -e
+    if [[ -s "$results" ]]; then
+        read -r js_passed js_failed <"$results"
+        PASSED=$((PASSED + js_passed))
+        FAILED=$((FAILED + js_failed))
+        ((status == 0)) || fail "scripts/browser/$script exits 0 (exit $status)"
+    else
+        fail "scripts/browser/$script reported its results (exit $status)"
+    fi
+}
+run_flow subscriber_flow.mjs OUTBOX="$WORK/outbox" OUT_DIR="$WORK"
+
+# ---- the console -------------------------------------------------------------------------------
+log "the console: 10,000 subscribers, an owner and a viewer"
+tidings_cli() {
+    (cd "$WORK" && TIDINGS_DATABASE_PATH="$WORK/tidings.db" TIDINGS_SITE_BASE_URL="$BASE_URL" \
+        TIDINGS_MAIL_TRANSPORT="file:$WORK/outbox" "$BIN" --config "$WORK/tidings.toml" "$@")
+}
+python3 - "$WORK/list.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("email,status\n")
+    for i in range(10_000):
+        f.write(f"reader{i:05}@example.org,confirmed\n")
+PY
+tidings_cli subscriber import "$WORK/list.csv" >/dev/null 2>"$WORK/import.log" \
+    || fail "tidings subscriber import of 10,000 addresses"
+OWNER_PASSWORD="owner-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+VIEWER_PASSWORD="viewer-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+echo "$OWNER_PASSWORD" | tidings_cli admin add olive --role owner 2>/dev/null || fail "tidings admin add olive"
+echo "$VIEWER_PASSWORD" | tidings_cli admin add victor --role viewer 2>/dev/null || fail "tidings admin add victor"
+SHOTS=${SCREENSHOTS:-$REPO/target/browser-test}
+mkdir -p "$SHOTS"
+run_flow console_flow.mjs OWNER="olive:$OWNER_PASSWORD" VIEWER="victor:$VIEWER_PASSWORD" \
+    FIND="reader04217@example.org" OUT_DIR="$SHOTS"
+echo "screenshots of the console in $SHOTS"
 
 # ---- the daemon stops cleanly ------------------------------------------------------------------
 if kill -0 "$DAEMON_PID" 2>/dev/null; then
