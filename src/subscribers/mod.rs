@@ -4,6 +4,7 @@
 pub mod csv;
 pub mod events;
 pub mod flow;
+pub mod search;
 pub mod store;
 pub mod suppressions;
 pub mod tokens;
