@@ -1,6 +1,7 @@
 //! Subscribers: who gets digests, about which tags, how often and in which time zone; their
 //! single-purpose tokens; and the double opt-in, preference and unsubscribe flows.
 
+pub mod bulk;
 pub mod csv;
 pub mod events;
 pub mod flow;
