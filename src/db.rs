@@ -42,6 +42,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/008_message_id_at_claim.sql")),
         M::up(include_str!("migrations/009_admin_accounts.sql")),
         M::up(include_str!("migrations/010_history.sql")),
+        M::up(include_str!("migrations/012_subscriber_search.sql")),
     ])
 }
 
@@ -90,6 +91,33 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(super::migrations().validate().is_ok());
+    }
+
+    /// A list from before the search index (012) is searchable once the daemon has upgraded it.
+    #[test]
+    fn subscribers_from_before_the_search_index_are_found_after_the_upgrade() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path).expect("open");
+            super::migrations().to_version(&mut conn, 8).expect("008");
+            conn.execute(
+                "INSERT INTO subscribers (email, status, cadence, time_zone, created_at) \
+                 VALUES ('Old.Reader@example.org', 'confirmed', 'daily', 'UTC', '2024-01-01T00:00:00Z')",
+                [],
+            )
+            .expect("insert");
+        }
+        let conn = super::open(&path).expect("upgrades");
+        let found: String = conn
+            .query_row(
+                "SELECT s.email FROM subscriber_search JOIN subscribers s ON s.id = subscriber_search.rowid \
+                 WHERE subscriber_search MATCH '\"d.rea\"'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("found");
+        assert_eq!(found, "Old.Reader@example.org");
     }
 
     #[test]

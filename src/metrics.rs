@@ -121,6 +121,11 @@ pub fn unsubscribed(source: &'static str) {
     metrics::counter!("tidings_unsubscribes_total", "source" => source).increment(1);
 }
 
+/// `n` unsubscribes more from `source` at once (a bulk action).
+pub fn unsubscribed_many(source: &'static str, n: u64) {
+    metrics::counter!("tidings_unsubscribes_total", "source" => source).increment(n);
+}
+
 /// One bounce more of `kind` (hard, soft, other).
 pub fn bounced(kind: &'static str) {
     metrics::counter!("tidings_bounces_total", "kind" => kind).increment(1);

@@ -491,6 +491,27 @@ pub fn values(rows: usize, types: &[&str]) -> String {
         .join(", ")
 }
 
+/// `items` in runs whose lengths are powers of two, each at most `max` (itself a power of two),
+/// longest first: a multi-row `VALUES` list per run makes one of a few statement texts (as
+/// `IdList` does for `IN`), where one run per length would prepare a text for every length.
+pub fn pow2_runs<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = if rest.len() >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
+        Some(run)
+    })
+}
+
 /// An `IN (…)` list of integer ids as placeholders: `marks` is `?F, ?F+1, …` from the first
 /// placeholder number `F`, and `params` the ids to bind, padded with the last id up to a power
 /// of two (a repeated id in `IN` changes nothing). So a list makes one of a few statement
@@ -746,6 +767,16 @@ mod tests {
             "SELECT '?1' || $1 FROM \"a?\""
         );
         assert_eq!(postgres_text("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn values_runs_are_powers_of_two_so_few_texts_are_prepared() {
+        let items: Vec<u32> = (0..1000).collect();
+        let runs: Vec<usize> = super::pow2_runs(&items, 256).map(<[u32]>::len).collect();
+        assert_eq!(runs, [256, 256, 256, 128, 64, 32, 8]);
+        let flat: Vec<u32> = super::pow2_runs(&items, 256).flatten().copied().collect();
+        assert_eq!(flat, items);
+        assert_eq!(super::pow2_runs(&[] as &[u32], 4).count(), 0);
     }
 
     #[test]

@@ -282,25 +282,58 @@ pub fn import(db: &Db, config: &Config, bytes: &[u8]) -> Result<Report, FlowErro
 /// Every subscriber as CSV, in the import format plus `created_at` and `confirmed_at`.
 pub fn export(db: &Db, out: impl std::io::Write) -> Result<usize, FlowError> {
     let mut writer = csv::Writer::from_writer(out);
-    let io = |e: csv::Error| FlowError::Internal(e.to_string());
-    writer.write_record(COLUMNS).map_err(io)?;
+    export_header(&mut writer)?;
     let all = store::list(db, None)?;
     for s in &all {
-        let v = s.view();
-        writer
-            .write_record([
-                v.email.as_str(),
-                &v.tags.join(";"),
-                v.cadence.as_str(),
-                v.time_zone,
-                v.status.as_str(),
-                &v.created_at,
-                v.confirmed_at.as_deref().unwrap_or(""),
-            ])
-            .map_err(io)?;
+        export_row(&mut writer, s)?;
     }
     writer
         .flush()
         .map_err(|e| FlowError::Internal(e.to_string()))?;
     Ok(all.len())
+}
+
+fn csv_error(e: csv::Error) -> FlowError {
+    FlowError::Internal(e.to_string())
+}
+
+/// The header line `export` starts with.
+pub fn export_header<W: std::io::Write>(writer: &mut csv::Writer<W>) -> Result<(), FlowError> {
+    writer.write_record(COLUMNS).map_err(csv_error)
+}
+
+/// The subscribers with these ids (those that still exist), in that order, as `export` writes
+/// them, after a header from `export_header` (a bulk export writes a batch at a time); how many.
+pub fn export_ids<W: std::io::Write>(
+    db: &Db,
+    ids: &[i64],
+    writer: &mut csv::Writer<W>,
+) -> Result<usize, FlowError> {
+    let mut found = store::get_many(db, ids)?;
+    let mut written = 0;
+    for id in ids {
+        if let Some(s) = found.remove(id) {
+            export_row(writer, &s)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+fn export_row<W: std::io::Write>(
+    writer: &mut csv::Writer<W>,
+    s: &super::Subscriber,
+) -> Result<(), FlowError> {
+    let v = s.view();
+    writer
+        .write_record([
+            v.email.as_str(),
+            &v.tags.join(";"),
+            v.cadence.as_str(),
+            v.time_zone,
+            v.status.as_str(),
+            &v.created_at,
+            v.confirmed_at.as_deref().unwrap_or(""),
+        ])
+        .map_err(csv_error)
 }

@@ -358,6 +358,23 @@ pub(crate) fn unsubscribe_in(
     Ok(true)
 }
 
+/// Unsubscribes those of `ids` who are pending or confirmed, as `unsubscribe_in` does each one
+/// (in the caller's transaction, one event each from `source`); the ids it changed.
+pub(crate) fn unsubscribe_many_in(
+    db: &Db,
+    ids: &[i64],
+    source: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<i64>, crate::store::Error> {
+    let moved = store::stop_many(db, ids, Status::Unsubscribed, false, now)?;
+    let recorded: Vec<NewEvent<'_>> = moved
+        .iter()
+        .map(|(id, email)| NewEvent::new(email, Kind::Unsubscribe, source).subscriber(*id))
+        .collect();
+    events::record_many(db, &recorded, now)?;
+    Ok(moved.into_iter().map(|(id, _)| id).collect())
+}
+
 /// The links one email carries.
 pub(crate) struct Links {
     pub confirm: Option<Token>,

@@ -1,9 +1,11 @@
 //! Subscribers: who gets digests, about which tags, how often and in which time zone; their
 //! single-purpose tokens; and the double opt-in, preference and unsubscribe flows.
 
+pub mod bulk;
 pub mod csv;
 pub mod events;
 pub mod flow;
+pub mod search;
 pub mod store;
 pub mod suppressions;
 pub mod tokens;

@@ -9,6 +9,9 @@ use crate::store::{Db, Error, Row};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
+mod many;
+pub use many::{delete_many, emails_of, first_of_address, stop_many};
+
 use super::tokens::{LinkKey, Purpose, Token};
 use super::{Cadence, Preferences, Status, Subscriber, SubscriberEmail, TimeZone};
 

@@ -214,6 +214,79 @@ pub fn add(
     Ok(added)
 }
 
+/// What `add_many` did, per subscriber.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddedMany {
+    /// Subscribers whose address this call put on the list.
+    pub added: usize,
+    /// Subscribers whose address already was on it.
+    pub already: usize,
+    /// Ids that no longer exist.
+    pub missing: usize,
+}
+
+/// Suppresses the addresses of the subscribers with these ids, as `add` does each one (in the
+/// caller's transaction): an entry per address not yet on the list, with its event; every
+/// spelling of the address that is pending or confirmed becomes bounced or unsubscribed.
+pub fn add_many(
+    db: &Db,
+    ids: &[i64],
+    reason: Reason,
+    note: Option<&str>,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<AddedMany> {
+    let found = store::emails_of(db, ids)?;
+    let mut keys: Vec<String> = found.iter().map(|(_, e)| key(e)).collect();
+    keys.sort();
+    keys.dedup();
+    const TYPES: [&str; 4] = ["TEXT", "TEXT", "TEXT", "BIGINT"];
+    let (reason_text, created) = (reason.as_str(), now.timestamp_micros());
+    let mut new_keys = std::collections::HashSet::new();
+    for run in crate::store::sql::pow2_runs(&keys, 256) {
+        let mut params: Vec<&dyn crate::store::Param> = Vec::with_capacity(run.len() * 4);
+        for k in run {
+            params.extend([k as &dyn crate::store::Param, &reason_text, &note, &created]);
+        }
+        db.query_each(
+            &format!(
+                "INSERT INTO suppressions (email, reason, note, created_us) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING email",
+                crate::store::sql::values(run.len(), &TYPES)
+            ),
+            &params,
+            |r| -> Result<()> {
+                new_keys.insert(r.get::<String>(0)?);
+                Ok(())
+            },
+        )?;
+    }
+    let found_ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
+    let first = store::first_of_address(db, &found_ids)?;
+    store::stop_many(db, &found_ids, reason.status(), true, now)?;
+    let mut outcome = AddedMany {
+        missing: ids.len() - found.len(),
+        ..AddedMany::default()
+    };
+    let mut events = Vec::new();
+    let mut recorded = std::collections::HashSet::new();
+    for (id, email) in &found {
+        let k = key(email);
+        if !new_keys.contains(&k) {
+            outcome.already += 1;
+            continue;
+        }
+        outcome.added += 1;
+        if recorded.insert(k) {
+            let mut event = NewEvent::new(email, Kind::Suppressed, source).detail(reason.as_str());
+            event.subscriber_id = first.get(id).copied();
+            events.push(event);
+        }
+    }
+    events::record_many(db, &events, now)?;
+    Ok(outcome)
+}
+
 /// Lifts the entry for `email`; a bounced subscriber becomes unsubscribed (never subscribed
 /// again: only they can do that). `false` if it was not suppressed.
 pub fn lift(db: &Db, email: &str, now: DateTime<Utc>) -> Result<bool> {
