@@ -106,7 +106,7 @@ async fn bulk_unsubscribe_changes_exactly_the_subscribers_matched_at_confirmatio
         store
             .write(move |db| {
                 let s = subscribers::get(db, single)?.expect("there");
-                flow::unsubscribe_in(db, &s, "admin", None, Utc::now())
+                flow::unsubscribe_in(db, &s, "admin", None, None, Utc::now())
             })
             .await
             .expect("single");
@@ -271,7 +271,7 @@ async fn bulk_delete_removes_the_subscribers_and_their_ledger_and_keeps_their_hi
                     )?;
                 }
                 let s = subscribers::get(db, all[0])?.expect("there");
-                flow::unsubscribe_in(db, &s, "link", None, Utc::now())?;
+                flow::unsubscribe_in(db, &s, "link", None, None, Utc::now())?;
                 Ok::<_, Error>(())
             })
             .await
