@@ -15,6 +15,7 @@ mod cli;
 mod console;
 mod console_client;
 mod console_pages;
+mod console_subscribers;
 mod daemon;
 mod digest;
 mod docs;

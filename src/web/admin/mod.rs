@@ -11,6 +11,8 @@ mod lists;
 mod login;
 mod runs;
 mod settings;
+mod subscriber;
+mod subscribers;
 
 use std::sync::{Arc, OnceLock};
 
@@ -44,6 +46,15 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route(
             "/admin/runs/{id}",
             get(runs::one).post(runs::pause_or_resume),
+        )
+        .route("/admin/subscribers", get(subscribers::list))
+        .route(
+            "/admin/subscribers/bulk",
+            axum::routing::post(subscribers::bulk),
+        )
+        .route(
+            "/admin/subscribers/{email}",
+            get(subscriber::page).post(subscriber::act),
         )
         .route("/admin/suppressions", get(lists::suppressions))
         .route("/admin/outbox", get(lists::outbox))
@@ -82,6 +93,19 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("templates/suppressions.html"),
             ),
             ("outbox.html", include_str!("templates/outbox.html")),
+            (
+                "subscribers.html",
+                include_str!("templates/subscribers.html"),
+            ),
+            (
+                "bulk_confirm.html",
+                include_str!("templates/bulk_confirm.html"),
+            ),
+            ("subscriber.html", include_str!("templates/subscriber.html")),
+            (
+                "subscriber_delete.html",
+                include_str!("templates/subscriber_delete.html"),
+            ),
             (
                 "article_form.html",
                 include_str!("templates/article_form.html"),
