@@ -35,6 +35,26 @@ fn nice_ceiling(max: f64) -> f64 {
     10.0 * magnitude
 }
 
+/// A round step for counts, at least 1: 1, 2 or 5 times a power of ten, not below `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if raw <= 1.0 || !raw.is_finite() {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(raw.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if m * magnitude >= raw {
+            return m * magnitude;
+        }
+    }
+    10.0 * magnitude
+}
+
+/// An axis for counts up to `max`: its step and how many steps reach the top (about 4).
+fn axis(max: f64) -> (f64, f64) {
+    let step = nice_step(max / 4.0);
+    (step, (max / step).ceil().max(1.0))
+}
+
 fn number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
@@ -53,10 +73,18 @@ fn open(out: &mut String, title: &str, id: &str) {
     );
 }
 
-/// Horizontal grid lines and the left axis's numbers, for values `0..=top` (or `-bottom..=top`).
-fn grid(out: &mut String, top: f64, bottom: f64, y: &dyn Fn(f64) -> f64, right_axis: Option<f64>) {
-    for i in 0..=4 {
-        let v = bottom + (top - bottom) * f64::from(i) / 4.0;
+/// Horizontal grid lines at every `step` from `bottom` to `top` with the left axis's numbers;
+/// on the lines from zero up, the right axis's numbers (its own step) when there is one.
+fn grid(
+    out: &mut String,
+    step: f64,
+    top: f64,
+    bottom: f64,
+    y: &dyn Fn(f64) -> f64,
+    right_step: Option<f64>,
+) {
+    let mut v = bottom;
+    while v <= top + step / 2.0 {
         let py = y(v);
         let _ = write!(
             out,
@@ -65,18 +93,30 @@ fn grid(out: &mut String, top: f64, bottom: f64, y: &dyn Fn(f64) -> f64, right_a
             WIDTH - RIGHT,
             LEFT - 6.0,
             py + 4.0,
-            number(v.abs().max(0.0) * v.signum())
+            number(v.abs())
         );
-        if let Some(right) = right_axis {
-            let rv = right * f64::from(i) / 4.0;
+        if let Some(rs) = right_step.filter(|_| v >= 0.0) {
             let _ = write!(
                 out,
                 "<text x=\"{}\" y=\"{:.1}\" fill=\"#5f6368\">{}</text>",
                 WIDTH - RIGHT + 6.0,
                 py + 4.0,
-                number(rv)
+                number(v / step * rs)
             );
         }
+        v += step;
+    }
+}
+
+/// A note in the middle of an empty plot.
+fn empty(out: &mut String, labels: &[String]) {
+    if labels.is_empty() {
+        let _ = write!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#5f6368\" font-size=\"14\">No data yet</text>",
+            WIDTH / 2.0,
+            (HEIGHT - BOTTOM + TOP) / 2.0
+        );
     }
 }
 
@@ -84,7 +124,9 @@ fn grid(out: &mut String, top: f64, bottom: f64, y: &dyn Fn(f64) -> f64, right_a
 fn x_labels(out: &mut String, labels: &[String], x: &dyn Fn(usize) -> f64) {
     let every = labels.len().div_ceil(8).max(1);
     for (i, label) in labels.iter().enumerate() {
-        if i % every == 0 || i + 1 == labels.len() {
+        let last = i + 1 == labels.len();
+        // The last label is always drawn; one just before it would overlap it.
+        if last || (i % every == 0 && labels.len() - 1 - i >= every) {
             let _ = write!(
                 out,
                 "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#5f6368\">{}</text>",
@@ -167,18 +209,21 @@ pub fn line_over_bars(
             .map(|s| s.values.get(i).copied().unwrap_or(0.0))
             .sum::<f64>()
     };
-    let top = nice_ceiling((0..n).map(|i| sum(up, i)).fold(0.0, f64::max));
-    let bottom = -nice_ceiling((0..n).map(|i| sum(down, i)).fold(0.0, f64::max));
-    let bottom = if down.is_empty() { 0.0 } else { bottom };
+    let (step, intervals) = axis((0..n).map(|i| sum(up, i)).fold(0.0, f64::max));
+    let top = step * intervals;
+    let deepest = (0..n).map(|i| sum(down, i)).fold(0.0, f64::max);
+    let bottom = -step * (deepest / step).ceil();
     let plot_h = HEIGHT - TOP - BOTTOM;
     let y = |v: f64| TOP + (top - v) / (top - bottom) * plot_h;
     let slot = (WIDTH - LEFT - RIGHT) / n as f64;
     let x = |i: usize| LEFT + slot * (i as f64 + 0.5);
-    let line_top = nice_ceiling(line.values.iter().copied().fold(0.0, f64::max));
-    let line_y = |v: f64| TOP + (1.0 - v / line_top) * plot_h;
+    // The line's axis has as many steps above zero as the bars' axis.
+    let line_step = nice_step(line.values.iter().copied().fold(0.0, f64::max) / intervals);
+    let line_top = line_step * intervals;
+    let line_y = |v: f64| y(v / line_top * top);
     let mut out = String::with_capacity(8192);
     open(&mut out, title, id);
-    grid(&mut out, top, bottom, &y, Some(line_top));
+    grid(&mut out, step, top, bottom, &y, Some(line_step));
     let bar_w = (slot * 0.7).max(1.0);
     for i in 0..labels.len() {
         let mut base = 0.0;
@@ -220,6 +265,7 @@ pub fn line_over_bars(
         .collect();
     polyline(&mut out, &points, line.color);
     x_labels(&mut out, labels, &x);
+    empty(&mut out, labels);
     let mut keys: Vec<(&str, &str, bool)> = vec![(line.name, line.color, true)];
     keys.extend(up.iter().chain(down).map(|s| (s.name, s.color, false)));
     legend(&mut out, &keys);
@@ -242,13 +288,16 @@ pub fn bars_with_lines(
             .map(|s| s.values.get(i).copied().unwrap_or(0.0))
             .sum::<f64>()
     };
-    let top = nice_ceiling((0..n).map(stacked).fold(0.0, f64::max));
-    let right = nice_ceiling(
+    let (step, intervals) = axis((0..n).map(stacked).fold(0.0, f64::max));
+    let top = step * intervals;
+    let right_step = nice_step(
         lines
             .iter()
             .flat_map(|s| s.values.iter().copied())
-            .fold(0.0, f64::max),
+            .fold(0.0, f64::max)
+            / intervals,
     );
+    let right = right_step * intervals;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let y = |v: f64| TOP + (1.0 - v / top) * plot_h;
     let ry = |v: f64| TOP + (1.0 - v / right) * plot_h;
@@ -256,7 +305,14 @@ pub fn bars_with_lines(
     let x = |i: usize| LEFT + slot * (i as f64 + 0.5);
     let mut out = String::with_capacity(8192);
     open(&mut out, title, id);
-    grid(&mut out, top, 0.0, &y, (!lines.is_empty()).then_some(right));
+    grid(
+        &mut out,
+        step,
+        top,
+        0.0,
+        &y,
+        (!lines.is_empty()).then_some(right_step),
+    );
     let bar_w = (slot * 0.7).max(1.0);
     for i in 0..labels.len() {
         let mut base = 0.0;
@@ -285,6 +341,7 @@ pub fn bars_with_lines(
         polyline(&mut out, &points, s.color);
     }
     x_labels(&mut out, labels, &x);
+    empty(&mut out, labels);
     let keys: Vec<(&str, &str, bool)> = bars
         .iter()
         .map(|s| (s.name, s.color, false))
@@ -440,5 +497,36 @@ mod tests {
         assert!(svg.ends_with("</svg>") && !svg.contains("NaN") && !svg.contains("inf"));
         let svg = horizontal_bars("Empty", "c5", &[], "#000");
         assert!(svg.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn an_axis_without_values_below_zero_starts_at_zero_and_labels_never_crowd_the_last() {
+        let svg = line_over_bars(
+            "Up only",
+            "c6",
+            &labels(30),
+            &Series {
+                name: "confirmed",
+                color: "#000",
+                values: vec![1.0; 30],
+            },
+            &[Series {
+                name: "new",
+                color: "#0f0",
+                values: vec![3.0; 30],
+            }],
+            &[Series {
+                name: "left",
+                color: "#f00",
+                values: vec![0.0; 30],
+            }],
+        );
+        assert!(!svg.contains(">-") && !svg.contains(".8<"), "{svg}");
+        assert!(
+            svg.contains(">d30<") && !svg.contains(">d29<"),
+            "the last label, alone"
+        );
+        let svg = bars_with_lines("None", "c7", &[], &[], &[]);
+        assert!(svg.contains("No data yet"));
     }
 }
