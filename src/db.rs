@@ -40,6 +40,7 @@ fn migrations() -> Migrations<'static> {
         )),
         M::up(include_str!("migrations/007_sent_log.sql")),
         M::up(include_str!("migrations/008_message_id_at_claim.sql")),
+        M::up(include_str!("migrations/011_audience.sql")),
     ])
 }
 

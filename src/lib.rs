@@ -1,6 +1,7 @@
 //! tidings: a blog's article catalog in SQLite, served as RSS, Atom and JSON feeds (site-wide and
 //! per tag), with email digests for subscribers.
 
+pub mod audience;
 pub mod catalog;
 pub mod cli;
 pub mod config;

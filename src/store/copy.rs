@@ -23,6 +23,10 @@ pub const TABLES: &[(&str, Option<&str>)] = &[
     ("inbound_messages", Some("id")),
     ("webhook_seen", None),
     ("address_limits", None),
+    ("audience_keys", None),
+    ("audience_uniques", None),
+    ("audience_days", None),
+    ("audience_reported", None),
 ];
 
 /// Rows copied, per table.
