@@ -1,6 +1,7 @@
 //! The command line: the commands and their arguments (clap), one file per noun, and `run`.
 
 mod article;
+mod audience;
 mod digest;
 mod dkim;
 mod inbound;
@@ -93,6 +94,16 @@ pub enum Command {
     /// Addresses no email goes to: list, add, lift, import, export.
     #[command(subcommand)]
     Suppression(SuppressionCommand),
+    /// Who reads the feeds: hosted readers' reported subscribers (suspect ones flagged), other
+    /// readers told apart by address and User-Agent each day, and the 7-day mean.
+    Audience {
+        /// Days to show, up to today (1-365).
+        #[arg(long, default_value_t = crate::audience::report::DEFAULT_DAYS, value_parser = crate::audience::report::parse_days)]
+        days: i64,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy this SQLite database into an empty PostgreSQL database (every table, ids and keys
     /// included, so feeds, ETags and links in sent emails keep working).
     Migrate {
@@ -181,5 +192,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inbound { file, to, from } => inbound::inbound(&config, file, to, from),
         Command::Suppression(cmd) => suppression::suppression(&config, cmd),
         Command::Migrate { to } => migrate::migrate(&config, to),
+        Command::Audience { days, json } => audience::audience(&config, days, json),
     }
 }

@@ -11,6 +11,7 @@ mod postfix;
 mod smtp_sink;
 
 mod articles;
+mod audience;
 mod cli;
 mod daemon;
 mod digest;
