@@ -80,6 +80,8 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("webhooks.postmark.password", Kind::Str),
     ("webhooks.mailgun.signing_key", Kind::Str),
     ("webhooks.sendgrid.public_key", Kind::Str),
+    ("audience.enabled", Kind::Bool),
+    ("audience.max_reported", Kind::Int),
 ];
 
 /// The type of a configuration value, so an environment variable can be read as the right TOML value.
@@ -124,6 +126,26 @@ pub struct Config {
     pub subscribers: SubscribersConfig,
     pub digest: DigestConfig,
     pub webhooks: WebhooksConfig,
+    pub audience: AudienceConfig,
+}
+
+/// Counting who reads the feeds (`src/audience/`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudienceConfig {
+    /// Count feed readers (in memory on the feed path, written every minute).
+    pub enabled: bool,
+    /// A count a hosted reader reports above this is kept as suspect and not added.
+    pub max_reported: u64,
+}
+
+impl Default for AudienceConfig {
+    fn default() -> Self {
+        AudienceConfig {
+            enabled: true,
+            max_reported: 1_000_000,
+        }
+    }
 }
 
 /// Provider webhooks for bounces and complaints; a provider with no settings answers `404`.
@@ -691,6 +713,16 @@ impl Config {
                 ),
             ));
         }
+        if !(1..=i64::MAX as u64).contains(&self.audience.max_reported) {
+            return Err(invalid(
+                "audience.max_reported",
+                format!(
+                    "{} is out of range 1..={}",
+                    self.audience.max_reported,
+                    i64::MAX
+                ),
+            ));
+        }
         if self.subscribers.ip_rate_per_minute == 0 || self.subscribers.address_rate_per_hour == 0 {
             return Err(invalid(
                 "subscribers.ip_rate_per_minute",
@@ -1127,5 +1159,28 @@ mod tests {
         assert_eq!(get("mail.password").as_deref(), Some("[redacted]"));
         assert_eq!(get("feeds.items").as_deref(), Some("50"));
         assert_eq!(get("feeds.websub_hub").as_deref(), Some("unset"));
+    }
+
+    #[test]
+    fn audience_counts_by_default_and_its_cap_is_checked() {
+        let c = load("", &[]).expect("defaults load");
+        assert!(c.audience.enabled);
+        assert_eq!(c.audience.max_reported, 1_000_000);
+        let c = load(
+            "[audience]\nenabled = false\n",
+            &[("TIDINGS_AUDIENCE_MAX_REPORTED", "5000")],
+        )
+        .expect("loads");
+        assert!(!c.audience.enabled);
+        assert_eq!(c.audience.max_reported, 5000);
+        for bad in ["0", "-3", "lots"] {
+            let e = load("", &[("TIDINGS_AUDIENCE_MAX_REPORTED", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("AUDIENCE_MAX_REPORTED") || e.contains("audience.max_reported"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! installs the signal handlers; `run(listeners, config, shutdown)` is the one entry point that
 //! starts every part, serves until `shutdown`, and returns once each task and thread has stopped
 //! (HTTP, scheduler, digest workers and the ledger, outbox, inbound listener, notifications,
-//! publisher, finisher, mirror, WebSub).
+//! publisher, finisher, mirror, WebSub, the feed audience's flusher).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +102,19 @@ pub async fn run(
         templates,
         shutdown.clone(),
     ));
+    let today = crate::audience::today();
+    let audience_keys = match config.audience.enabled {
+        true => store
+            .write(move |db| crate::audience::store::keys(db, today))
+            .await
+            .context("cannot read the feed audience's keys")?,
+        false => Default::default(),
+    };
+    let audience = Arc::new(crate::audience::Audience::new(
+        config.audience.enabled,
+        config.audience.max_reported,
+        audience_keys,
+    ));
     let cache = Arc::new(FeedCache::default());
     // The first render reads the store from this thread (blocking): off the async workers.
     let (publisher, feed_threads) = {
@@ -168,10 +181,16 @@ pub async fn run(
             subscriptions,
             digests: digests.clone(),
             webhooks,
+            audience: audience.clone(),
         },
         prometheus,
     ));
     let chores = tokio::spawn(housekeeping(state.clone(), shutdown.clone()));
+    let audience_flusher = tokio::spawn(
+        audience
+            .clone()
+            .flush_every(store.clone(), shutdown.clone()),
+    );
     // Every wait from here on ends by the deadline (`server.shutdown_seconds` after the stop
     // was asked for): what is still running then is left, and the process exits.
     let deadline = digests.deadline.clone();
@@ -182,6 +201,21 @@ pub async fn run(
             .run_outbox(shutdown.clone(), deadline.clone()),
     );
     web::serve(listener, state, shutdown.clone(), &deadline).await;
+    // Every request is answered: what they counted goes to the database.
+    if let Some(Err(_)) = deadline
+        .within("the audience flusher", audience_flusher)
+        .await
+    {
+        tracing::warn!("the audience flusher panicked");
+    }
+    if audience.enabled() {
+        if let Some(Err(e)) = deadline
+            .within("the feed audience", audience.flush(&store))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot write the feed audience counted since the last flush");
+        }
+    }
     if let Some(Err(e)) = deadline.within("the scheduler", scheduler.shutdown()).await {
         tracing::warn!(error = %e, "scheduler did not stop cleanly");
     }

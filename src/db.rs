@@ -42,6 +42,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/008_message_id_at_claim.sql")),
         M::up(include_str!("migrations/009_admin_accounts.sql")),
         M::up(include_str!("migrations/010_history.sql")),
+        M::up(include_str!("migrations/011_audience.sql")),
         M::up(include_str!("migrations/012_subscriber_search.sql")),
     ])
 }

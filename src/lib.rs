@@ -2,6 +2,7 @@
 //! per tag), with email digests for subscribers.
 
 pub mod admin;
+pub mod audience;
 pub mod catalog;
 pub mod cli;
 pub mod config;

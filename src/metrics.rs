@@ -1,5 +1,6 @@
 //! Metrics at `/metrics` in the Prometheus text format: feed requests and 304s, digests sent,
-//! failed, retried and skipped, send latency, and the delivery queue's depth.
+//! failed, retried and skipped, send latency, the delivery queue's depth, and feed audience
+//! flushes.
 
 use std::sync::OnceLock;
 
@@ -92,6 +93,10 @@ impl Metrics {
             "messages received for the return path, by class"
         );
         metrics::describe_gauge!("tidings_outbox_depth", "single emails queued or being sent");
+        metrics::describe_counter!(
+            "tidings_audience_flushes_total",
+            "feed audience counts written to the database"
+        );
         Metrics {
             outbox_depth: metrics::gauge!("tidings_outbox_depth"),
             claims_released: metrics::counter!("tidings_digest_claims_released_total"),
@@ -129,6 +134,11 @@ pub fn unsubscribed_many(source: &'static str, n: u64) {
 /// One bounce more of `kind` (hard, soft, other).
 pub fn bounced(kind: &'static str) {
     metrics::counter!("tidings_bounces_total", "kind" => kind).increment(1);
+}
+
+/// One feed audience flush more (`src/audience/`).
+pub fn audience_flushed() {
+    metrics::counter!("tidings_audience_flushes_total").increment(1);
 }
 
 /// Installs the Prometheus recorder (once per process) and returns its handle for `/metrics`.

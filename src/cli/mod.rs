@@ -2,6 +2,7 @@
 
 mod admin;
 mod article;
+mod audience;
 mod digest;
 mod dkim;
 mod inbound;
@@ -95,6 +96,16 @@ pub enum Command {
     /// Addresses no email goes to: list, add, lift, import, export.
     #[command(subcommand)]
     Suppression(SuppressionCommand),
+    /// Who reads the feeds: hosted readers' reported subscribers (suspect ones flagged), other
+    /// readers told apart by address and User-Agent each day, and the 7-day mean.
+    Audience {
+        /// Days to show, up to today (1-365).
+        #[arg(long, default_value_t = crate::audience::report::DEFAULT_DAYS, value_parser = crate::audience::report::parse_days)]
+        days: i64,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy this SQLite database into an empty PostgreSQL database (every table, ids and keys
     /// included, so feeds, ETags and links in sent emails keep working).
     Migrate {
@@ -256,5 +267,6 @@ fn command(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Migrate { to } => migrate::migrate(&config, to),
         Command::Admin(cmd) => admin::admin(&config, cmd),
         Command::Token(cmd) => admin::token(&config, cmd),
+        Command::Audience { days, json } => audience::audience(&config, days, json),
     }
 }

@@ -29,6 +29,10 @@ pub const TABLES: &[(&str, Option<&str>)] = &[
     ("login_failures", Some("id")),
     ("api_tokens", Some("id")),
     ("audit_log", Some("id")),
+    ("audience_keys", None),
+    ("audience_uniques", None),
+    ("audience_days", None),
+    ("audience_reported", None),
 ];
 
 /// Rows copied, per table.

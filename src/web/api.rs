@@ -24,6 +24,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .merge(super::subscribers_api::router())
+        .merge(super::audience_api::router())
         .route("/articles", get(list_articles).post(create_article))
         .route("/digests/run", axum::routing::post(run_digests))
         .route(

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod audience_api;
 pub mod conditional;
 pub mod pages;
 pub mod subscribers_api;
@@ -45,15 +46,18 @@ pub struct AppState {
     /// Accounts, sessions, API tokens and the audit log.
     pub console: Arc<crate::admin::console::Console>,
     pub metrics: crate::metrics::Metrics,
+    /// Who reads the feeds: counted on the fast path, written in the background.
+    pub audience: Arc<crate::audience::Audience>,
     /// Renders `/metrics`; `None` when no recorder could be installed.
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
-/// The services behind the routes: subscriptions, digests, provider webhooks.
+/// The services behind the routes: subscriptions, digests, provider webhooks, the feed audience.
 pub struct Services {
     pub subscriptions: Arc<Subscriptions>,
     pub digests: Arc<Digests>,
     pub webhooks: Arc<crate::feedback::webhooks::Webhooks>,
+    pub audience: Arc<crate::audience::Audience>,
 }
 
 impl AppState {
@@ -69,6 +73,7 @@ impl AppState {
             subscriptions,
             digests,
             webhooks,
+            audience,
         } = services;
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.feeds.max_age))
@@ -89,6 +94,7 @@ impl AppState {
             digests,
             webhooks,
             metrics: crate::metrics::Metrics::new(),
+            audience,
             prometheus,
         }
     }
@@ -258,6 +264,26 @@ pub async fn serve(
     }
 }
 
+/// The client's address: the TCP peer, or with `server.trust_proxy` the last `X-Forwarded-For`
+/// hop (the one the proxy added). Rate limits and the feed audience use it alike.
+pub fn client_ip(
+    trust_proxy: bool,
+    peer: std::net::IpAddr,
+    headers: &http::HeaderMap,
+) -> std::net::IpAddr {
+    if trust_proxy {
+        if let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return ip;
+        }
+    }
+    peer
+}
+
 type Body = Either<http_body_util::Full<bytes::Bytes>, axum::body::Body>;
 
 async fn dispatch(
@@ -268,10 +294,20 @@ async fn dispatch(
 ) -> Result<http::Response<Body>, Infallible> {
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(rendered) = state.cache.get(req.uri().path()) {
-            let response = conditional::respond(req.headers(), &rendered, &state.cache_control);
+            let headers = req.headers();
+            let response = conditional::respond(headers, &rendered, &state.cache_control);
             state.metrics.feed_requests.increment(1);
-            if response.status() == StatusCode::NOT_MODIFIED {
+            let status = response.status();
+            if status == StatusCode::NOT_MODIFIED {
                 state.metrics.feed_not_modified.increment(1);
+            }
+            if status == StatusCode::OK || status == StatusCode::NOT_MODIFIED {
+                let agent = headers
+                    .get(http::header::USER_AGENT)
+                    .map_or(&b""[..], |v| v.as_bytes());
+                state.audience.count(req.uri().path(), agent, || {
+                    client_ip(state.config.server.trust_proxy, peer.ip(), headers)
+                });
             }
             return Ok(response.map(Either::Left));
         }

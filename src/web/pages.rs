@@ -317,20 +317,12 @@ async fn prefs_context(state: &AppState, prefs: Option<&Preferences>) -> Value {
     }
 }
 
-/// The client's address: the TCP peer, or with `server.trust_proxy` the last `X-Forwarded-For` hop.
+/// The client's address, as `super::client_ip` reads it.
 pub(crate) fn client_ip(state: &AppState, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
-    if state.config.server.trust_proxy {
-        if let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse().ok())
-        {
-            return ip;
-        }
-    }
-    peer.map(|p| p.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    let peer = peer
+        .map(|p| p.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    super::client_ip(state.config.server.trust_proxy, peer, headers)
 }
 
 async fn subscribe_form(State(state): State<Arc<AppState>>) -> Response {

@@ -11,6 +11,7 @@ mod postfix;
 mod smtp_sink;
 
 mod articles;
+mod audience;
 mod cli;
 mod console;
 mod console_client;
