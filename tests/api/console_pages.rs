@@ -424,8 +424,8 @@ fn the_dashboard_shows_the_tiles_and_charts_with_their_numbers() {
     assert!(text.contains(&format!("#{run}</span><span class=\"l\">last run")));
     assert_eq!(
         text.matches("<svg").count(),
-        2,
-        "subscribers and runs charts"
+        3,
+        "subscribers, runs and audience charts"
     );
     let today = chrono::Utc::now().date_naive().to_string();
     assert!(
@@ -441,4 +441,37 @@ fn the_dashboard_shows_the_tiles_and_charts_with_their_numbers() {
     );
     assert_eq!(vic.get("/admin?days=365").status, 200);
     assert_eq!(vic.get("/admin?days=7").status, 400);
+}
+
+#[test]
+fn the_audience_page_shows_each_readers_count_with_forged_ones_apart() {
+    let mut d = Daemon::start();
+    d.publish(&article("a", "A", &["news"], "2026-05-27T09:00:00Z"));
+    let feedly = "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 134 subscribers; )";
+    let forged = "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 99999999 subscribers; )";
+    let odd = "Feedbin feed-id:<b>1</b> - 56 subscribers";
+    for agent in [feedly, forged, odd] {
+        assert_eq!(
+            d.get_with("/feed.xml", &[("User-Agent", agent)]).status,
+            200
+        );
+    }
+    // The counts reach the database when the daemon stops, at the latest.
+    d.stop();
+    d.start_again();
+    add_account(&d, "vic", "viewer", PASSWORD);
+    let mut vic = Console::signed_in(&d, "vic", PASSWORD);
+    let page = vic.get("/admin/audience");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(text.contains("<code>/feed.xml</code>"), "{text}");
+    assert!(text.contains("<td class=\"num\">134</td>"), "{text}");
+    assert!(
+        text.contains("99999999 <strong>suspect: not added</strong>"),
+        "{text}"
+    );
+    assert!(!text.contains("<b>1</b>"));
+    assert_eq!(vic.get("/admin/audience?days=0").status, 400);
+    let dashboard = vic.get("/admin").text();
+    assert!(dashboard.contains("<td>/feed.xml</td>"), "{dashboard}");
 }

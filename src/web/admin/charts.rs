@@ -367,6 +367,14 @@ pub fn horizontal_bars(title: &str, id: &str, rows: &[(String, f64)], color: &st
          <title id=\"{id}\">{}</title>",
         escape(title)
     );
+    if rows.is_empty() {
+        let _ = write!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#5f6368\" font-size=\"14\">No data yet</text>",
+            WIDTH / 2.0,
+            TOP + 12.0
+        );
+    }
     for (i, (label, value)) in rows.iter().enumerate() {
         let y = TOP + row_h * i as f64;
         let w = (value / max * span).max(0.0);

@@ -218,6 +218,24 @@ pub async fn page(
         })
         .collect();
 
+    let audience = match super::audience::read(&state, 30).await {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!(error = %e, "console: cannot read the feed audience");
+            return notice(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database error",
+                Some(&who),
+                &["The database did not answer; see the daemon's log."],
+            );
+        }
+    };
+    let audience_rows: Vec<(String, f64)> = audience
+        .feeds
+        .iter()
+        .map(|f| (f.feed.clone(), (f.readers_7d * 10.0).round() / 10.0))
+        .collect();
     render(
         &state,
         StatusCode::OK,
@@ -236,6 +254,9 @@ pub async fn page(
             day_rows => Value::from(Serde(&day_rows)),
             runs_chart => Value::from_safe_string(runs_chart),
             run_rows => Value::from(Serde(&run_rows)),
+            audience_chart => Value::from_safe_string(super::audience::chart(&audience)),
+            audience_total => (audience.site.readers_7d * 10.0).round() / 10.0,
+            audience_rows => Value::from(Serde(&audience_rows)),
         },
     )
 }

@@ -4,6 +4,7 @@
 //! can be forgotten by a handler.
 
 mod articles;
+mod audience;
 mod audit;
 pub mod charts;
 mod dashboard;
@@ -42,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/logout", axum::routing::post(login::logout))
         .route("/admin/settings", get(settings::page))
         .route("/admin/audit", get(audit::page))
+        .route("/admin/audience", get(audience::page))
         .route("/admin/runs", get(runs::list))
         .route(
             "/admin/runs/{id}",
@@ -86,6 +88,7 @@ fn templates() -> &'static Environment<'static> {
             ("articles.html", include_str!("templates/articles.html")),
             ("settings.html", include_str!("templates/settings.html")),
             ("audit.html", include_str!("templates/audit.html")),
+            ("audience.html", include_str!("templates/audience.html")),
             ("runs.html", include_str!("templates/runs.html")),
             ("run.html", include_str!("templates/run.html")),
             (
