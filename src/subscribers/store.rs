@@ -207,26 +207,20 @@ fn set_tags(db: &Db, id: i64, tags: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A subscriber by id or by address.
-enum Key<'a> {
+/// A subscriber by id.
+enum Key {
     Id(i64),
-    Email(&'a str),
 }
 
 /// Whether the subscriber is confirmed (`None`: no such subscriber), their row locked until the
 /// caller's commit on PostgreSQL, so that two transactions moving one subscriber count the move
 /// once (SQLite's one writer already does that).
-fn confirmed_now(db: &Db, key: Key<'_>) -> Result<Option<bool>> {
+fn confirmed_now(db: &Db, key: Key) -> Result<Option<bool>> {
     let lock = if db.is_postgres() { " FOR UPDATE" } else { "" };
     let status: Option<String> = match key {
         Key::Id(id) => db.query_opt(
             &format!("SELECT status FROM subscribers WHERE id = ?1{lock}"),
             params![id],
-            |r| r.get(0),
-        )?,
-        Key::Email(email) => db.query_opt(
-            &format!("SELECT status FROM subscribers WHERE email = ?1{lock}"),
-            params![email],
             |r| r.get(0),
         )?,
     };
@@ -272,21 +266,15 @@ pub fn claim_welcome(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
 }
 
 pub fn delete(db: &Db, email: &SubscriberEmail) -> Result<bool> {
-    if confirmed_now(db, Key::Email(email.as_str()))? == Some(true) {
+    let Some(found) = find(db, email)? else {
+        return Ok(false);
+    };
+    if confirmed_now(db, Key::Id(found.id))? == Some(true) {
         super::events::confirmed_total_changed(db, -1, Utc::now())?;
     }
-    // The ledger's rows go first: on PostgreSQL no foreign key cascades to them (see
-    // migrations/postgres/V2). Every state is named so that PostgreSQL finds the rows through its
-    // two partial indexes, open and closed (V3), rather than reading the whole ledger.
-    db.execute(
-        "DELETE FROM deliveries WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = ?1) \
-         AND (state IN ('pending', 'sending') OR state IN ('sent', 'failed', 'skipped'))",
-        params![email.as_str()],
-    )?;
-    Ok(db.execute(
-        "DELETE FROM subscribers WHERE email = ?1",
-        params![email.as_str()],
-    )? == 1)
+    // The ledger's rows go first, through their owner.
+    crate::digest::ledger::forget_subscribers(db, &[found.id])?;
+    Ok(db.execute("DELETE FROM subscribers WHERE id = ?1", params![found.id])? == 1)
 }
 
 /// Makes a token for one subscriber and one purpose, valid for `ttl`.

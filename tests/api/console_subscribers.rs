@@ -156,6 +156,31 @@ fn a_bulk_action_shows_the_count_first_then_applies_to_what_matches() {
         status_of(&d, "reader00020@example.com").as_deref(),
         Some("confirmed")
     );
+    // The dashboard's confirmed line follows a bulk change, and a bulk delete.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let confirmed_today = |c: &mut Console| {
+        let page = c.get("/admin").text();
+        page.split(&format!("<td>{today}</td><td class=\"num\">"))
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    assert_eq!(confirmed_today(&mut ann), Some(20));
+    let deleted = ann.post(
+        "/admin/subscribers/bulk",
+        &[
+            ("csrf", &csrf),
+            ("q", "reader0002"),
+            ("action", "delete"),
+            ("confirmed", "yes"),
+        ],
+    );
+    assert!(
+        deleted.text().contains("10 subscribers changed"),
+        "{}",
+        deleted.text()
+    );
+    assert_eq!(confirmed_today(&mut ann), Some(10));
     let audit: (String, String, String) = d
         .db()
         .query_row(
@@ -178,7 +203,7 @@ fn a_bulk_action_shows_the_count_first_then_applies_to_what_matches() {
         "/admin/subscribers/bulk",
         &[
             ("csrf", &csrf),
-            ("q", "reader0002"),
+            ("q", "reader0000"),
             ("action", "export"),
             ("confirmed", "yes"),
         ],

@@ -57,6 +57,35 @@ pub fn first_of_address(db: &Db, ids: &[i64]) -> Result<HashMap<i64, i64>> {
     Ok(out)
 }
 
+/// How many of `ids` (with `every_case`, of their addresses in any spelling) are confirmed,
+/// their rows locked until the caller's commit on PostgreSQL, as `store::confirmed_now` does for
+/// one, so that two transactions moving them count each move once.
+fn confirmed_among(db: &Db, ids: &[i64], every_case: bool) -> Result<i64> {
+    let lock = if db.is_postgres() { " FOR UPDATE" } else { "" };
+    let mut n = 0;
+    for list in id_chunks(ids, 1) {
+        let chosen = if every_case {
+            format!(
+                "lower(email) IN (SELECT lower(email) FROM subscribers WHERE id IN ({}))",
+                list.marks
+            )
+        } else {
+            format!("id IN ({})", list.marks)
+        };
+        let params: Vec<&dyn crate::store::Param> = list.params().collect();
+        n += db
+            .query_map(
+                &format!(
+                    "SELECT id FROM subscribers WHERE {chosen} AND status = 'confirmed'{lock}"
+                ),
+                &params,
+                |r| r.get::<i64>(0),
+            )?
+            .len() as i64;
+    }
+    Ok(n)
+}
+
 /// Moves those of `ids` who are pending or confirmed to `status` (`Unsubscribed`, stamped as
 /// `set_status` stamps it, or `Bounced`); with `every_case`, also the other spellings of their
 /// addresses, as a suppression covers them all. The `(id, address)` of each one moved.
@@ -80,6 +109,8 @@ pub fn stop_many(
         }
     };
     let first = 1 + usize::from(stamp.is_some());
+    // Those leaving `confirmed`: the dashboard's confirmed line follows them.
+    let confirmed = confirmed_among(db, ids, every_case)?;
     let mut moved = Vec::new();
     for list in id_chunks(ids, first) {
         let chosen = if every_case {
@@ -107,27 +138,29 @@ pub fn stop_many(
             },
         )?;
     }
+    if confirmed > 0 {
+        crate::subscribers::events::confirmed_total_changed(db, -confirmed, Utc::now())?;
+    }
     Ok(moved)
 }
 
 /// Deletes the subscribers with these ids, with their ledger rows, as `delete` does one; how
 /// many there were.
 pub fn delete_many(db: &Db, ids: &[i64]) -> Result<usize> {
+    // The ledger's rows go first, through their owner.
+    crate::digest::ledger::forget_subscribers(db, ids)?;
+    let confirmed = confirmed_among(db, ids, false)?;
     let mut deleted = 0;
     for list in id_chunks(ids, 1) {
         let params: Vec<&dyn crate::store::Param> = list.params().collect();
-        db.execute(
-            &format!(
-                "DELETE FROM deliveries WHERE subscriber_id IN ({}) \
-                 AND (state IN ('pending', 'sending') OR state IN ('sent', 'failed', 'skipped'))",
-                list.marks
-            ),
-            &params,
-        )?;
         deleted += db.execute(
             &format!("DELETE FROM subscribers WHERE id IN ({})", list.marks),
             &params,
         )?;
+    }
+    // The dashboard's confirmed line follows, as `delete` keeps it for one.
+    if confirmed > 0 {
+        crate::subscribers::events::confirmed_total_changed(db, -confirmed, Utc::now())?;
     }
     Ok(deleted)
 }
