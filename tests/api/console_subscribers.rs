@@ -181,21 +181,28 @@ fn a_bulk_action_shows_the_count_first_then_applies_to_what_matches() {
         deleted.text()
     );
     assert_eq!(confirmed_today(&mut ann), Some(10));
-    let audit: (String, String, String) = d
+    let audit: Vec<(String, String, String)> = d
         .db()
-        .query_row(
-            "SELECT actor, action, target FROM audit_log WHERE action LIKE 'subscribers.%'",
+        .query_map(
+            "SELECT actor, action, target FROM audit_log WHERE action LIKE 'subscribers.%' ORDER BY id",
             &[],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("audited");
     assert_eq!(
         audit,
-        (
-            "ann".into(),
-            "subscribers.unsubscribe".into(),
-            "q=reader0001".into()
-        )
+        vec![
+            (
+                "ann".into(),
+                "subscribers.unsubscribe".into(),
+                "q=reader0001".into()
+            ),
+            (
+                "ann".into(),
+                "subscribers.delete".into(),
+                "q=reader0002".into()
+            ),
+        ]
     );
 
     // The export is a CSV of everything matched, in the import's format.
