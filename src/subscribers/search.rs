@@ -333,7 +333,7 @@ impl Matches {
         let lite = !db.is_postgres();
         let whole_index =
             lite && (filter.q.is_some() || (filter.status.is_some() && filter.tag.is_some()));
-        let (mut sql, id) = match (&filter.tag, lite) {
+        let (mut sql, id) = match (&filter.q, filter.status, &filter.tag) {
             // FTS5 gives its matches in rowid (subscriber id) order, newest first when asked,
             // and takes the page key itself. Status and tags are in the index, so a search with
             // filters is one walk of it, not a look at each match's rows.
@@ -345,7 +345,7 @@ impl Matches {
                 )
             }
             // A tag alone: its index, newest first.
-            (Some(tag), true) => {
+            (None, None, Some(tag)) => {
                 let n = next(Bind::Text(tag.clone()));
                 (
                     format!("FROM subscriber_tags t WHERE t.tag_slug = ?{n}"),
