@@ -191,12 +191,15 @@ mod tests {
     const MOVED_OTHERWISE: &[&str] = &[
         // Digests logged as sent and not yet folded: copied into `deliveries` and `subscribers`.
         "sent_log",
-        // SQLite's index of address trigrams (FTS5: the table and its shadow tables), which its
-        // triggers fill from `subscribers`; PostgreSQL's is an index on the table (pg_trgm).
+        // SQLite's search index (FTS5: the table and its shadow tables) and the queue of its
+        // entries to redo, made from `subscribers` and `subscriber_tags`; PostgreSQL's is an
+        // index on the table (pg_trgm).
         "subscriber_search",
         "subscriber_search_config",
+        "subscriber_search_content",
         "subscriber_search_data",
         "subscriber_search_idx",
+        "subscriber_search_queue",
     ];
 
     async fn tables(store: &Store) -> Vec<String> {

@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use super::flow::FlowError;
 use super::suppressions::{self, Reason};
-use super::{csv as list_csv, flow, store as subscribers};
+use super::{csv as list_csv, flow, search, store as subscribers};
 use crate::store::{Error, Store};
 
 /// Subscribers per transaction.
@@ -101,6 +101,8 @@ pub async fn apply(store: &Store, action: Action, ids: &[i64]) -> Result<Outcome
                         done.missing = chunk.len() - done.changed;
                     }
                 }
+                // The search index follows each batch, not one row at a time.
+                search::sync(db)?;
                 Ok::<_, Error>(done)
             })
             .await?;

@@ -276,6 +276,8 @@ pub fn import(db: &Db, config: &Config, bytes: &[u8]) -> Result<Report, FlowErro
             Err(e) => return Err(e),
         }
     }
+    // The search index, in a few statements for the whole file rather than one per row.
+    super::search::sync(db)?;
     Ok(report)
 }
 

@@ -48,13 +48,6 @@ impl Needle {
         &self.0
     }
 
-    /// An FTS5 query for the text as one literal phrase: the trigram tokenizer makes it the
-    /// trigrams of the text in a row, which is a substring match. Inside double quotes only a
-    /// doubled `"` means anything.
-    fn fts_phrase(&self) -> String {
-        format!("\"{}\"", self.0.replace('"', "\"\""))
-    }
-
     /// A `LIKE` pattern for the text anywhere, with `%`, `_` and `\` escaped (backslash is
     /// PostgreSQL's default escape character for `LIKE`).
     fn like_pattern(&self) -> String {
@@ -114,6 +107,31 @@ impl Filter {
 
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
+    }
+
+    /// The filter as an FTS5 query on SQLite's index (migration 012): the text as one literal
+    /// phrase in the `email` column (the trigram tokenizer makes a phrase the trigrams of its
+    /// text in a row: a substring match; inside double quotes only a doubled `"` means
+    /// anything), the status's token in `status`, the tag between spaces in `tags`.
+    fn fts_query(&self) -> String {
+        let mut parts = Vec::with_capacity(3);
+        if let Some(q) = &self.q {
+            parts.push(format!("email : \"{}\"", q.0.replace('"', "\"\"")));
+        }
+        if let Some(status) = self.status {
+            let token = match status {
+                Status::Pending => " p ",
+                Status::Confirmed => " c ",
+                Status::Unsubscribed => " u ",
+                Status::Bounced => " b ",
+            };
+            parts.push(format!("status : \"{token}\""));
+        }
+        if let Some(tag) = &self.tag {
+            // A slug holds only lower-case letters, digits and `-`.
+            parts.push(format!("tags : \" {tag} \""));
+        }
+        parts.join(" AND ")
     }
 }
 
@@ -218,8 +236,9 @@ pub struct Found {
     pub count: MatchCount,
 }
 
-/// A page and the count, read in one snapshot so that they agree.
+/// A page and the count, read in one snapshot so that they agree (after `refresh`).
 pub async fn search(store: &Store, query: SearchQuery, page_size: usize) -> Result<Found, Error> {
+    refresh(store).await?;
     store
         .snapshot(move |db| {
             Ok(Found {
@@ -232,7 +251,53 @@ pub async fn search(store: &Store, query: SearchQuery, page_size: usize) -> Resu
 
 /// The ids `filter` matches now, newest first: what a confirmed bulk action applies to.
 pub async fn matching(store: &Store, filter: Filter) -> Result<Vec<i64>, Error> {
+    refresh(store).await?;
     store.snapshot(move |db| matching_ids(db, &filter)).await
+}
+
+/// Brings SQLite's index up to date when changes are queued: a short write, only then.
+pub async fn refresh(store: &Store) -> Result<(), Error> {
+    if store.is_postgres() {
+        return Ok(());
+    }
+    let queued: bool = store
+        .read(|db| {
+            db.query_row(
+                "SELECT EXISTS (SELECT 1 FROM subscriber_search_queue)",
+                &[],
+                |r| r.get(0),
+            )
+        })
+        .await?;
+    if queued {
+        store.write(|db| sync(db).map(|_| ())).await?;
+    }
+    Ok(())
+}
+
+/// Re-indexes the subscribers whose entries the triggers queued (migration 012), in three
+/// statements whatever their number, in the caller's write; how many entries were made. SQLite
+/// only: PostgreSQL's index follows its table. The searches below read the index as of the last
+/// sync (`search` and `matching` sync first).
+pub fn sync(db: &Db) -> Result<usize, Error> {
+    if db.is_postgres() {
+        return Ok(0);
+    }
+    db.execute(
+        "DELETE FROM subscriber_search WHERE rowid IN (SELECT id FROM subscriber_search_queue)",
+        &[],
+    )?;
+    // The status's token is its first letter between spaces (`Filter::fts_query`).
+    let made = db.execute(
+        "INSERT INTO subscriber_search (rowid, email, status, tags) \
+         SELECT s.id, s.email, ' ' || substr(s.status, 1, 1) || ' ', \
+                coalesce((SELECT ' ' || group_concat(t.tag_slug, ' ') || ' ' FROM subscriber_tags t \
+                          WHERE t.subscriber_id = s.id), '') \
+         FROM subscriber_search_queue q JOIN subscribers s ON s.id = q.id",
+        &[],
+    )?;
+    db.execute("DELETE FROM subscriber_search_queue", &[])?;
+    Ok(made)
 }
 
 /// One value bound to a search statement.
@@ -250,11 +315,11 @@ impl Bind {
     }
 }
 
-/// A search as SQL: `FROM … WHERE …` over `subscribers s`, the column its rows are ordered by
-/// (newest first), and the values bound, `?1` onwards.
+/// A search as SQL: `FROM … WHERE …`, the column that holds each match's subscriber id (its
+/// rows are ordered by it, newest first, and paged by it), and the values bound, `?1` onwards.
 struct Matches {
     from_where: String,
-    order: &'static str,
+    id: &'static str,
     binds: Vec<Bind>,
 }
 
@@ -265,48 +330,56 @@ impl Matches {
             binds.push(b);
             binds.len()
         };
-        let (mut sql, order, key) = match (&filter.q, db.is_postgres()) {
-            // FTS5 gives its matches in rowid order, newest first when asked, and takes the
-            // page key itself; the subscriber row is joined for the other filters.
-            (Some(needle), false) => {
-                let n = next(Bind::Text(needle.fts_phrase()));
+        let lite = !db.is_postgres();
+        let whole_index =
+            lite && (filter.q.is_some() || (filter.status.is_some() && filter.tag.is_some()));
+        let (mut sql, id) = match (&filter.q, filter.status, &filter.tag) {
+            // FTS5 gives its matches in rowid (subscriber id) order, newest first when asked,
+            // and takes the page key itself. Status and tags are in the index, so a search with
+            // filters is one walk of it, not a look at each match's rows.
+            _ if whole_index => {
+                let n = next(Bind::Text(filter.fts_query()));
                 (
-                    format!(
-                        "FROM subscriber_search JOIN subscribers s ON s.id = subscriber_search.rowid \
-                         WHERE subscriber_search MATCH ?{n}"
-                    ),
-                    "subscriber_search.rowid",
+                    format!("FROM subscriber_search WHERE subscriber_search MATCH ?{n}"),
                     "subscriber_search.rowid",
                 )
             }
-            // The index is on `lower(email)`; the pattern is lowered the same way, by the server.
-            (Some(needle), true) => {
-                let n = next(Bind::Text(needle.like_pattern()));
+            // A tag alone: its index, newest first.
+            (None, None, Some(tag)) => {
+                let n = next(Bind::Text(tag.clone()));
                 (
-                    format!("FROM subscribers s WHERE lower(s.email) LIKE lower(?{n})"),
-                    "s.id",
-                    "s.id",
+                    format!("FROM subscriber_tags t WHERE t.tag_slug = ?{n}"),
+                    "t.subscriber_id",
                 )
             }
-            (None, _) => ("FROM subscribers s WHERE 1 = 1".to_string(), "s.id", "s.id"),
+            _ => {
+                let mut sql = "FROM subscribers s WHERE 1 = 1".to_string();
+                // The index is on `lower(email)`; the pattern is lowered the same way, by the
+                // server (only PostgreSQL comes here with a text).
+                if let Some(needle) = &filter.q {
+                    let n = next(Bind::Text(needle.like_pattern()));
+                    sql.push_str(&format!(" AND lower(s.email) LIKE lower(?{n})"));
+                }
+                if let Some(status) = filter.status {
+                    let n = next(Bind::Text(status.as_str().to_string()));
+                    sql.push_str(&format!(" AND s.status = ?{n}"));
+                }
+                if let Some(tag) = &filter.tag {
+                    let n = next(Bind::Text(tag.clone()));
+                    sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id AND t.tag_slug = ?{n})"
+                ));
+                }
+                (sql, "s.id")
+            }
         };
-        if let Some(status) = filter.status {
-            let n = next(Bind::Text(status.as_str().to_string()));
-            sql.push_str(&format!(" AND s.status = ?{n}"));
-        }
-        if let Some(tag) = &filter.tag {
-            let n = next(Bind::Text(tag.clone()));
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id AND t.tag_slug = ?{n})"
-            ));
-        }
         if let Some(after) = after {
             let n = next(Bind::Int(after));
-            sql.push_str(&format!(" AND {key} < ?{n}"));
+            sql.push_str(&format!(" AND {id} < ?{n}"));
         }
         Matches {
             from_where: sql,
-            order,
+            id,
             binds,
         }
     }
@@ -349,10 +422,10 @@ pub fn page(db: &Db, query: &SearchQuery, size: usize) -> Result<Page, Error> {
     let extra: [&dyn Param; 1] = [&limit];
     let mut ids: Vec<i64> = db.query_map(
         &format!(
-            "SELECT s.id {} ORDER BY {} DESC LIMIT ?{}",
+            "SELECT {id} {} ORDER BY {id} DESC LIMIT ?{}",
             m.from_where,
-            m.order,
-            m.next_mark()
+            m.next_mark(),
+            id = m.id
         ),
         &m.params(&extra),
         |r| r.get(0),
@@ -394,7 +467,7 @@ pub fn matching_ids(db: &Db, filter: &Filter) -> Result<Vec<i64>, Error> {
     plan_per_value(db)?;
     let m = Matches::new(db, filter, None);
     db.query_map(
-        &format!("SELECT s.id {} ORDER BY {} DESC", m.from_where, m.order),
+        &format!("SELECT {id} {} ORDER BY {id} DESC", m.from_where, id = m.id),
         &m.params(&[]),
         |r| r.get(0),
     )

@@ -177,6 +177,11 @@ async fn any_part_of_the_address_is_found_in_any_case() {
         );
         assert_eq!(found_q(&store, "zzz").await, Vec::<String>::new());
         assert_eq!(
+            found_q(&store, "firmed").await,
+            Vec::<String>::new(),
+            "the address, not the status"
+        );
+        assert_eq!(
             found(&store, Filter::default()).await.len(),
             6,
             "no filter: everyone"
@@ -354,7 +359,10 @@ async fn the_count_is_exact_to_ten_thousand_and_a_bound_beyond() {
             .expect("insert");
         let count = |f: Filter| {
             let store = store.clone();
-            async move { store.read(move |db| count(db, &f)).await.expect("count") }
+            async move {
+                refresh(&store).await.expect("refresh");
+                store.read(move |db| count(db, &f)).await.expect("count")
+            }
         };
         assert_eq!(
             count(filter(Some("bulk"), None, None)).await,
@@ -389,5 +397,116 @@ async fn the_count_is_exact_to_ten_thousand_and_a_bound_beyond() {
             .expect("ids");
         assert_eq!(ids.len(), 10_001);
         assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_match_whole_slugs_and_the_index_follows_changes() {
+    for (store, _dir) in stores().await {
+        let ids = add_all(
+            &store,
+            &[
+                ("ann@gmail.com", Status::Confirmed, &["ai"]),
+                ("bea@gmail.com", Status::Confirmed, &["ai-ethics"]),
+                ("cal@gmail.com", Status::Confirmed, &["c", "rust"]),
+                ("dee@gmail.com", Status::Pending, &["brainstorm"]),
+            ],
+        )
+        .await;
+        let f = |q, s, t| filter(q, s, t);
+        for (q, status) in [
+            (Some("gmail"), None),
+            (None, Some("confirmed")),
+            (None, None),
+        ] {
+            assert_eq!(
+                found(&store, f(q, status, Some("ai"))).await,
+                ["ann@gmail.com"],
+                "not ai-ethics, not brainstorm ({q:?}, {status:?})"
+            );
+            assert_eq!(
+                found(&store, f(q, status, Some("c"))).await,
+                ["cal@gmail.com"],
+                "a one-letter tag is a tag, not a status ({q:?}, {status:?})"
+            );
+        }
+        // A new status and new tags are found at once, the old ones no longer.
+        let (ann, cal) = (ids[0], ids[2]);
+        store
+            .write(move |db| {
+                let now = Utc::now();
+                store::set_status(db, ann, Status::Unsubscribed, now)?;
+                let mut prefs = store::get(db, cal)?.expect("cal").preferences;
+                prefs.tags = vec!["ai".into()];
+                store::set_preferences(db, cal, &prefs)
+            })
+            .await
+            .expect("change");
+        assert_eq!(
+            found(&store, f(Some("gmail"), Some("confirmed"), Some("ai"))).await,
+            ["cal@gmail.com"]
+        );
+        assert_eq!(
+            found(&store, f(Some("gmail"), Some("unsubscribed"), None)).await,
+            ["ann@gmail.com"]
+        );
+        assert_eq!(
+            found(&store, f(Some("gmail"), None, Some("rust"))).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            found(&store, f(None, Some("confirmed"), Some("c"))).await,
+            Vec::<String>::new()
+        );
+        if !store.is_postgres() {
+            store
+                .write(|db| {
+                    db.execute(
+                        "INSERT INTO subscriber_search (subscriber_search) VALUES ('integrity-check')",
+                        &[],
+                    )
+                })
+                .await
+                .expect("the index matches the table");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_status_is_found_with_a_search_and_an_import_leaves_the_index_current() {
+    for (store, _dir) in stores().await {
+        let config = crate::config::Config::default();
+        let csv = "email,status\nann@gmail.com,pending\nbea@gmail.com,confirmed\n\
+                   cal@gmail.com,unsubscribed\ndee@example.org,confirmed\n";
+        store
+            .write(move |db| crate::subscribers::csv::import(db, &config, csv.as_bytes()))
+            .await
+            .expect("import");
+        add_all(&store, &[("eve@gmail.com", Status::Bounced, &[])]).await;
+        if !store.is_postgres() {
+            let queued: i64 = store
+                .read(|db| {
+                    db.query_row("SELECT count(*) FROM subscriber_search_queue", &[], |r| {
+                        r.get(0)
+                    })
+                })
+                .await
+                .expect("queue");
+            assert_eq!(
+                queued, 1,
+                "the import synced its own rows; eve waits for a search"
+            );
+        }
+        for (status, email) in [
+            ("pending", "ann@gmail.com"),
+            ("confirmed", "bea@gmail.com"),
+            ("unsubscribed", "cal@gmail.com"),
+            ("bounced", "eve@gmail.com"),
+        ] {
+            assert_eq!(
+                found(&store, filter(Some("gmail"), Some(status), None)).await,
+                [email]
+            );
+        }
     }
 }
