@@ -104,12 +104,30 @@ fn db_error(state: &AppState, who: &Signed, e: impl std::fmt::Display) -> Respon
     )
 }
 
+#[derive(Deserialize)]
+pub struct Shown {
+    done: Option<String>,
+}
+
+/// What an action did, as the page after it says (only these words: the query string is not
+/// shown as it came).
+const DONE: &[&str] = &[
+    "confirmation email queued",
+    "unsubscribed",
+    "suppressed",
+    "suppression lifted",
+];
+
 pub async fn page(
     State(state): State<Arc<AppState>>,
     Viewer(who): Viewer,
     Path(email): Path<String>,
+    axum::extract::Query(shown): axum::extract::Query<Shown>,
 ) -> Response {
-    show(&state, &who, &email, None).await
+    let done = shown
+        .done
+        .and_then(|d| DONE.iter().find(|w| **w == d).map(|w| w.to_string()));
+    show(&state, &who, &email, done).await
 }
 
 async fn show(state: &AppState, who: &Signed, email: &str, done: Option<String>) -> Response {
@@ -279,7 +297,11 @@ pub async fn act(
             if form.action == "delete" {
                 return Redirect::to("/admin/subscribers").into_response();
             }
-            show(&state, &who, parsed.as_str(), Some(done)).await
+            // Back to the page (a reload does not post again), saying what was done.
+            let done: String = url::form_urlencoded::byte_serialize(done.as_bytes()).collect();
+            let path: String =
+                url::form_urlencoded::byte_serialize(parsed.as_str().as_bytes()).collect();
+            Redirect::to(&format!("/admin/subscribers/{path}?done={done}")).into_response()
         }
         Err(problem) => {
             let message = format!("{problem}. Nothing was changed.");
