@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks tidings on this machine, all on 127.0.0.1, in one run of about 6-9 minutes:
 #   1. serving a real 50-item /feed.xml: tidings against nginx serving tidings' own static mirror
-#      (plain 200, conditional 304, gzip 200), interleaved rounds of wrk, medians and ratios;
+#      (plain 200, conditional 304, gzip 200), interleaved rounds of wrk, medians and ratios; and
+#      the feed audience's cost: 200 and 304 with a Feedly User-Agent (modes a200, a304) against
+#      nginx and against the same build with counting off (audience.enabled=false), same run;
 #   2. a 100,000-article / 1,000-tag catalog: import rate, startup time, RSS, and publish latency
 #      (POST through the admin API until the site feed and the tag feed both carry the article);
 #   3. idle RSS with only the sample catalog.
@@ -9,7 +11,10 @@
 # Knobs (environment): BENCH_DURATION (s per wrk run, 10), BENCH_ROUNDS (5), BENCH_CONNECTIONS (64),
 #   BENCH_THREADS (2), BENCH_ARTICLES (100000), BENCH_TAGS (1000), BENCH_PUBLISHES (50),
 #   BENCH_PUBLISH_GAP (s between publishes, 0.2; 0 = back to back),
-#   BENCH_GZIP (1: also run the gzip comparison), BENCH_BUILD (1: cargo build --release first),
+#   BENCH_GZIP (1: also run the gzip comparison), BENCH_AUDIENCE (1: also run the audience modes),
+#   BENCH_MODES (the serve modes to run, default "200 304 gzip a200 a304" as the two above allow),
+#   BENCH_SERVE_ONLY (1: part 1 alone, no big catalog or idle figures),
+#   BENCH_BUILD (1: cargo build --release first),
 #   BENCH_KEEP (1: keep the work folder), BENCH_SUMMARY (file to copy the summary table to),
 #   BENCH_PERF (1: record `perf` call graphs of tidings during one 200 and one 304 run),
 #   BENCH_PG_URL (a PostgreSQL URL whose user may create databases: each part then runs on a
@@ -26,6 +31,10 @@ TAGS=${BENCH_TAGS:-1000}
 PUBLISHES=${BENCH_PUBLISHES:-50}
 PUBLISH_GAP=${BENCH_PUBLISH_GAP:-0.2}
 GZIP=${BENCH_GZIP:-1}
+AUDIENCE=${BENCH_AUDIENCE:-1}
+SERVE_ONLY=${BENCH_SERVE_ONLY:-0}
+# What a hosted reader sends; the audience modes send it to all three servers.
+FEEDLY_UA='Feedly/1.0 (+http://www.feedly.com/fetcher.html; 134 subscribers; )'
 TOKEN=bench-admin-token-0123456789abcdef
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tidings
 SCRIPTS=$ROOT/scripts
@@ -196,21 +205,53 @@ for pair in "$TURL|$T_ETAG" "$NURL|$N_ETAG"; do
     [ "$code" = 304 ] || die "${pair%%|*} answered $code, not 304, to If-None-Match ${pair#*|}"
 done
 log "serve: /feed.xml is $ITEMS items, $FEED_BYTES bytes ($GZ_BYTES gzipped), byte-identical on both; ETags $T_ETAG / $N_ETAG"
+OPID=
+if [ "$AUDIENCE" = 1 ]; then
+    # The same build and database with counting off: the audience modes' second baseline.
+    start_tidings serve-off "${SERVE_ENV[@]}" TIDINGS_FEEDS_MIRROR_DIR="$WORK/serve/mirror-off" TIDINGS_AUDIENCE_ENABLED=false
+    OP=$T_PORT; OPID=$T_PID
+    OURL=http://127.0.0.1:$OP/feed.xml
+    curl -fsS -o off-feed.xml "$OURL"
+    cmp tidings-feed.xml off-feed.xml || die "tidings with counting on and off serve different /feed.xml bodies"
+    [ "$(header etag "$OURL")" = "$T_ETAG" ] || die "tidings with counting off has another ETag"
+    log "serve: tidings with audience.enabled=false on port $OP serves the same bytes and ETag"
+fi
 { echo "tidings:"; curl -sS -D - -o /dev/null "$TURL"; echo "nginx:"; curl -sS -D - -o /dev/null "$NURL"; } >results/headers.txt
 
 # run_wrk SERVER MODE URL [wrk args...]: one run, its req/s appended to results/SERVER-MODE.
+# cpu_ticks PID...: user + system time of these processes so far, in clock ticks.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo "$t"; }
+# server_pids SERVER: the processes that do SERVER's work (nginx: the master and its workers).
+server_pids() {
+    case $1 in
+    tidings) echo "$TPID" ;;
+    tidings-off) echo "$OPID" ;;
+    nginx) echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
+    esac
+}
+# run_wrk SERVER MODE URL [wrk args...]: one run, its req/s appended to results/SERVER-MODE and
+# the server's CPU time per request (µs, from /proc: unlike req/s, it hardly moves when other
+# work shares the cores) to results/SERVER-MODE.cpu.
 run_wrk() {
     local server=$1 mode=$2 url=$3; shift 3
     local out=wrk/$server-$mode-$round.txt
+    local pids; pids=$(server_pids "$server")
+    local t0; t0=$(cpu_ticks $pids)
     wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 5s "$@" "$url" >"$out" 2>&1 || { cat "$out"; die "wrk"; }
+    local t1; t1=$(cpu_ticks $pids)
     local rps; rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     [ -n "$rps" ] || { cat "$out"; die "no Requests/sec in $out"; }
+    local requests; requests=$(awk '/requests in/ {print $1}' "$out")
+    local cpu; cpu=$(awk -v t=$(( t1 - t0 )) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN {printf "%.3f", t / hz * 1e6 / n}')
     if grep -q -E 'Non-2xx or 3xx|Socket errors' "$out"; then log "warning: $(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ')"; fi
     echo "$rps" >>"results/$server-$mode"
-    log "  round $round $mode $server: $rps req/s"
+    echo "$cpu" >>"results/$server-$mode.cpu"
+    log "  round $round $mode $server: $rps req/s, $cpu µs CPU per request"
 }
 MODES="200 304"
 [ "$GZIP" = 1 ] && MODES="$MODES gzip"
+[ "$AUDIENCE" = 1 ] && MODES="$MODES a200 a304"
+MODES=${BENCH_MODES:-$MODES}
 log "serve: wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds, interleaved (modes: $MODES)"
 for round in $(seq "$ROUNDS"); do
     for mode in $MODES; do
@@ -220,6 +261,21 @@ for round in $(seq "$ROUNDS"); do
               run_wrk nginx 304 "$NURL" -H "If-None-Match: $N_ETAG" ;;
         gzip) run_wrk tidings gzip "$TURL" -H 'Accept-Encoding: gzip'
               run_wrk nginx gzip "$NURL" -H 'Accept-Encoding: gzip' ;;
+        # The audience's cost: counting on, counting off, nginx, in a turning order.
+        a200|a304)
+              etag_on=(); etag_off=(); etag_n=()
+              if [ $mode = a304 ]; then
+                  etag_on=(-H "If-None-Match: $T_ETAG"); etag_off=("${etag_on[@]}"); etag_n=(-H "If-None-Match: $N_ETAG")
+              fi
+              order=(on off nginx)
+              for _ in $(seq $(( round % 3 ))); do order=("${order[@]:1}" "${order[0]}"); done
+              for who in "${order[@]}"; do
+                  case $who in
+                  on)    run_wrk tidings $mode "$TURL" -H "User-Agent: $FEEDLY_UA" "${etag_on[@]}" ;;
+                  off)   run_wrk tidings-off $mode "$OURL" -H "User-Agent: $FEEDLY_UA" "${etag_off[@]}" ;;
+                  nginx) run_wrk nginx $mode "$NURL" -H "User-Agent: $FEEDLY_UA" "${etag_n[@]}" ;;
+                  esac
+              done ;;
         esac
     done
 done
@@ -238,10 +294,17 @@ if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
 fi
 SERVE_RSS_KB=$(rss_kb "$TPID")
 stop_pid "$TPID"
+[ -n "$OPID" ] && stop_pid "$OPID"
+if [ "$AUDIENCE" = 1 ]; then
+    # What the counting daemon wrote at its stop: the Feedly count, read back as an admin would.
+    env "${SERVE_ENV[@]}" "$BIN" audience >results/audience.txt 2>&1 || { cat results/audience.txt; die "tidings audience"; }
+    grep -q 'Feedly .*134 subscribers' results/audience.txt || { cat results/audience.txt; die "the Feedly count was not recorded"; }
+fi
 kill -QUIT "$NGINX_PID" 2>/dev/null || true
 wait "$NGINX_PID" 2>/dev/null || true
 NGINX_PID=
 
+if [ "$SERVE_ONLY" != 1 ]; then
 # ---------------------------------------------------------------- 2. a big catalog: import, startup, publish
 log "publish: generating $ARTICLES articles over $TAGS tags"
 python3 "$SCRIPTS/bench_catalog.py" big-catalog.json --articles "$ARTICLES" --tags "$TAGS" --content-bytes 500 --prefix big
@@ -297,6 +360,7 @@ curl -fsS -o /dev/null "http://127.0.0.1:$T_PORT/feed.xml"
 sleep 3
 IDLE_RSS_KB=$(rss_kb "$IPID")
 stop_pid "$IPID"
+fi
 
 # ---------------------------------------------------------------- summary
 med() { median <"results/$1"; }
@@ -314,13 +378,47 @@ verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=") ? (v >=
     echo "| measure | tidings | nginx | tidings / nginx | target | |"
     echo "| --- | ---: | ---: | ---: | --- | --- |"
     for mode in $MODES; do
+        case $mode in a200|a304) continue;; esac
         t=$(med tidings-$mode); n=$(med nginx-$mode); r=$(ratio "$t" "$n")
         case $mode in 200) label="GET 200 req/s";; 304) label="If-None-Match 304 req/s";; gzip) label="gzip 200 req/s";; esac
         if [ $mode = gzip ]; then target="(none)"; v=""; else target=">= 0.90"; v=$(verdict "$r" ">=" 0.9); fi
         echo "| $label | $t | $n | $r | $target | $v |"
     done
     echo
-    echo "runs (req/s, in order): $(for m in $MODES; do printf '%s tidings [%s] nginx [%s]; ' "$m" "$(paste -sd' ' results/tidings-$m)" "$(paste -sd' ' results/nginx-$m)"; done)"
+    echo "runs (req/s, in order): $(for m in $MODES; do case $m in a200|a304) continue;; esac; printf '%s tidings [%s] nginx [%s]; ' "$m" "$(paste -sd' ' results/tidings-$m)" "$(paste -sd' ' results/nginx-$m)"; done)"
+    if [ -f results/tidings-off-a200 ] || [ -f results/tidings-off-a304 ]; then
+        echo
+        echo "Feed audience: wrk sends \`User-Agent: $FEEDLY_UA\`; counting on (the default) against nginx and against the same build with audience.enabled=false"
+        echo
+        echo "| measure | counting on | counting off | nginx | on / nginx | target | | on / off | target | |"
+        echo "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"
+        for mode in a200 a304; do
+            [ -f results/tidings-off-$mode ] || continue
+            t=$(med tidings-$mode); o=$(med tidings-off-$mode); n=$(med nginx-$mode)
+            rn=$(ratio "$t" "$n"); ro=$(ratio "$t" "$o")
+            case $mode in a200) label="Feedly GET 200 req/s";; a304) label="Feedly If-None-Match 304 req/s";; esac
+            echo "| $label | $t | $o | $n | $rn | >= 1.00 | $(verdict "$rn" ">=" 1.0) | $ro | >= 0.95 | $(verdict "$ro" ">=" 0.95) |"
+        done
+        echo
+        echo "The same runs as the servers' CPU time per request (µs, user + system, median): less"
+        echo "sensitive than req/s to other work on the cores. The counting's cost is on / off - 1."
+        echo
+        echo "| measure | counting on | counting off | nginx | on / off | on / nginx |"
+        echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+        for mode in a200 a304; do
+            [ -f results/tidings-off-$mode.cpu ] || continue
+            t=$(med tidings-$mode.cpu); o=$(med tidings-off-$mode.cpu); n=$(med nginx-$mode.cpu)
+            case $mode in a200) label="Feedly GET 200, µs/request";; a304) label="Feedly 304, µs/request";; esac
+            echo "| $label | $t | $o | $n | $(ratio "$t" "$o") | $(ratio "$t" "$n") |"
+        done
+        echo
+        echo "runs (req/s, in order): $(for m in a200 a304; do [ -f results/tidings-off-$m ] && printf '%s on [%s] off [%s] nginx [%s]; ' "$m" "$(paste -sd' ' results/tidings-$m)" "$(paste -sd' ' results/tidings-off-$m)" "$(paste -sd' ' results/nginx-$m)"; done)"
+        echo
+        echo "what the counting daemon recorded (tidings audience):"
+        echo
+        sed 's/^/    /' results/audience.txt
+    fi
+    if [ "$SERVE_ONLY" != 1 ]; then
     echo
     echo "| measure | value | target | |"
     echo "| --- | ---: | --- | --- |"
@@ -336,6 +434,7 @@ verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=") ? (v >=
     echo "| VmRSS after the serve runs | $(mb "$SERVE_RSS_KB") MB | | |"
     echo
     echo "database + mirror of the big catalog: $DB_MB MB before start; mirror files: $MIRROR_FILES"
+    fi
 } >summary.md
 echo
 cat summary.md

@@ -199,6 +199,13 @@ fn subscriber_count(agent: &[u8]) -> Option<u64> {
     None
 }
 
+/// Where `needle` (lower case, not empty) first occurs in `hay`, ignoring ASCII case.
+fn find_ignore_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = needle[0];
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay)
+        .find(|&at| starts_with_ignore_case(&hay[at..], needle))
+}
+
 fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
     s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
@@ -244,9 +251,10 @@ fn service(agent: &[u8]) -> &str {
 /// `Foo` in `Mozilla/5.0 (compatible; Foo…`.
 fn compatible_token(agent: &[u8]) -> Option<&[u8]> {
     const MARK: &[u8] = b"(compatible;";
-    let at = agent
-        .windows(MARK.len())
-        .position(|w| w.eq_ignore_ascii_case(MARK))?;
+    if !starts_with_ignore_case(agent, b"mozilla/") {
+        return None;
+    }
+    let at = find_ignore_case(agent, MARK)?;
     let rest = &agent[at + MARK.len()..];
     let skip = rest.iter().take_while(|b| **b == b' ').count();
     Some(&rest[skip..])
@@ -256,10 +264,7 @@ fn compatible_token(agent: &[u8]) -> Option<&[u8]> {
 /// NewsBlur's `/site/N`; letters, digits, `-` and `_`, at most 64 of them; else "".
 fn feed_id(agent: &[u8]) -> &str {
     let mut i = 0;
-    while let Some(at) = agent[i..]
-        .windows(4)
-        .position(|w| w.eq_ignore_ascii_case(b"feed"))
-    {
+    while let Some(at) = find_ignore_case(&agent[i..], b"feed") {
         let start = i + at + 4;
         i = start;
         let mut rest = &agent[start..];
@@ -282,10 +287,7 @@ fn feed_id(agent: &[u8]) -> &str {
         }
     }
     const SITE: &[u8] = b"newsblur.com/site/";
-    if let Some(at) = agent
-        .windows(SITE.len())
-        .position(|w| w.eq_ignore_ascii_case(SITE))
-    {
+    if let Some(at) = find_ignore_case(agent, SITE) {
         if let Some(id) = id_at(&agent[at + SITE.len()..]) {
             return id;
         }

@@ -5,19 +5,20 @@
 //! a background task writes the aggregates (`store`), and `report` reads them back.
 
 pub mod agent;
+mod counter;
 pub mod report;
 pub mod store;
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
-use self::agent::Agent;
+use self::counter::Shard;
 use crate::store::Store;
 
 pub use self::report::{AudienceReport, DayFigures, FeedAudience, ServiceCount, SiteAudience};
@@ -44,6 +45,8 @@ pub struct Audience {
     /// A batch a flush could not write, tried again with the next one.
     pending: Mutex<Option<Batch>>,
     full: tokio::sync::Notify,
+    /// The time (µs since 1970) as the flusher last set it, once a second; 0 when it does not run.
+    now_us: AtomicI64,
 }
 
 /// One distinct reader of a feed on a day: the keyed hash of (address, User-Agent).
@@ -113,30 +116,6 @@ impl Batch {
     }
 }
 
-#[derive(Default)]
-struct Shard {
-    feeds: HashMap<Box<str>, Tally>,
-    uniques: usize,
-    reports: usize,
-}
-
-#[derive(Default)]
-struct Tally {
-    uniques: HashSet<Unique>,
-    overflow: Vec<(i64, u64)>,
-    reports: Vec<Report>,
-    reports_dropped: u64,
-}
-
-struct Report {
-    day: i64,
-    service: Box<str>,
-    feed_id: Box<str>,
-    suspect: bool,
-    subscribers: i64,
-    seen_us: i64,
-}
-
 /// Whether `path` is a feed (the fast path also serves the index page, which is not one).
 pub fn is_feed(path: &str) -> bool {
     crate::feeds::Format::ALL.iter().any(|f| {
@@ -173,6 +152,7 @@ impl Audience {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             pending: Mutex::new(None),
             full: tokio::sync::Notify::new(),
+            now_us: AtomicI64::new(0),
         }
     }
 
@@ -186,8 +166,11 @@ impl Audience {
         if !self.enabled || !is_feed(path) {
             return;
         }
-        let (day, now_us) = clock();
-        self.count_at(day, now_us, path, user_agent, client);
+        let now_us = match self.now_us.load(Ordering::Relaxed) {
+            0 => clock().1,
+            set => set,
+        };
+        self.count_at(day_of(now_us), now_us, path, user_agent, client);
     }
 
     /// `count` at a given time (tests).
@@ -199,25 +182,13 @@ impl Audience {
         user_agent: &[u8],
         client: impl FnOnce() -> IpAddr,
     ) {
-        match agent::classify(user_agent) {
-            Agent::Browser | Agent::Crawler => {}
-            Agent::Reported(r) => {
-                let report = Report {
-                    day,
-                    service: r.service.into(),
-                    feed_id: r.feed_id.into(),
-                    suspect: r.subscribers > self.max_reported,
-                    subscribers: i64::try_from(r.subscribers).unwrap_or(i64::MAX),
-                    seen_us: now_us,
-                };
-                self.shard().record_report(path, report);
-            }
-            Agent::Reader => {
-                let hash = self.hash(day, client(), user_agent);
-                if !self.shard().record_unique(path, day, hash) {
-                    self.full.notify_one();
-                }
-            }
+        let mut shard = self.shard();
+        let counted = shard.count(path, day, now_us, user_agent, self.max_reported, || {
+            self.hash(day, client(), user_agent)
+        });
+        drop(shard);
+        if !counted {
+            self.full.notify_one();
         }
     }
 
@@ -256,13 +227,11 @@ impl Audience {
     pub fn drain(&self) -> Batch {
         let mut batch = Batch::default();
         for shard in self.shards.iter() {
-            let taken = {
-                let mut shard = shard
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                std::mem::take(&mut *shard)
-            };
-            for (feed, tally) in taken.feeds {
+            let taken = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take_feeds();
+            for (feed, tally) in taken {
                 let feed = String::from(feed);
                 for (day, n) in tally.overflow {
                     *batch.overflow.entry((day, feed.clone())).or_default() += n;
@@ -343,8 +312,9 @@ impl Audience {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Flushes every `FLUSH_EVERY` (sooner when a counter fills up, at most once a second)
-    /// until `shutdown`; the daemon flushes once more after the last request was answered.
+    /// Flushes every `FLUSH_EVERY` (sooner, at the next second, when a counter fills up) until
+    /// `shutdown`; the daemon flushes once more after the last request was answered. Also sets
+    /// the clock `count` reads once a second, which spares each request reading the time.
     pub async fn flush_every(
         self: std::sync::Arc<Self>,
         store: Store,
@@ -353,72 +323,29 @@ impl Audience {
         if !self.enabled {
             return;
         }
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let (mut last, mut asked) = (tokio::time::Instant::now(), false);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(FLUSH_EVERY) => {}
-                _ = self.full.notified() => {}
-                _ = shutdown.cancelled() => return,
+                _ = second.tick() => {}
+                _ = self.full.notified() => {
+                    asked = true;
+                    continue;
+                }
+                _ = shutdown.cancelled() => break,
+            }
+            self.now_us.store(clock().1, Ordering::Relaxed);
+            if !asked && last.elapsed() < FLUSH_EVERY {
+                continue;
             }
             if let Err(e) = self.flush(&store).await {
                 tracing::warn!(error = %e, "cannot write the feed audience; kept for the next try");
             }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => return,
-            }
+            (last, asked) = (tokio::time::Instant::now(), false);
         }
-    }
-}
-
-impl Shard {
-    fn tally(&mut self, path: &str) -> &mut Tally {
-        if !self.feeds.contains_key(path) {
-            self.feeds.insert(path.into(), Tally::default());
-        }
-        self.feeds.get_mut(path).expect("just inserted")
-    }
-
-    fn record_report(&mut self, path: &str, report: Report) {
-        let full = self.reports >= REPORTS_PER_SHARD;
-        let tally = self.tally(path);
-        if let Some(slot) = tally.reports.iter_mut().find(|r| {
-            r.day == report.day
-                && r.suspect == report.suspect
-                && *r.service == *report.service
-                && *r.feed_id == *report.feed_id
-        }) {
-            slot.subscribers = report.subscribers;
-            slot.seen_us = report.seen_us;
-            return;
-        }
-        if full || tally.reports.len() >= REPORTS_PER_FEED {
-            tally.reports_dropped += 1;
-            return;
-        }
-        tally.reports.push(report);
-        self.reports += 1;
-    }
-
-    /// Records a reader; `false` when a cap was reached (the request went to `overflow`).
-    fn record_unique(&mut self, path: &str, day: i64, hash: Option<[u8; 16]>) -> bool {
-        let full = self.uniques >= UNIQUES_PER_SHARD;
-        let tally = self.tally(path);
-        let unique = hash.map(|hash| Unique { day, hash });
-        match unique {
-            Some(u) if tally.uniques.contains(&u) => return true,
-            Some(u) if !full && tally.uniques.len() < UNIQUES_PER_FEED => {
-                tally.uniques.insert(u);
-                self.uniques += 1;
-                return true;
-            }
-            _ => {}
-        }
-        match tally.overflow.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, n)) => *n += 1,
-            None => tally.overflow.push((day, 1)),
-        }
-        // Full, or no key for the day: a flush empties the counter and fetches the keys.
-        false
+        // The requests still being answered read the clock themselves.
+        self.now_us.store(0, Ordering::Relaxed);
     }
 }
 

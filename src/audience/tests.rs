@@ -349,3 +349,29 @@ async fn a_feed_keeps_a_bounded_number_of_reports_a_day() {
         assert_eq!(service0.subscribers, 8);
     }
 }
+
+#[test]
+fn one_agent_across_feeds_counts_on_each_feed() {
+    let day = 20_000;
+    let a = audience(day, 1_000_000);
+    for (at, path) in ["/feed.xml", "/atom.xml", "/feed.xml", "/tags/ai/feed.json"]
+        .into_iter()
+        .enumerate()
+    {
+        a.count_at(day, at as i64, path, FEEDLY, not_asked);
+    }
+    a.count_at(day, 9, "/atom.xml", MINIFLUX, || ip(1));
+    let batch = a.drain();
+    assert_eq!(batch.reports.len(), 3);
+    assert_eq!(
+        batch.reports[&key(day, "/feed.xml", "Feedly", "", false)],
+        latest(134, 2)
+    );
+    assert!(batch
+        .reports
+        .contains_key(&key(day, "/atom.xml", "Feedly", "", false)));
+    assert_eq!(batch.uniques["/atom.xml"].len(), 1);
+    // After a drain the shard starts again (its memo of the last feed too).
+    a.count_at(day, 10, "/feed.xml", FEEDLY, not_asked);
+    assert_eq!(a.drain().reports.len(), 1);
+}

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{publish_article, stderr, Daemon, Resp};
+use crate::helpers::{fresh_postgres_url, publish_article, stderr, Daemon, Resp, SmtpSink};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
@@ -265,4 +265,43 @@ fn with_counting_off_nothing_is_counted() {
         )
         .expect("count");
     assert_eq!(counted, 0);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (TIDINGS_TEST_POSTGRES_URL); .ci/run sets it"]
+fn two_nodes_merge_their_readers() {
+    let url = fresh_postgres_url();
+    let sink = SmtpSink::start();
+    let trust = [("TIDINGS_SERVER_TRUST_PROXY", "true")];
+    let mut a = Daemon::start_node(&url, &sink, &trust);
+    let mut b = Daemon::start_node(&url, &sink, &trust);
+    // The same reader reaches both nodes (a load balancer); each node has one reader of its own.
+    for d in [&a, &b] {
+        assert_eq!(
+            fetch(d, "/feed.xml", "10.0.0.1", MINIFLUX, None).status,
+            200
+        );
+    }
+    assert_eq!(
+        fetch(&a, "/feed.xml", "10.0.0.2", MINIFLUX, None).status,
+        200
+    );
+    assert_eq!(
+        fetch(&b, "/feed.xml", "10.0.0.3", MINIFLUX, None).status,
+        200
+    );
+    let early = "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 130 subscribers; )";
+    assert_eq!(fetch(&a, "/feed.xml", "192.0.2.1", early, None).status, 200);
+    assert_eq!(
+        fetch(&b, "/feed.xml", "192.0.2.1", REPORTING[0].0, None).status,
+        200
+    );
+    // Each writes at its stop. (Which of two reports is later is told by when each was seen, to
+    // the second; the unit tests check that order whichever node writes last.)
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+    let report = cli_report(&a);
+    let t = today(feed(&report, "/feed.xml"));
+    assert_eq!(t["uniques"], 3, "{report}");
+    assert_eq!(t["reported"], 134, "{report}");
 }
