@@ -375,6 +375,29 @@ def main():
         "INSERT INTO suppressions (email, reason, note, created_us) VALUES (?, ?, NULL, ?)",
         ((email, reason, at) for email, (reason, at) in sorted(suppressed.items())))
     say("events and suppressions written")
+    # What tidings keeps as it goes (migration 010): where each run's rows lie in the ledger (the
+    # dashboard's runs chart reads the events about them by that range), and the per-day counters
+    # of the subscribers chart: each event's kind, confirmations, and the confirmed total's changes.
+    con.execute(
+        "UPDATE digest_runs SET first_delivery_id = b.lo, last_delivery_id = b.hi "
+        "FROM (SELECT run_id, min(id) AS lo, max(id) AS hi FROM deliveries GROUP BY run_id) AS b "
+        "WHERE b.run_id = digest_runs.id")
+    con.execute(
+        "INSERT INTO daily_counts (counter, day, shard, n) "
+        "SELECT kind, at_us / 86400000000, 0, count(*) FROM events GROUP BY kind, at_us / 86400000000")
+    con.execute(
+        "INSERT INTO daily_counts (counter, day, shard, n) "
+        "SELECT 'confirmed', CAST(strftime('%s', confirmed_at) AS INTEGER) / 86400, 0, count(*) "
+        "FROM subscribers WHERE confirmed_at IS NOT NULL GROUP BY 2")
+    con.execute(
+        "INSERT INTO daily_counts (counter, day, shard, n) "
+        "SELECT 'confirmed_total', day, 0, sum(delta) FROM ("
+        " SELECT CAST(strftime('%s', confirmed_at) AS INTEGER) / 86400 AS day, 1 AS delta "
+        " FROM subscribers WHERE confirmed_at IS NOT NULL"
+        " UNION ALL SELECT CAST(strftime('%s', coalesce(unsubscribed_at, confirmed_at)) AS INTEGER) / 86400, -1"
+        " FROM subscribers WHERE confirmed_at IS NOT NULL AND status <> 'confirmed'"
+        ") AS x GROUP BY day HAVING sum(delta) <> 0")
+    say("run ranges and daily counters written")
     # The search index: tidings' triggers queued every subscriber; index them as
     # `subscribers::search::sync` does (which the daemon would otherwise do at the first search).
     con.execute("DELETE FROM subscriber_search WHERE rowid IN (SELECT id FROM subscriber_search_queue)")

@@ -223,11 +223,19 @@ fn summarise(db: &Db, rows: &[RunRow]) -> Result<Vec<RunSummary>> {
         ranges.iter().map(|r| r.1).max(),
     ) {
         let about = events::about_deliveries(db, lo, hi)?;
-        let ids: Vec<i64> = about.iter().map(|a| a.delivery_id).collect();
-        let run_of = runs_of(db, &ids)?;
+        // A run's deliveries lie in its id range (given out in order under the plan lock), so
+        // each event's run is found among these few ranges, with no read per delivery.
+        let run_of = |delivery: i64| {
+            rows.iter()
+                .find(|r| {
+                    r.deliveries
+                        .is_some_and(|(a, b)| a <= delivery && delivery <= b)
+                })
+                .map(|r| r.id)
+        };
         let mut seen: HashSet<(i64, Kind)> = HashSet::new();
         for a in about {
-            let Some(&i) = run_of.get(&a.delivery_id).and_then(|run| index.get(run)) else {
+            let Some(&i) = run_of(a.delivery_id).and_then(|run| index.get(&run)) else {
                 continue;
             };
             // A refusal at send time is already a failure; each digest counts once per kind.

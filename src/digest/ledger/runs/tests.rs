@@ -208,3 +208,24 @@ fn a_runs_counts_read_small_indexes_not_the_ledger() {
         assert!(plan.iter().any(|p| p.contains(index)), "{sql}: {plan:?}");
     }
 }
+
+/// A run's bounces, complaints and unsubscribes are found by its range of delivery ids, not by
+/// reading each delivery: they stay the run's after the subscriber (and so their ledger rows) is
+/// deleted, as its number due does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_keeps_what_came_back_after_the_subscriber_is_deleted() {
+    for (s, _dir) in crate::store::tests::both().await {
+        let (run1, _, _) = s.write(known_ledger).await.expect("ledger");
+        let (gone, all) = s
+            .write(move |db| -> Result<_> {
+                // s1's digest of run 1 drew a complaint and an unsubscribe.
+                let s1 = SubscriberEmail::parse("s1@example.com").expect("email");
+                Ok((store::delete(db, &s1)?, runs(db, None, 30)?))
+            })
+            .await
+            .expect("delete and read");
+        assert!(gone);
+        let first = all.iter().find(|r| r.id == run1).expect("run 1");
+        assert_eq!((first.due, first.complained, first.unsubscribed), (5, 1, 1));
+    }
+}
