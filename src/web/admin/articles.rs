@@ -44,17 +44,6 @@ pub fn when(t: &chrono::DateTime<chrono::FixedOffset>) -> String {
         .to_string()
 }
 
-fn db_error(state: &AppState, who: &Signed, e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "console: catalog operation failed");
-    notice(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Database error",
-        Some(who),
-        &["The database did not answer; see the daemon's log. Nothing was changed."],
-    )
-}
-
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Viewer(who): Viewer,
@@ -63,7 +52,7 @@ pub async fn list(
     let after = q.after.as_deref().and_then(parse_key);
     let page = match state.catalog.page(after, PAGE + 1).await {
         Ok(p) => p,
-        Err(e) => return db_error(&state, &who, e),
+        Err(e) => return super::db_error(&state, &who, e),
     };
     let next = (page.len() > PAGE).then(|| {
         let ((published, seq), _) = &page[PAGE - 1];
@@ -231,7 +220,7 @@ pub async fn edit_form(
             None,
         ),
         Ok(None) => no_such(&state, &who, &slug),
-        Err(e) => db_error(&state, &who, e),
+        Err(e) => super::db_error(&state, &who, e),
     }
 }
 
@@ -246,7 +235,7 @@ pub async fn update(
     match state.catalog.get(slug.clone()).await {
         Ok(Some(_)) => save(state, who, Some(slug), form).await,
         Ok(None) => no_such(&state, &who, &slug),
-        Err(e) => db_error(&state, &who, e),
+        Err(e) => super::db_error(&state, &who, e),
     }
 }
 
@@ -294,7 +283,7 @@ async fn save(
                 return form_page(&state, &who, StatusCode::CONFLICT, None, &form, Some(&e));
             }
             Ok(None) => {}
-            Err(e) => return db_error(&state, &who, e),
+            Err(e) => return super::db_error(&state, &who, e),
         }
     }
     let (outcome, article) = match state.catalog.upsert(input, Utc::now()).await {
@@ -309,7 +298,7 @@ async fn save(
                 Some(&e),
             )
         }
-        Err(e) => return db_error(&state, &who, e),
+        Err(e) => return super::db_error(&state, &who, e),
     };
     if outcome != Upserted::Unchanged {
         state.publisher.refresh().await;
@@ -349,7 +338,7 @@ pub async fn remove_form(
             context! { nav => "articles", slug => article.slug, article_title => article.title },
         ),
         Ok(None) => no_such(&state, &who, &slug),
-        Err(e) => db_error(&state, &who, e),
+        Err(e) => super::db_error(&state, &who, e),
     }
 }
 
@@ -371,6 +360,6 @@ pub async fn remove(
             Redirect::to("/admin/articles").into_response()
         }
         Ok(false) => no_such(&state, &who, &slug),
-        Err(e) => db_error(&state, &who, e),
+        Err(e) => super::db_error(&state, &who, e),
     }
 }

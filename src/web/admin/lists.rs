@@ -21,17 +21,6 @@ pub struct Paging {
     after: Option<String>,
 }
 
-fn db_error(state: &AppState, who: &super::Signed, e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "console: cannot read a list");
-    notice(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Database error",
-        Some(who),
-        &["The database did not answer; see the daemon's log."],
-    )
-}
-
 #[derive(serde::Serialize)]
 struct Suppressed {
     email: String,
@@ -65,7 +54,7 @@ pub async fn suppressions(
         .await;
     let page = match found {
         Ok(p) => p,
-        Err(e) => return db_error(&state, &who, e),
+        Err(e) => return super::db_error(&state, &who, e),
     };
     let next = (page.len() > PAGE).then(|| page[PAGE - 1].cursor().to_string());
     let rows: Vec<Suppressed> = page
@@ -120,7 +109,7 @@ pub async fn outbox(
         .await;
     let (page, depth) = match found {
         Ok(p) => p,
-        Err(e) => return db_error(&state, &who, e),
+        Err(e) => return super::db_error(&state, &who, e),
     };
     let next = (page.len() > PAGE).then(|| page[PAGE - 1].id);
     let rows: Vec<Single> = page

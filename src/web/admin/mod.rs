@@ -196,6 +196,18 @@ pub fn notice(
     )
 }
 
+/// The page for a database that did not answer: logged, and nothing was changed.
+pub fn db_error(state: &AppState, who: &Signed, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "console: a database operation failed");
+    notice(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Database error",
+        Some(who),
+        &["The database did not answer; see the daemon's log. Nothing was changed."],
+    )
+}
+
 /// A time as the console shows it.
 pub fn time(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)

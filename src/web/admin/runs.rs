@@ -11,7 +11,7 @@ use minijinja::value::Serde;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{notice, render, time, Owner, Signed, Viewer};
+use super::{notice, render, time, Owner, Viewer};
 use crate::digest::ledger;
 use crate::web::AppState;
 
@@ -21,17 +21,6 @@ const FAILURES: usize = 100;
 #[derive(Deserialize)]
 pub struct Paging {
     after: Option<i64>,
-}
-
-fn db_error(state: &AppState, who: &Signed, e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "console: cannot read the ledger");
-    notice(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Database error",
-        Some(who),
-        &["The database did not answer; see the daemon's log. Nothing was changed."],
-    )
 }
 
 #[derive(serde::Serialize)]
@@ -86,7 +75,7 @@ pub async fn list(
         .await
     {
         Ok(r) => r,
-        Err(e) => return db_error(&state, &who, e),
+        Err(e) => return super::db_error(&state, &who, e),
     };
     let next = (runs.len() > PAGE).then(|| runs[PAGE - 1].id);
     let rows: Vec<RunRow> = runs.iter().take(PAGE).map(row).collect();
@@ -122,7 +111,7 @@ pub async fn one(
                 &[&message],
             );
         }
-        Err(e) => return db_error(&state, &who, e),
+        Err(e) => return super::db_error(&state, &who, e),
     };
     let failures: Vec<(String, i64, String)> = detail
         .failures
@@ -219,6 +208,6 @@ pub async fn pause_or_resume(
                 &[&message],
             )
         }
-        Err(e) => db_error(&state, &who, e),
+        Err(e) => super::db_error(&state, &who, e),
     }
 }

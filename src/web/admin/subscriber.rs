@@ -93,17 +93,6 @@ async fn gather(state: &AppState, email: &str) -> Result<Gathered, crate::store:
         .await
 }
 
-fn db_error(state: &AppState, who: &Signed, e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "console: cannot read a subscriber");
-    notice(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Database error",
-        Some(who),
-        &["The database did not answer; see the daemon's log. Nothing was changed."],
-    )
-}
-
 #[derive(Deserialize)]
 pub struct Shown {
     done: Option<String>,
@@ -133,7 +122,7 @@ pub async fn page(
 async fn show(state: &AppState, who: &Signed, email: &str, done: Option<String>) -> Response {
     let g = match gather(state, email).await {
         Ok(g) => g,
-        Err(e) => return db_error(state, who, e),
+        Err(e) => return super::db_error(state, who, e),
     };
     if g.subscriber.is_none() && g.suppression.is_none() && g.lines.is_empty() {
         let message = format!("Nothing is known about {email}: no subscriber, no history.");
@@ -209,7 +198,7 @@ pub async fn act(
     };
     let subscriber = match found {
         Ok(s) => s,
-        Err(e) => return db_error(&state, &who, e),
+        Err(e) => return super::db_error(&state, &who, e),
     };
     let store = state.digests.store.clone();
     let result: Result<String, String> = match (form.action.as_str(), &subscriber) {

@@ -48,17 +48,6 @@ struct Row {
     since: String,
 }
 
-fn db_error(state: &AppState, who: &Signed, e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "console: subscriber search failed");
-    notice(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Database error",
-        Some(who),
-        &["The database did not answer; see the daemon's log. Nothing was changed."],
-    )
-}
-
 async fn tags(state: &AppState) -> Vec<(String, String)> {
     state
         .digests
@@ -89,7 +78,7 @@ pub async fn list(
             None,
         ),
         Ok(query) => match search::search(&state.digests.store, query, search::PAGE_SIZE).await {
-            Err(e) => return db_error(&state, &who, e),
+            Err(e) => return super::db_error(&state, &who, e),
             Ok(found) => {
                 let rows: Vec<Row> = found
                     .page
@@ -193,7 +182,7 @@ pub async fn bulk(
     };
     let count = match counted {
         Ok(c) => c,
-        Err(e) => return db_error(&state, &who, e),
+        Err(e) => return super::db_error(&state, &who, e),
     };
     let shown = ListQuery {
         q: form.q.clone(),
@@ -228,7 +217,7 @@ pub async fn bulk(
             .await
         {
             Ok(ids) => ids,
-            Err(e) => return db_error(&state, &who, e),
+            Err(e) => return super::db_error(&state, &who, e),
         }
     };
     let described = describe(&shown);
@@ -237,7 +226,7 @@ pub async fn bulk(
         Some(action) => {
             let outcome = match bulk::apply(&state.digests.store, action, &ids).await {
                 Ok(o) => o,
-                Err(e) => return db_error(&state, &who, e),
+                Err(e) => return super::db_error(&state, &who, e),
             };
             let detail = format!(
                 "{} matched; {} changed, {} already so, {} gone",
