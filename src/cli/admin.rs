@@ -15,10 +15,11 @@ pub enum AdminCommand {
     /// Add a console account. The password is read from standard input, or generated and
     /// printed once when standard input is a terminal or empty.
     Add {
-        name: String,
+        #[arg(value_parser = parse_name)]
+        name: Name,
         /// owner, editor or viewer.
-        #[arg(long)]
-        role: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
     },
     /// List the accounts and their roles.
     List {
@@ -27,20 +28,27 @@ pub enum AdminCommand {
         json: bool,
     },
     /// Remove an account; its sessions end.
-    Remove { name: String },
+    Remove {
+        #[arg(value_parser = parse_name)]
+        name: Name,
+    },
     /// Set a new password (standard input, or generated and printed once); the account's
     /// sessions end.
-    Password { name: String },
+    Password {
+        #[arg(value_parser = parse_name)]
+        name: Name,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Add an API token with a role; the token is printed once and only its hash is kept.
     Add {
-        name: String,
+        #[arg(value_parser = parse_name)]
+        name: Name,
         /// owner, editor or viewer.
-        #[arg(long)]
-        role: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
     },
     /// List the API tokens, their roles and last use.
     List {
@@ -49,7 +57,19 @@ pub enum TokenCommand {
         json: bool,
     },
     /// Remove an API token: it stops working at once.
-    Remove { name: String },
+    Remove {
+        #[arg(value_parser = parse_name)]
+        name: Name,
+    },
+}
+
+/// NAME as clap reads it: checked once, the error naming the argument.
+fn parse_name(raw: &str) -> Result<Name, String> {
+    Name::parse("NAME", raw).map_err(|e| e.message)
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    Role::parse(raw)
 }
 
 fn fail(field: &str, problem: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
@@ -90,14 +110,6 @@ pub fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config)?;
     match cmd {
         AdminCommand::Add { name, role } => {
-            let name = match Name::parse("NAME", &name) {
-                Ok(n) => n,
-                Err(e) => return fail(&e.field, &e.message),
-            };
-            let role = match Role::parse(&role) {
-                Ok(r) => r,
-                Err(e) => return fail("--role", e),
-            };
             let (password, generated) = match new_password()? {
                 Ok(p) => p,
                 Err(e) => return fail("password (standard input)", e),
@@ -129,10 +141,6 @@ pub fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::Remove { name } => {
-            let name = match Name::parse("NAME", &name) {
-                Ok(n) => n,
-                Err(e) => return fail(&e.field, &e.message),
-            };
             if !super::write(&store, |db| accounts::remove(db, &name))? {
                 return fail("NAME", format!("no account named '{name}'"));
             }
@@ -140,10 +148,6 @@ pub fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::Password { name } => {
-            let name = match Name::parse("NAME", &name) {
-                Ok(n) => n,
-                Err(e) => return fail(&e.field, &e.message),
-            };
             let (password, generated) = match new_password()? {
                 Ok(p) => p,
                 Err(e) => return fail("password (standard input)", e),
@@ -168,14 +172,6 @@ pub fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config)?;
     match cmd {
         TokenCommand::Add { name, role } => {
-            let name = match Name::parse("NAME", &name) {
-                Ok(n) => n,
-                Err(e) => return fail(&e.field, &e.message),
-            };
-            let role = match Role::parse(&role) {
-                Ok(r) => r,
-                Err(e) => return fail("--role", e),
-            };
             let Some(token) = super::write(&store, |db| tokens::add(db, &name, role, now_us()))?
             else {
                 return fail("NAME", format!("a token named '{name}' exists already"));
@@ -205,10 +201,6 @@ pub fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Remove { name } => {
-            let name = match Name::parse("NAME", &name) {
-                Ok(n) => n,
-                Err(e) => return fail(&e.field, &e.message),
-            };
             if !super::write(&store, |db| tokens::remove(db, &name))? {
                 return fail("NAME", format!("no token named '{name}'"));
             }

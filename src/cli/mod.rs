@@ -224,11 +224,11 @@ fn change(command: &Command) -> Option<(String, Option<String>)> {
             ("suppression.remove", Some(email))
         }
         Command::Suppression(SuppressionCommand::Import { .. }) => ("suppression.import", None),
-        Command::Admin(A::Add { name, .. }) => ("account.add", Some(name)),
-        Command::Admin(A::Remove { name }) => ("account.remove", Some(name)),
-        Command::Admin(A::Password { name }) => ("account.password", Some(name)),
-        Command::Token(T::Add { name, .. }) => ("token.add", Some(name)),
-        Command::Token(T::Remove { name }) => ("token.remove", Some(name)),
+        Command::Admin(A::Add { name, .. }) => ("account.add", Some(name.as_str())),
+        Command::Admin(A::Remove { name }) => ("account.remove", Some(name.as_str())),
+        Command::Admin(A::Password { name }) => ("account.password", Some(name.as_str())),
+        Command::Token(T::Add { name, .. }) => ("token.add", Some(name.as_str())),
+        Command::Token(T::Remove { name }) => ("token.remove", Some(name.as_str())),
         _ => return None,
     };
     // Addresses and names as the tables keep them (lower-cased); slugs and paths as given.

@@ -393,3 +393,23 @@ fn the_audit_log_names_who_changed_what_through_the_api_and_the_cli() {
     );
     let _ = TOKEN;
 }
+
+#[test]
+fn a_bad_account_name_or_role_is_refused_naming_the_argument_and_adds_nothing() {
+    let d = Daemon::start();
+    let role = d.cli(&["admin", "add", "ann", "--role", "god"]);
+    assert!(!role.status.success());
+    assert!(String::from_utf8_lossy(&role.stderr).contains("--role"));
+    let name = d.cli(&["token", "add", "a b", "--role", "viewer"]);
+    assert!(!name.status.success());
+    assert!(String::from_utf8_lossy(&name.stderr).contains("<NAME>"));
+    let rows: i64 = d
+        .db()
+        .query_row(
+            "SELECT (SELECT count(*) FROM admin_accounts) + (SELECT count(*) FROM api_tokens)",
+            &[],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(rows, 0);
+}

@@ -168,6 +168,35 @@ fn legend(out: &mut String, entries: &[(&str, &str, bool)]) {
     }
 }
 
+/// One bar of stacked series at label `i`, centred on `cx`: upwards from zero (`sign` 1) or
+/// downwards (`sign` -1).
+fn stack(
+    out: &mut String,
+    series: &[Series<'_>],
+    i: usize,
+    cx: f64,
+    bar_w: f64,
+    y: &dyn Fn(f64) -> f64,
+    sign: f64,
+) {
+    let mut base = 0.0;
+    for s in series {
+        let v = s.values.get(i).copied().unwrap_or(0.0);
+        if v > 0.0 {
+            let (a, b) = (y(sign * base), y(sign * (base + v)));
+            let _ = write!(
+                out,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar_w:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
+                cx - bar_w / 2.0,
+                a.min(b),
+                (a - b).abs(),
+                escape(s.color)
+            );
+            base += v;
+        }
+    }
+}
+
 fn polyline(out: &mut String, points: &[(f64, f64)], color: &str) {
     if points.is_empty() {
         return;
@@ -226,36 +255,8 @@ pub fn line_over_bars(
     grid(&mut out, step, top, bottom, &y, Some(line_step));
     let bar_w = (slot * 0.7).max(1.0);
     for i in 0..labels.len() {
-        let mut base = 0.0;
-        for s in up {
-            let v = s.values.get(i).copied().unwrap_or(0.0);
-            if v > 0.0 {
-                let _ = write!(
-                    out,
-                    "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar_w:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
-                    x(i) - bar_w / 2.0,
-                    y(base + v),
-                    y(base) - y(base + v),
-                    escape(s.color)
-                );
-                base += v;
-            }
-        }
-        let mut base = 0.0;
-        for s in down {
-            let v = s.values.get(i).copied().unwrap_or(0.0);
-            if v > 0.0 {
-                let _ = write!(
-                    out,
-                    "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar_w:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
-                    x(i) - bar_w / 2.0,
-                    y(-base),
-                    y(-base - v) - y(-base),
-                    escape(s.color)
-                );
-                base += v;
-            }
-        }
+        stack(&mut out, up, i, x(i), bar_w, &y, 1.0);
+        stack(&mut out, down, i, x(i), bar_w, &y, -1.0);
     }
     let points: Vec<(f64, f64)> = line
         .values
@@ -315,21 +316,7 @@ pub fn bars_with_lines(
     );
     let bar_w = (slot * 0.7).max(1.0);
     for i in 0..labels.len() {
-        let mut base = 0.0;
-        for s in bars {
-            let v = s.values.get(i).copied().unwrap_or(0.0);
-            if v > 0.0 {
-                let _ = write!(
-                    out,
-                    "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar_w:.1}\" height=\"{:.1}\" fill=\"{}\"/>",
-                    x(i) - bar_w / 2.0,
-                    y(base + v),
-                    y(base) - y(base + v),
-                    escape(s.color)
-                );
-                base += v;
-            }
-        }
+        stack(&mut out, bars, i, x(i), bar_w, &y, 1.0);
     }
     for s in lines {
         let points: Vec<(f64, f64)> = s
