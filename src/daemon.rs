@@ -244,7 +244,7 @@ pub async fn run(
 }
 
 /// Hourly chores: forget expired tokens, idle rate-limit entries and inbound messages older than
-/// `mail.inbound.keep_days`.
+/// `mail.inbound.keep_days`; fold the subscribers' status moves into their counts.
 async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
@@ -259,6 +259,7 @@ async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
             .write(move |db| {
                 let now = chrono::Utc::now();
                 crate::subscribers::store::prune_tokens(db, now)?;
+                crate::subscribers::store::fold_counts(db)?;
                 crate::web::pages::prune_address_limits(db, now)?;
                 crate::feedback::apply::prune(db, keep_days, now)
             })

@@ -1,5 +1,6 @@
 //! Loading and checking settings: defaults, files, environment variables, errors.
 use super::*;
+use crate::secret::Secret;
 
 fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -272,6 +272,16 @@ fn rebuilt(db: &Db) -> Result<()> {
         ]
     );
     assert_eq!(store::confirmed_total(db)?, 1);
+    // The per-status counts (013 / V8) start from the rows already there.
+    assert_eq!(
+        store::counts_by_status(db)?,
+        store::StatusCounts {
+            pending: 1,
+            confirmed: 1,
+            unsubscribed: 2,
+            bounced: 1
+        }
+    );
     assert_eq!(
         counted("unsubscribe")?,
         [(day("2025-03-01"), 1), (day("2025-04-01"), 1)]
