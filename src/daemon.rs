@@ -200,6 +200,11 @@ pub async fn run(
             .clone()
             .run_outbox(shutdown.clone(), deadline.clone()),
     );
+    let webhook_worker = Arc::new(
+        crate::webhook_endpoints::worker::Worker::new(&config, store.clone())
+            .map_err(|e| anyhow::anyhow!("webhook endpoints: {e}"))?,
+    );
+    let webhook_deliveries = tokio::spawn(webhook_worker.run(shutdown.clone(), deadline.clone()));
     web::serve(listener, state, shutdown.clone(), &deadline).await;
     // Every request is answered: what they counted goes to the database.
     if let Some(Err(_)) = deadline
@@ -226,6 +231,7 @@ pub async fn run(
     for (name, task) in [
         ("the inbound listener", inbound),
         ("the outbox worker", Some(outbox)),
+        ("the webhook deliveries", Some(webhook_deliveries)),
         ("the notification listener", notifications),
         ("housekeeping", Some(chores)),
     ] {

@@ -21,3 +21,4 @@ pub mod shutdown;
 pub mod store;
 pub mod subscribers;
 pub mod web;
+pub mod webhook_endpoints;

@@ -56,6 +56,8 @@ pub enum Via {
     Console,
     Api,
     Cli,
+    /// The daemon on its own (a webhook endpoint disabled after failing).
+    Daemon,
 }
 
 impl Via {
@@ -64,6 +66,7 @@ impl Via {
             Via::Console => "console",
             Via::Api => "api",
             Via::Cli => "cli",
+            Via::Daemon => "daemon",
         }
     }
 }

@@ -99,6 +99,12 @@ pub fn upsert(
             )?;
             write_tags(db, seq, &article)?;
             journal(db, now, article.tags.iter().map(|t| t.slug.as_str()))?;
+            crate::webhook_endpoints::events::article_written(
+                db,
+                "article.published",
+                &article,
+                now,
+            )?;
             Ok((Upserted::Created, article))
         }
         Some((seq, old)) => {
@@ -178,6 +184,7 @@ pub fn upsert(
                     .map(|t| t.slug.as_str())
                     .chain(dropped.iter().copied()),
             )?;
+            crate::webhook_endpoints::events::article_written(db, "article.updated", &new, now)?;
             Ok((Upserted::Updated, new))
         }
     }
@@ -193,6 +200,7 @@ pub fn remove(db: &Db, slug: &str, now: DateTime<Utc>) -> Result<bool, CatalogEr
     let tags: Vec<&str> = old.tags.iter().map(|t| t.slug.as_str()).collect();
     record_removals(db, now, std::iter::once("").chain(tags.iter().copied()))?;
     journal(db, now, tags.iter().copied())?;
+    crate::webhook_endpoints::events::article_removed(db, &old, now)?;
     Ok(true)
 }
 

@@ -10,6 +10,7 @@ mod mail;
 mod migrate;
 mod subscriber;
 mod suppression;
+mod webhook_endpoint;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ pub use self::dkim::DkimCommand;
 pub use self::mail::MailCommand;
 pub use self::subscriber::SubscriberCommand;
 pub use self::suppression::SuppressionCommand;
+pub use self::webhook_endpoint::WebhookEndpointCommand;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -120,6 +122,9 @@ pub enum Command {
     /// API tokens for programs: add, list, remove.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Outgoing webhooks: where events are sent (add, list, remove, rotate).
+    #[command(subcommand)]
+    WebhookEndpoint(WebhookEndpointCommand),
 }
 
 /// The most lettre may log (see `init_logging`).
@@ -180,6 +185,7 @@ pub(crate) fn write<T, E: From<crate::store::Error>>(
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
+    crate::webhook_endpoints::configure(&config);
     let change = change(&cli.command);
     let code = command(&config, cli.command)?;
     if let Some((action, target)) = change.filter(|_| code == ExitCode::SUCCESS) {
@@ -202,6 +208,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// for a command that only reads.
 fn change(command: &Command) -> Option<(String, Option<String>)> {
     use self::admin::{AdminCommand as A, TokenCommand as T};
+    use self::webhook_endpoint::WebhookEndpointCommand as W;
     let (action, target): (&str, Option<&str>) = match command {
         Command::Article(ArticleCommand::Add { title, slug, .. }) => {
             ("article.add", Some(slug.as_deref().unwrap_or(title)))
@@ -229,6 +236,21 @@ fn change(command: &Command) -> Option<(String, Option<String>)> {
         Command::Admin(A::Password { name }) => ("account.password", Some(name.as_str())),
         Command::Token(T::Add { name, .. }) => ("token.add", Some(name.as_str())),
         Command::Token(T::Remove { name }) => ("token.remove", Some(name.as_str())),
+        Command::WebhookEndpoint(W::Add { url, .. }) => {
+            ("webhook_endpoint.add", Some(url.as_str()))
+        }
+        Command::WebhookEndpoint(W::Remove { id }) => {
+            return Some((
+                "webhook_endpoint.remove".into(),
+                Some(format!("webhook-endpoint {id}")),
+            ))
+        }
+        Command::WebhookEndpoint(W::Rotate { id }) => {
+            return Some((
+                "webhook_endpoint.rotate".into(),
+                Some(format!("webhook-endpoint {id}")),
+            ))
+        }
         _ => return None,
     };
     // Addresses and names as the tables keep them (lower-cased); slugs and paths as given.
@@ -268,5 +290,6 @@ fn command(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Admin(cmd) => admin::admin(&config, cmd),
         Command::Token(cmd) => admin::token(&config, cmd),
         Command::Audience { days, json } => audience::audience(&config, days, json),
+        Command::WebhookEndpoint(cmd) => webhook_endpoint::webhook_endpoint(&config, cmd),
     }
 }

@@ -160,6 +160,38 @@ impl Config {
                 ),
             ));
         }
+        let hooks = &self.webhook_endpoints;
+        for (key, value, range) in [
+            (
+                "webhook_endpoints.timeout_seconds",
+                hooks.timeout_seconds,
+                1..=300,
+            ),
+            (
+                "webhook_endpoints.rotation_hours",
+                hooks.rotation_hours,
+                0..=8760,
+            ),
+            (
+                "webhook_endpoints.disable_after_hours",
+                hooks.disable_after_hours,
+                1..=8760,
+            ),
+            ("webhook_endpoints.concurrency", hooks.concurrency, 1..=1000),
+        ] {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{value} is out of range {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
+        crate::webhook_endpoints::RetrySchedule::parse(&hooks.retry_schedule)
+            .map_err(|m| invalid("webhook_endpoints.retry_schedule", m))?;
         if self.subscribers.ip_rate_per_minute == 0 || self.subscribers.address_rate_per_hour == 0 {
             return Err(invalid(
                 "subscribers.ip_rate_per_minute",

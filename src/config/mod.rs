@@ -85,6 +85,12 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("webhooks.sendgrid.public_key", Kind::Str),
     ("audience.enabled", Kind::Bool),
     ("audience.max_reported", Kind::Int),
+    ("webhook_endpoints.timeout_seconds", Kind::Int),
+    ("webhook_endpoints.retry_schedule", Kind::Str),
+    ("webhook_endpoints.rotation_hours", Kind::Int),
+    ("webhook_endpoints.disable_after_hours", Kind::Int),
+    ("webhook_endpoints.allow_private", Kind::Bool),
+    ("webhook_endpoints.concurrency", Kind::Int),
 ];
 
 /// The type of a configuration value, so an environment variable can be read as the right TOML value.
@@ -130,6 +136,7 @@ pub struct Config {
     pub digest: DigestConfig,
     pub webhooks: WebhooksConfig,
     pub audience: AudienceConfig,
+    pub webhook_endpoints: WebhookEndpointsConfig,
 }
 
 impl Config {

@@ -25,6 +25,37 @@ impl Default for AudienceConfig {
     }
 }
 
+/// Outgoing webhooks (`src/webhook_endpoints/`): how they are delivered.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookEndpointsConfig {
+    /// One attempt's whole time: connect, send, and the answer.
+    pub timeout_seconds: u32,
+    /// When each attempt goes, after the event (the first) and after each failure: `0s,5s,5m,…`.
+    pub retry_schedule: String,
+    /// How long a rotated-out secret still signs beside the new one.
+    pub rotation_hours: u32,
+    /// An endpoint failing without a success this long is disabled.
+    pub disable_after_hours: u32,
+    /// Allow endpoints on loopback, private, link-local and metadata addresses (tests, a LAN).
+    pub allow_private: bool,
+    /// Deliveries in flight at once, per node.
+    pub concurrency: u32,
+}
+
+impl Default for WebhookEndpointsConfig {
+    fn default() -> Self {
+        WebhookEndpointsConfig {
+            timeout_seconds: 15,
+            retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),
+            rotation_hours: 24,
+            disable_after_hours: 120,
+            allow_private: false,
+            concurrency: 32,
+        }
+    }
+}
+
 /// Provider webhooks for bounces and complaints; a provider with no settings answers `404`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

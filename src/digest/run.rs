@@ -148,10 +148,6 @@ impl Digests {
                 halt.cancel();
             }
         }
-        // The last digests the workers logged as sent, in place for the report and every reader.
-        if let Err(e) = self.write(|db| Ok(ledger::fold_sent(db)?)).await {
-            tracing::warn!(error = %e, "cannot fold the sent log; the next claim or run will");
-        }
         let counts = counts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -162,6 +158,27 @@ impl Digests {
         report.skipped = counts.skipped;
         renewing.cancel();
         let _ = renewer.await;
+        // The last digests the workers logged as sent, in place for the report and every
+        // reader; in the same transaction, `digest.run.finished` for webhook endpoints.
+        let finished = report.clone();
+        let folded = self
+            .write(move |db| {
+                ledger::fold_sent(db)?;
+                let mut finished = finished;
+                finished.waiting = ledger::queue_depth(db)?.max(0) as u64;
+                if finished.run_id.is_some() || finished.resumed > 0 {
+                    crate::webhook_endpoints::events::digest_run_finished(
+                        db,
+                        &finished,
+                        chrono::Utc::now(),
+                    )?;
+                }
+                Ok::<_, DigestError>(())
+            })
+            .await;
+        if let Err(e) = folded {
+            tracing::warn!(error = %e, "cannot fold the sent log; the next claim or run will");
+        }
         report.waiting = self
             .read(|db| Ok(ledger::queue_depth(db)?))
             .await

@@ -33,6 +33,9 @@ pub const TABLES: &[(&str, Option<&str>)] = &[
     ("audience_uniques", None),
     ("audience_days", None),
     ("audience_reported", None),
+    ("webhook_endpoints", Some("id")),
+    ("webhook_deliveries", Some("id")),
+    ("webhook_attempts", Some("id")),
 ];
 
 /// Rows copied, per table.

@@ -137,6 +137,8 @@ impl<'a> NewEvent<'a> {
 /// the new row's id.
 pub fn record(db: &Db, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<i64> {
     count(db, e.kind.as_str(), 1, now)?;
+    // Endpoints hear of it in this transaction (nothing is queued when there are none).
+    crate::webhook_endpoints::events::subscriber_events(db, std::slice::from_ref(e), now)?;
     db.query_row(
         "INSERT INTO events (at_us, email, subscriber_id, kind, bounce, source, detail, delivery_id, outbox_id, inbound_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
@@ -216,6 +218,7 @@ pub fn record_many(db: &Db, events: &[NewEvent<'_>], now: DateTime<Utc>) -> Resu
             &params,
         )?;
     }
+    crate::webhook_endpoints::events::subscriber_events(db, events, now)?;
     // Counted for their day, as `record` counts each.
     let mut per_kind: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
     for e in events {

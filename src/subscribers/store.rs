@@ -274,7 +274,12 @@ pub fn delete(db: &Db, email: &SubscriberEmail) -> Result<bool> {
     }
     // The ledger's rows go first, through their owner.
     crate::digest::ledger::forget_subscribers(db, &[found.id])?;
-    Ok(db.execute("DELETE FROM subscribers WHERE id = ?1", params![found.id])? == 1)
+    let gone = db.execute("DELETE FROM subscribers WHERE id = ?1", params![found.id])? == 1;
+    if gone {
+        let email = found.email.as_str();
+        crate::webhook_endpoints::events::subscriber_deleted(db, found.id, email, Utc::now())?;
+    }
+    Ok(gone)
 }
 
 /// Makes a token for one subscriber and one purpose, valid for `ttl`.

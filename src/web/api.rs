@@ -25,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .merge(super::subscribers_api::router())
         .merge(super::audience_api::router())
+        .merge(super::webhook_endpoints_api::router())
         .route("/articles", get(list_articles).post(create_article))
         .route("/digests/run", axum::routing::post(run_digests))
         .route(

@@ -8,6 +8,7 @@ pub mod audience_api;
 pub mod conditional;
 pub mod pages;
 pub mod subscribers_api;
+pub mod webhook_endpoints_api;
 pub mod webhooks;
 
 use std::convert::Infallible;

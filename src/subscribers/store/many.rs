@@ -151,8 +151,23 @@ pub fn delete_many(db: &Db, ids: &[i64]) -> Result<usize> {
     crate::digest::ledger::forget_subscribers(db, ids)?;
     let confirmed = confirmed_among(db, ids, false)?;
     let mut deleted = 0;
+    // Webhook endpoints that want `subscriber.deleted` are told who, in this transaction.
+    let told = crate::webhook_endpoints::events::wanted(db, "subscriber.deleted")?;
     for list in id_chunks(ids, 1) {
         let params: Vec<&dyn crate::store::Param> = list.params().collect();
+        if told {
+            let gone: Vec<(i64, String)> = db.query_map(
+                &format!(
+                    "DELETE FROM subscribers WHERE id IN ({}) RETURNING id, email",
+                    list.marks
+                ),
+                &params,
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            deleted += gone.len();
+            crate::webhook_endpoints::events::subscribers_deleted(db, &gone, Utc::now())?;
+            continue;
+        }
         deleted += db.execute(
             &format!("DELETE FROM subscribers WHERE id IN ({})", list.marks),
             &params,
