@@ -49,12 +49,14 @@ fn counted(result: &Result_) {
         .increment(1);
 }
 
-/// The audit log's name for the daemon acting on its own.
+/// The audit log's name for the daemon acting on its own. The log's `via` is one of console,
+/// api and cli (a CHECK in migration 009): the worker serves the API's endpoints, so `api`, and
+/// the name says who.
 fn daemon() -> crate::admin::Actor {
     crate::admin::Actor {
-        name: "webhook delivery".into(),
+        name: "tidings (webhook delivery)".into(),
         role: crate::admin::Role::Owner,
-        via: crate::admin::Via::Daemon,
+        via: crate::admin::Via::Api,
     }
 }
 
@@ -148,7 +150,9 @@ impl Worker {
         done: &mpsc::UnboundedSender<Attempt>,
     ) -> Result<Outcome, crate::store::Error> {
         let free = permits.available_permits() + 1;
-        let lease_us = (self.timeout + Duration::from_secs(60)).as_micros() as i64;
+        // Long enough for the attempt (bounded by the timeout) and its record; a node that died
+        // holding a delivery gives it up this soon.
+        let lease_us = (self.timeout + Duration::from_secs(10)).as_micros() as i64;
         let (claimed, targets) = self
             .store
             .write(move |db| {

@@ -9,6 +9,8 @@ mod pg_cluster;
 mod postfix;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "../support/webhook_receiver.rs"]
+mod webhook_receiver;
 
 mod articles;
 mod audience;
@@ -34,4 +36,5 @@ mod stopping;
 mod subscribe;
 mod suppressions;
 mod tls;
+mod webhook_endpoints;
 mod webhooks;
