@@ -116,9 +116,10 @@ pub fn update(
     let types = event_types.map(|t| t.join(","));
     Ok(db.execute(
         "UPDATE webhook_endpoints SET url = coalesce(?2, url), event_types = coalesce(?3, event_types), \
-         disabled_reason = CASE WHEN ?4 = 1 THEN NULL WHEN ?4 = 0 THEN 'disabled by an admin' ELSE disabled_reason END, \
-         failing_since_us = CASE WHEN ?4 = 1 THEN NULL ELSE failing_since_us END, \
-         enabled = coalesce(?4, enabled) WHERE id = ?1",
+         disabled_reason = CASE WHEN CAST(?4 AS BIGINT) = 1 THEN NULL \
+             WHEN CAST(?4 AS BIGINT) = 0 THEN 'disabled by an admin' ELSE disabled_reason END, \
+         failing_since_us = CASE WHEN CAST(?4 AS BIGINT) = 1 THEN NULL ELSE failing_since_us END, \
+         enabled = coalesce(CAST(?4 AS BIGINT), enabled) WHERE id = ?1",
         params![id, url, types, enabled.map(i64::from)],
     )? == 1)
 }
@@ -372,7 +373,7 @@ pub fn record(db: &Db, owner: i64, attempts: &[Attempt]) -> Result<Vec<i64>> {
         db.execute(
             "UPDATE webhook_deliveries SET state = ?2, attempts = attempts + 1, \
              next_attempt_us = coalesce(?3, next_attempt_us), last_status = ?4, last_error = ?5, \
-             finished_us = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?6 END, \
+             finished_us = CASE WHEN ?2 = 'pending' THEN NULL ELSE CAST(?6 AS BIGINT) END, \
              lease_owner = NULL, lease_until_us = NULL WHERE id = ?1 AND lease_owner = ?7",
             params![a.delivery_id, state, next, status, error, a.at_us, owner],
         )?;

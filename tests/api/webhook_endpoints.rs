@@ -430,18 +430,18 @@ fn replay_sends_again_with_the_same_webhook_id() {
         Some(r#"{"since": "yesterday", "until": "2100-01-01T00:00:00Z"}"#),
     );
     assert_eq!((r.status, r.json()["field"].clone()), (400, json!("since")));
-    let log = d
-        .api(
-            "GET",
-            &format!("/api/webhook-endpoints/{id}/deliveries"),
-            None,
-        )
-        .json();
-    assert_eq!(
-        log["deliveries"][0]["log"].as_array().map(Vec::len),
-        Some(3),
-        "{log}"
-    );
+    // Each attempt is in the delivery's log.
+    wait_until("three attempts in the log", 10, || {
+        let log = d
+            .api(
+                "GET",
+                &format!("/api/webhook-endpoints/{id}/deliveries"),
+                None,
+            )
+            .json();
+        log["deliveries"][0]["log"].as_array().map(Vec::len) == Some(3)
+            && log["deliveries"][0]["state"] == "delivered"
+    });
 }
 
 #[test]
@@ -571,6 +571,27 @@ fn endpoints_are_the_owners_reads_included_and_the_cli_manages_them() {
     let hit = receiver.wait_accepted(1, 20).remove(0);
     assert_eq!(hit.event_type(), "subscriber.created");
     assert!(hit.signed_by(&rotated) && hit.signed_by(&secret));
+    // PATCH changes what it is given, and names a bad field.
+    let path = format!("/api/webhook-endpoints/{id}");
+    let r = d.api("PATCH", &path, Some(r#"{"enabled": false}"#));
+    assert_eq!(
+        (r.status, r.json()["enabled"].clone()),
+        (200, json!(false)),
+        "{}",
+        r.text()
+    );
+    let r = d.api("PATCH", &path, Some(r#"{"event_types": ["nope"]}"#));
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (400, json!("event_types"))
+    );
+    let r = d.api(
+        "PATCH",
+        &path,
+        Some(r#"{"enabled": true, "event_types": []}"#),
+    );
+    assert_eq!(r.json()["enabled"], true, "{}", r.text());
+    assert_eq!(r.json()["event_types"], json!([]));
     let out = d.cli(&["webhook-endpoint", "remove", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -616,4 +637,49 @@ fn two_nodes_deliver_each_event_once() {
         .expect("attempts");
     assert_eq!(owners, 800);
     drop(b);
+}
+
+#[test]
+fn a_change_that_rolls_back_queues_nothing() {
+    let receiver = Receiver::start(Rule::Accept);
+    let d = Daemon::start_with(&[ALLOW_PRIVATE]);
+    add_endpoint(&d, &receiver.url, &[]);
+    let db = d.db();
+    let email = tidings::subscribers::SubscriberEmail::parse("gone@example.com").expect("email");
+    let prefs = tidings::subscribers::Preferences {
+        tags: vec![],
+        cadence: tidings::subscribers::Cadence::Daily,
+        time_zone: tidings::subscribers::TimeZone(chrono_tz::UTC),
+    };
+    // A subscriber added, its events queued, and the transaction rolled back.
+    let rolled_back: Result<(), tidings::store::Error> = db.write(|tx| {
+        let now = chrono::Utc::now();
+        let id = tidings::subscribers::store::insert(
+            tx,
+            &email,
+            &prefs,
+            tidings::subscribers::Status::Confirmed,
+            now,
+        )?;
+        let e = tidings::subscribers::events::NewEvent::new(
+            "gone@example.com",
+            tidings::subscribers::events::Kind::Subscribed,
+            "api",
+        )
+        .subscriber(id);
+        tidings::subscribers::events::record(tx, &e, now)?;
+        let queued: i64 =
+            tx.query_row("SELECT count(*) FROM webhook_deliveries", &[], |r| r.get(0))?;
+        assert_eq!(queued, 1, "queued in the transaction");
+        Err(tidings::store::Error::NoRow)
+    });
+    assert!(rolled_back.is_err());
+    let queued: i64 = db
+        .query_row("SELECT count(*) FROM webhook_deliveries", &[], |r| r.get(0))
+        .expect("count");
+    assert_eq!(queued, 0);
+    // What commits goes.
+    subscriber(&d, "kept@example.com", "confirmed");
+    let hits = receiver.wait_accepted(2, 20);
+    assert!(hits.iter().all(|h| email_of(h) == "kept@example.com"));
 }
