@@ -683,3 +683,37 @@ fn a_change_that_rolls_back_queues_nothing() {
     let hits = receiver.wait_accepted(2, 20);
     assert!(hits.iter().all(|h| email_of(h) == "kept@example.com"));
 }
+
+#[test]
+fn the_console_shows_endpoints_and_their_log_to_owners_only() {
+    use crate::console_client::{add_account, field, Console};
+    const PASSWORD: &str = "correct horse battery staple";
+    let receiver = Receiver::start(Rule::Accept);
+    let d = Daemon::start_with(&[ALLOW_PRIVATE]);
+    let url = format!("{}?a=1&b=<2>", receiver.url);
+    let (id, secret) = add_endpoint(&d, &url, &["subscriber.created"]);
+    add_account(&d, "ann", "owner", PASSWORD);
+    add_account(&d, "eve", "editor", PASSWORD);
+    let mut eve = Console::signed_in(&d, "eve", PASSWORD);
+    assert_eq!(eve.get("/admin/webhooks").status, 403);
+    assert_eq!(eve.get(&format!("/admin/webhooks/{id}")).status, 403);
+    let mut ann = Console::signed_in(&d, "ann", PASSWORD);
+    let page = ann.get("/admin/webhooks");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("?a=1&amp;b=%3C2%3E"), "{html}");
+    assert!(!html.contains(&secret));
+    // A ping from the endpoint's page: refused without the CSRF token, sent with it.
+    let path = format!("/admin/webhooks/{id}");
+    let form = ann.get(&path);
+    let csrf = field(&form.text(), "csrf").expect("csrf");
+    assert_ne!(ann.post(&path, &[("action", "ping")]).status, 303);
+    assert!(receiver.hits().is_empty());
+    let r = ann.post(&path, &[("csrf", &csrf), ("action", "ping")]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    receiver.wait_accepted(1, 20);
+    wait_until("the ping in the log", 10, || {
+        let html = ann.get(&path).text();
+        html.contains("ping") && html.contains("204") && html.contains("delivered")
+    });
+}

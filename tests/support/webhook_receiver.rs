@@ -73,6 +73,8 @@ struct State {
     attempts: HashMap<String, u32>,
     count_only: bool,
     accepted: usize,
+    first: Option<Instant>,
+    last: Option<Instant>,
 }
 
 pub struct Receiver {
@@ -124,6 +126,12 @@ impl Receiver {
     /// Requests answered `2xx`.
     pub fn accepted_count(&self) -> usize {
         self.state.0.lock().unwrap().accepted
+    }
+
+    /// When the first and the last accepted request arrived.
+    pub fn span(&self) -> Option<(Instant, Instant)> {
+        let s = self.state.0.lock().unwrap();
+        Some((s.first?, s.last?))
     }
 
     /// The requests answered `2xx`, once there are `n` (panics after `secs`).
@@ -215,6 +223,9 @@ fn serve(stream: TcpStream, rule: &Mutex<Rule>, state: &(Mutex<State>, Condvar))
             let mut s = lock.lock().unwrap();
             if (200..300).contains(&status) {
                 s.accepted += 1;
+                let now = Instant::now();
+                s.first.get_or_insert(now);
+                s.last = Some(now);
             }
             if !s.count_only {
                 s.hits.push(Hit {

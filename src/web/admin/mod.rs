@@ -14,6 +14,7 @@ mod runs;
 mod settings;
 mod subscriber;
 mod subscribers;
+mod webhooks;
 
 use std::sync::{Arc, OnceLock};
 
@@ -60,6 +61,11 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/admin/suppressions", get(lists::suppressions))
         .route("/admin/outbox", get(lists::outbox))
+        .route("/admin/webhooks", get(webhooks::list))
+        .route(
+            "/admin/webhooks/{id}",
+            get(webhooks::one).post(webhooks::act),
+        )
         .route("/admin/articles", get(articles::list))
         .route(
             "/admin/articles/new",
@@ -96,6 +102,8 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("templates/suppressions.html"),
             ),
             ("outbox.html", include_str!("templates/outbox.html")),
+            ("webhooks.html", include_str!("templates/webhooks.html")),
+            ("webhook.html", include_str!("templates/webhook.html")),
             (
                 "subscribers.html",
                 include_str!("templates/subscribers.html"),
