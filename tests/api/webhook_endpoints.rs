@@ -167,6 +167,15 @@ fn every_event_type_arrives_once_signed() {
     });
     let hits = receiver.hits();
     all_signed(&hits, &secret);
+    // Counted: every attempt delivered, and nothing waiting.
+    let delivered = format!(
+        "tidings_webhook_endpoint_deliveries_total{{outcome=\"delivered\"}} {}",
+        hits.len()
+    );
+    wait_until("the metrics", 10, || {
+        let text = d.get("/metrics").text();
+        text.contains(&delivered) && text.contains("tidings_webhook_endpoint_queue_depth 0")
+    });
     let ids: HashSet<&str> = hits.iter().map(|h| h.id.as_str()).collect();
     assert_eq!(ids.len(), hits.len(), "a webhook-id arrived twice");
     let mut per_type: HashMap<String, Vec<Hit>> = HashMap::new();
