@@ -129,13 +129,17 @@ pub enum Command {
 
 /// The most lettre may log (see `init_logging`).
 const LETTRE_AT_MOST: &str = "lettre=info";
+/// The most tokio-postgres may log: at debug level it logs every statement's parameters, and
+/// some are secrets (a webhook endpoint's signing secret, which HMAC needs as it is).
+const POSTGRES_AT_MOST: &str = "tokio_postgres=info";
 
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
         // lettre logs every SMTP command at debug level, `AUTH PLAIN <base64 of the password>`
         // among them: never below info, whatever RUST_LOG asks.
-        .add_directive(LETTRE_AT_MOST.parse().expect("a valid directive"));
+        .add_directive(LETTRE_AT_MOST.parse().expect("a valid directive"))
+        .add_directive(POSTGRES_AT_MOST.parse().expect("a valid directive"));
     // Colours only on a terminal: a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -726,3 +726,20 @@ fn the_console_shows_endpoints_and_their_log_to_owners_only() {
         html.contains("ping") && html.contains("204") && html.contains("delivered")
     });
 }
+
+#[test]
+fn a_secret_never_reaches_the_log_even_at_trace() {
+    let receiver = Receiver::start(Rule::Accept);
+    let d = Daemon::start_with(&[ALLOW_PRIVATE, ("RUST_LOG", "trace")]);
+    let (id, old) = add_endpoint(&d, &receiver.url, &[]);
+    let r = d.api("POST", &format!("/api/webhook-endpoints/{id}/rotate"), None);
+    let new = r.json()["secret"].as_str().expect("secret").to_string();
+    d.api("POST", &format!("/api/webhook-endpoints/{id}/ping"), None);
+    subscriber(&d, "trace@example.com", "confirmed");
+    receiver.wait_accepted(3, 20);
+    let log = d.log();
+    for secret in [&old, &new] {
+        let key = secret.trim_start_matches("whsec_");
+        assert!(!log.contains(key), "the log holds a webhook secret");
+    }
+}
