@@ -240,8 +240,9 @@ fn change(command: &Command) -> Option<(String, Option<String>)> {
         Command::Admin(A::Password { name }) => ("account.password", Some(name.as_str())),
         Command::Token(T::Add { name, .. }) => ("token.add", Some(name.as_str())),
         Command::Token(T::Remove { name }) => ("token.remove", Some(name.as_str())),
+        // A URL's path may have capitals: kept as given.
         Command::WebhookEndpoint(W::Add { url, .. }) => {
-            ("webhook_endpoint.add", Some(url.as_str()))
+            return Some(("webhook_endpoint.add".into(), Some(url.trim().to_string())))
         }
         Command::WebhookEndpoint(W::Remove { id }) => {
             return Some((

@@ -35,7 +35,6 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_us, id) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, subject, id) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
-CREATE INDEX webhook_deliveries_created ON webhook_deliveries (endpoint_id, created_us);
 
 CREATE TABLE webhook_attempts (
     id          INTEGER PRIMARY KEY,

@@ -585,13 +585,3 @@ pub fn replay_range(
         params![endpoint, since_us, until_us, now_us],
     )
 }
-
-/// How many deliveries of `endpoint` are in each state.
-pub fn counts(db: &Db, endpoint: i64) -> Result<HashMap<String, i64>> {
-    let rows: Vec<(String, i64)> = db.query_map(
-        "SELECT state, count(*) FROM webhook_deliveries WHERE endpoint_id = ?1 GROUP BY state",
-        params![endpoint],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    Ok(rows.into_iter().collect())
-}

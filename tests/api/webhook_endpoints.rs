@@ -743,3 +743,48 @@ fn a_secret_never_reaches_the_log_even_at_trace() {
         assert!(!log.contains(key), "the log holds a webhook secret");
     }
 }
+
+#[test]
+fn an_endpoint_failing_too_long_is_disabled_with_an_audit_entry() {
+    let receiver = Receiver::start(Rule::Always(500, None));
+    let d = Daemon::start_with(&[
+        ALLOW_PRIVATE,
+        ("TIDINGS_WEBHOOK_ENDPOINTS_RETRY_SCHEDULE", "0s"),
+        ("TIDINGS_WEBHOOK_ENDPOINTS_DISABLE_AFTER_HOURS", "120"),
+    ]);
+    let (id, _) = add_endpoint(&d, &receiver.url, &[]);
+    let path = format!("/api/webhook-endpoints/{id}");
+    d.api("POST", &format!("{path}/ping"), None);
+    let auth = [("Authorization", format!("Bearer {}", crate::helpers::TOKEN))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let read = d.wait_for_with(&path, &auth, |r| r.json()["failing_since"].is_string());
+    assert_eq!(read.json()["enabled"], true, "one failure is not enough");
+    // Failing since 121 hours ago, as far as the database knows; the next failure disables it.
+    let long_ago = chrono::Utc::now().timestamp_micros() - 121 * 3_600_000_000;
+    d.db()
+        .execute(
+            "UPDATE webhook_endpoints SET failing_since_us = ?1",
+            &[&long_ago],
+        )
+        .expect("backdate");
+    d.api("POST", &format!("{path}/ping"), None);
+    let read = d.wait_for_with(&path, &auth, |r| r.json()["enabled"] == false);
+    assert!(
+        read.json()["disabled_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("120 hours"),
+        "{}",
+        read.text()
+    );
+    let audit = d
+        .db()
+        .query_map(
+            "SELECT actor, action, coalesce(detail, '') FROM audit_log WHERE action = 'webhook_endpoint.disable'",
+            &[],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(2)?)),
+        )
+        .expect("audit");
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(audit[0].1.contains("disable_after_hours"), "{audit:?}");
+}
