@@ -115,8 +115,11 @@ impl Worker {
                 Ok(Outcome::EmptyQueue) => {}
                 Err(e) => tracing::error!(error = %e, "webhooks: cannot read the queue"),
             }
+            // Until the next retry is due, at most a second (rows queued by another process or
+            // node). A row due already but not claimable waits for an earlier one of its subject
+            // or for a lease: the recorder wakes us when those move.
             let wait = match self.store.read(store::next_due).await {
-                Ok(Some(at)) => Duration::from_micros(
+                Ok(Some(at)) if at > Utc::now().timestamp_micros() => Duration::from_micros(
                     (at - Utc::now().timestamp_micros()).clamp(0, 1_000_000) as u64,
                 ),
                 _ => Duration::from_secs(1),
