@@ -36,5 +36,6 @@ mod stopping;
 mod subscribe;
 mod suppressions;
 mod tls;
+mod webhook_delivery;
 mod webhook_endpoints;
 mod webhooks;
