@@ -364,3 +364,21 @@ fn an_endpoint_failing_too_long_is_disabled_with_an_audit_entry() {
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert!(audit[0].1.contains("disable_after_hours"), "{audit:?}");
 }
+
+#[test]
+fn a_retry_after_is_honoured() {
+    let receiver = Receiver::start(Rule::Always(503, Some(3)));
+    let d = Daemon::start_with(&[
+        ALLOW_PRIVATE,
+        ("TIDINGS_WEBHOOK_ENDPOINTS_RETRY_SCHEDULE", "0s,1s"),
+    ]);
+    let (id, _) = add_endpoint(&d, &receiver.url, &[]);
+    d.api("POST", &format!("/api/webhook-endpoints/{id}/ping"), None);
+    let hits = receiver.wait_hits(2, 20);
+    let gap = hits[1].at - hits[0].at;
+    assert!(
+        gap >= std::time::Duration::from_millis(2900),
+        "the second attempt came {gap:?} after the first, not the 3 s asked"
+    );
+    assert_eq!(hits[0].id, hits[1].id);
+}
