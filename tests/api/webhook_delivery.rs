@@ -382,3 +382,25 @@ fn a_retry_after_is_honoured() {
     );
     assert_eq!(hits[0].id, hits[1].id);
 }
+
+#[test]
+fn a_redirect_is_a_failure_and_not_followed() {
+    let receiver = Receiver::start(Rule::Always(302, None));
+    let d = Daemon::start_with(&[
+        ALLOW_PRIVATE,
+        ("TIDINGS_WEBHOOK_ENDPOINTS_RETRY_SCHEDULE", "0s"),
+    ]);
+    let (id, _) = add_endpoint(&d, &receiver.url, &[]);
+    d.api("POST", &format!("/api/webhook-endpoints/{id}/ping"), None);
+    wait_until("the delivery failed", 20, || {
+        let log = d
+            .api(
+                "GET",
+                &format!("/api/webhook-endpoints/{id}/deliveries"),
+                None,
+            )
+            .json();
+        log["deliveries"][0]["state"] == "failed" && log["deliveries"][0]["last_status"] == 302
+    });
+    assert_eq!(receiver.hits().len(), 1);
+}

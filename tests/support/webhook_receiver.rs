@@ -250,6 +250,7 @@ fn serve(stream: TcpStream, rule: &Mutex<Rule>, state: &(Mutex<State>, Condvar))
         }
         let reason = match status {
             204 => "No Content",
+            302 => "Found\r\nLocation: http://127.0.0.1:9/elsewhere",
             410 => "Gone",
             _ => "Refused",
         };
