@@ -206,3 +206,35 @@ fn audience_counts_by_default_and_its_cap_is_checked() {
         );
     }
 }
+
+#[test]
+fn webhook_endpoint_settings_default_and_are_checked() {
+    let c = load("", &[]).expect("defaults load");
+    let w = &c.webhook_endpoints;
+    assert_eq!(
+        (w.timeout_seconds, w.rotation_hours, w.disable_after_hours),
+        (15, 24, 120)
+    );
+    assert_eq!(w.retry_schedule, "0s,5s,5m,30m,2h,5h,10h,10h");
+    assert!(!w.allow_private);
+    for (env, bad, key) in [
+        (
+            "TIDINGS_WEBHOOK_ENDPOINTS_RETRY_SCHEDULE",
+            "5x",
+            "webhook_endpoints.retry_schedule",
+        ),
+        (
+            "TIDINGS_WEBHOOK_ENDPOINTS_TIMEOUT_SECONDS",
+            "0",
+            "webhook_endpoints.timeout_seconds",
+        ),
+        (
+            "TIDINGS_WEBHOOK_ENDPOINTS_CONCURRENCY",
+            "0",
+            "webhook_endpoints.concurrency",
+        ),
+    ] {
+        let e = load("", &[(env, bad)]).unwrap_err().to_string();
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+}
