@@ -25,23 +25,81 @@ impl InputError {
 }
 
 /// An article as written in JSON (API bodies, import files) or Markdown front matter.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ArticleInput)]
 pub struct ArticleJson {
+    /// A stable id (an imported feed's GUID); minted when absent. Immutable afterwards.
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+        nullable = false
+    )]
     pub id: Option<String>,
+    /// Made from the title when absent.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^\s*[A-Za-z0-9_~-][A-Za-z0-9._~-]*\s*$",
+        nullable = false
+    )]
     pub slug: Option<String>,
+    #[schema(
+        required = true,
+        nullable = false,
+        max_length = 1000,
+        pattern = r"[A-Za-z0-9]"
+    )]
     pub title: Option<String>,
+    /// An absolute http(s) URL.
+    #[schema(
+        required = true,
+        nullable = false,
+        format = "uri",
+        pattern = r"^\s*https?://"
+    )]
     pub url: Option<String>,
+    #[schema(nullable = false)]
     pub summary: Option<String>,
+    /// HTML, cleaned on the way in; not with `content_markdown`.
+    #[schema(nullable = false)]
     pub content_html: Option<String>,
+    /// Markdown, made HTML on the way in; not with `content_html`.
+    #[schema(nullable = false)]
     pub content_markdown: Option<String>,
+    #[schema(nullable = false)]
     pub author: Option<String>,
+    /// RFC 3339 with a time zone; now when absent.
+    #[schema(nullable = false, format = DateTime)]
     pub published_at: Option<String>,
+    #[schema(nullable = false, format = DateTime)]
     pub updated_at: Option<String>,
+    /// Tag names (1 to 100 characters each).
+    #[schema(nullable = false, value_type = Vec<TagName>)]
     pub tags: Option<Vec<String>>,
+    /// An absolute http(s) URL.
+    #[schema(nullable = false, format = "uri", pattern = r"^\s*https?://")]
     pub image: Option<String>,
+    #[schema(nullable = false, maximum = 10000)]
     pub reading_time_minutes: Option<u32>,
 }
+
+/// A tag's name as an article gives it (the document's name for its rule: 1 to 100 characters
+/// with a letter or digit).
+pub struct TagName;
+
+impl utoipa::PartialSchema for TagName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(100))
+            .pattern(Some(r"[A-Za-z0-9]"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TagName {}
 
 /// A checked article, ready to be written to the catalog.
 #[derive(Debug, Clone, PartialEq)]

@@ -109,7 +109,8 @@ pub struct Article {
 
 /// The JSON shape of an article in API answers: the input field names, plus `id`, `added_at`
 /// and the tags' slugs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Article)]
 pub struct ArticleView<'a> {
     pub id: &'a str,
     pub slug: &'a str,

@@ -61,7 +61,7 @@ pub struct RunOptions {
 }
 
 /// What a run did.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunReport {
     pub run_id: Option<i64>,
     /// Unfinished deliveries from earlier runs, finished first.
@@ -83,7 +83,7 @@ pub struct RunReport {
 /// Where a streaming dry run sends each planned digest.
 pub type PlanSink = Arc<dyn Fn(PlannedDigest) + Send + Sync>;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlannedDigest {
     pub email: String,
     pub summary: String,

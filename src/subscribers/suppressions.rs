@@ -14,7 +14,7 @@ use super::flow::FlowError;
 use super::{store, Status, SubscriberEmail};
 
 /// Why an address is suppressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The mailbox does not exist or is disabled (5.1.1 and friends).
@@ -66,7 +66,7 @@ impl Reason {
 }
 
 /// One entry.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Suppression {
     pub email: String,
     pub reason: Reason,
@@ -74,6 +74,7 @@ pub struct Suppression {
     pub created_at: String,
     /// `created_at` to the microsecond: with the address, the key a page of the list ends at.
     #[serde(skip)]
+    #[schema(ignore)]
     pub created_us: i64,
 }
 
