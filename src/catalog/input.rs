@@ -30,25 +30,20 @@ impl InputError {
 #[schema(as = ArticleInput)]
 pub struct ArticleJson {
     /// A stable id (an imported feed's GUID); minted when absent. Immutable afterwards.
-    #[schema(
-        max_length = 500,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
-        nullable = false
-    )]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub id: Option<String>,
     /// Made from the title when absent.
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^\s*[A-Za-z0-9_~-][A-Za-z0-9._~-]*\s*$",
-        nullable = false
+        pattern = r"^\s*[A-Za-z0-9_~-][A-Za-z0-9._~-]*\s*$"
     )]
     pub slug: Option<String>,
     #[schema(
         required = true,
         nullable = false,
         max_length = 1000,
-        pattern = r"[A-Za-z0-9]"
+        pattern = r"[^\s\x00-\x1f\x7f-\x9f]"
     )]
     pub title: Option<String>,
     /// An absolute http(s) URL.
@@ -56,36 +51,32 @@ pub struct ArticleJson {
         required = true,
         nullable = false,
         format = "uri",
-        pattern = r"^\s*https?://"
+        pattern = r"^https?://[^/?#@]"
     )]
     pub url: Option<String>,
-    #[schema(nullable = false)]
     pub summary: Option<String>,
     /// HTML, cleaned on the way in; not with `content_markdown`.
-    #[schema(nullable = false)]
     pub content_html: Option<String>,
     /// Markdown, made HTML on the way in; not with `content_html`.
-    #[schema(nullable = false)]
     pub content_markdown: Option<String>,
-    #[schema(nullable = false)]
     pub author: Option<String>,
     /// RFC 3339 with a time zone; now when absent.
-    #[schema(nullable = false, format = DateTime)]
+    #[schema(format = DateTime)]
     pub published_at: Option<String>,
-    #[schema(nullable = false, format = DateTime)]
+    #[schema(format = DateTime)]
     pub updated_at: Option<String>,
     /// Tag names (1 to 100 characters each).
-    #[schema(nullable = false, value_type = Vec<TagName>)]
+    #[schema(value_type = Option<Vec<TagName>>)]
     pub tags: Option<Vec<String>>,
     /// An absolute http(s) URL.
-    #[schema(nullable = false, format = "uri", pattern = r"^\s*https?://")]
+    #[schema(format = "uri", pattern = r"^https?://[^/?#@]")]
     pub image: Option<String>,
-    #[schema(nullable = false, maximum = 10000)]
+    #[schema(maximum = 10000)]
     pub reading_time_minutes: Option<u32>,
 }
 
-/// A tag's name as an article gives it (the document's name for its rule: 1 to 100 characters
-/// with a letter or digit).
+/// A tag's name as an article gives it (the document's name for its rule: at most 100
+/// characters, not only white space).
 pub struct TagName;
 
 impl utoipa::PartialSchema for TagName {
@@ -94,7 +85,7 @@ impl utoipa::PartialSchema for TagName {
             .schema_type(utoipa::openapi::schema::Type::String)
             .min_length(Some(1))
             .max_length(Some(100))
-            .pattern(Some(r"[A-Za-z0-9]"))
+            .pattern(Some(r"[^\s\x00-\x1f\x7f-\x9f]"))
             .into()
     }
 }
@@ -170,16 +161,11 @@ impl ArticleInput {
         };
         let slug = match raw.slug.as_deref() {
             Some(s) => Slug::parse(s).map_err(|p| InputError::new("slug", p))?,
-            None => Slug::from_title(&title).ok_or_else(|| {
-                InputError::new(
-                    "slug",
-                    "cannot be made from a title with no letters or digits; set slug",
-                )
-            })?,
+            None => Slug::from_title(&title).unwrap_or_else(|| Slug::from_title_hash(&title)),
         };
         let id = match raw.id.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(id) if id.len() > 500 || id.chars().any(char::is_control) => {
+            Some(id) if id.chars().count() > 500 || id.chars().any(char::is_control) => {
                 return Err(InputError::new(
                     "id",
                     "must be at most 500 characters with no control characters",
@@ -371,7 +357,7 @@ mod tests {
             "tags[0]"
         );
         assert_eq!(
-            field(r#"{"title":"t","url":"https://x.example/","tags":["!!"]}"#),
+            field(r#"{"title":"t","url":"https://x.example/","tags":["   "]}"#),
             "tags[0]"
         );
         assert_eq!(

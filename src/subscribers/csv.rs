@@ -39,15 +39,15 @@ pub struct SubscriberJson {
     #[schema(required = true, nullable = false, format = Email)]
     pub email: Option<String>,
     /// `pending` for a new address unless given.
-    #[schema(nullable = false, value_type = Option<super::Status>)]
+    #[schema(value_type = Option<super::Status>)]
     pub status: Option<String>,
     /// Slugs of this site's tags; none means every tag.
-    #[schema(nullable = false, value_type = Option<Vec<super::TagSlug>>)]
+    #[schema(value_type = Option<Vec<super::TagSlug>>)]
     pub tags: Option<Vec<String>>,
-    #[schema(nullable = false, value_type = Option<super::Cadence>)]
+    #[schema(value_type = Option<super::Cadence>)]
     pub cadence: Option<String>,
     /// An IANA time zone name.
-    #[schema(nullable = false, value_type = Option<super::TimeZoneName>)]
+    #[schema(value_type = Option<super::TimeZoneName>)]
     pub time_zone: Option<String>,
 }
 

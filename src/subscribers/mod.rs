@@ -146,7 +146,7 @@ impl utoipa::PartialSchema for TagSlug {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .max_length(Some(200))
-            .pattern(Some(r"^[a-z0-9-]+$"))
+            .pattern(Some(r"^\s*[a-z0-9-]*\s*$"))
             .into()
     }
 }

@@ -202,9 +202,8 @@ struct SuppressionJson {
     #[schema(format = Email)]
     email: String,
     /// `admin` when absent.
-    #[schema(value_type = Option<Reason>, nullable = false)]
+    #[schema(value_type = Option<Reason>)]
     reason: Option<String>,
-    #[schema(nullable = false)]
     note: Option<String>,
 }
 

@@ -10,6 +10,7 @@ mod postfix;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 
+mod api_edge;
 mod articles;
 mod audience;
 mod cli;

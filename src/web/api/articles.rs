@@ -36,6 +36,31 @@ pub struct ArticleWritten<'a> {
     pub article: ArticleView<'a>,
 }
 
+/// The API takes `url` and `image` as the document says: RFC 3986 URIs as written (ASCII, no
+/// white space, `%` followed by two hex digits, one `#` at most; no image is `null`, not ""),
+/// which the catalog's own check
+/// (an absolute http(s) URL) then reads. Imports keep the catalog's looser reading.
+fn uris_as_written(raw: &ArticleJson) -> Result<(), ApiError> {
+    for (field, value) in [("url", &raw.url), ("image", &raw.image)] {
+        let Some(value) = value else { continue };
+        let bytes = value.as_bytes();
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b);
+        let escapes_ok = bytes.iter().enumerate().all(|(i, &b)| {
+            b != b'%'
+                || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        });
+        let hashes = bytes.iter().filter(|&&b| b == b'#').count();
+        if bytes.is_empty() || !bytes.iter().all(|&b| allowed(b)) || !escapes_ok || hashes > 1 {
+            return Err(ApiError::field(
+                field,
+                "is not a URI as RFC 3986 writes one (ASCII, no spaces; percent-encode the rest)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn upsert(state: Arc<AppState>, input: ArticleInput) -> Result<Response, ApiError> {
     let (outcome, article) = state
         .catalog
@@ -75,6 +100,7 @@ async fn create_article(
     State(state): State<Arc<AppState>>,
     ApiJson(raw): ApiJson<ArticleJson>,
 ) -> Result<Response, ApiError> {
+    uris_as_written(&raw)?;
     upsert(state, ArticleInput::parse(raw)?).await
 }
 
@@ -104,6 +130,7 @@ async fn put_article(
         }
         _ => raw.slug = Some(slug),
     }
+    uris_as_written(&raw)?;
     upsert(state, ArticleInput::parse(raw)?).await
 }
 

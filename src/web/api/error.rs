@@ -156,7 +156,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// A JSON body that may be empty (or only white space): then `T::default()`.
+/// A JSON body that may be empty (or only white space, or `null`): then `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
@@ -167,7 +167,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        from_json(&bytes).map(OptionalJson)
+        from_json::<Option<T>>(&bytes).map(|t| OptionalJson(t.unwrap_or_default()))
     }
 }
 

@@ -34,18 +34,43 @@ use crate::web::AppState;
 struct ApiDoc;
 
 /// The document, as served and committed.
-pub fn document() -> OpenApi {
+pub fn document() -> serde_json::Value {
     let (_, doc) = OpenApiRouter::<Arc<AppState>>::with_openapi(ApiDoc::openapi())
         .nest("/api", super::routes())
         .routes(routes!(openapi_json))
         .merge(crate::web::webhooks::routes())
         .split_for_parts();
-    finish(doc)
+    let mut doc = serde_json::to_value(finish(doc)).unwrap_or_default();
+    rules_between_fields(&mut doc);
+    doc
+}
+
+/// What a struct's schema cannot say: `content_html` and `content_markdown` not both; a `PUT`
+/// takes its slug from the path (a `slug` in the body must match it, so the document leaves
+/// it out).
+fn rules_between_fields(doc: &mut serde_json::Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    if let Some(input) = schemas.get_mut("ArticleInput") {
+        input["not"] = serde_json::json!({ "required": ["content_html", "content_markdown"] });
+        let mut replacement = input.clone();
+        if let Some(properties) = replacement["properties"].as_object_mut() {
+            properties.remove("slug");
+        }
+        replacement["description"] =
+            "The JSON article format, its slug given by the path (a `slug` here must match it)"
+                .into();
+        schemas["ArticleReplacement"] = replacement;
+    }
+    let put = &mut doc["paths"]["/api/articles/{slug}"]["put"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    if put.is_object() {
+        *put = serde_json::json!({ "$ref": "#/components/schemas/ArticleReplacement" });
+    }
 }
 
 /// The document's bytes: pretty JSON and a final newline, exactly as `docs/openapi.json`.
 pub fn document_bytes() -> Bytes {
-    let mut text = document().to_pretty_json().unwrap_or_else(|e| {
+    let mut text = serde_json::to_string_pretty(&document()).unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot write the OpenAPI document");
         "{}".into()
     });
