@@ -120,9 +120,6 @@ pub enum Command {
     /// API tokens for programs: add, list, remove.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Print the API's OpenAPI 3.1 document, as `GET /api/openapi.json` serves it
-    /// (`tidings openapi > docs/openapi.json` refreshes the committed copy).
-    Openapi,
 }
 
 /// The most lettre may log (see `init_logging`).
@@ -271,10 +268,5 @@ fn command(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Admin(cmd) => admin::admin(&config, cmd),
         Command::Token(cmd) => admin::token(&config, cmd),
         Command::Audience { days, json } => audience::audience(&config, days, json),
-        Command::Openapi => {
-            use std::io::Write;
-            std::io::stdout().write_all(&crate::web::api::openapi::document_bytes())?;
-            Ok(ExitCode::SUCCESS)
-        }
     }
 }

@@ -20,6 +20,7 @@ mod console_pages;
 mod console_subscribers;
 mod daemon;
 mod digest;
+mod digest_runs;
 mod docs;
 mod feedback;
 mod feeds;

@@ -193,10 +193,24 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(t)| ApiPath(t))
-            .map_err(ApiError::from)
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(t)) => Ok(ApiPath(t)),
+            Err(rejection) => {
+                let mut e = ApiError::from(rejection);
+                // A route with one parameter: that is the one to blame.
+                if e.field.as_deref() == Some("path") {
+                    let params =
+                        axum::extract::RawPathParams::from_request_parts(parts, state).await;
+                    if let Ok(params) = params {
+                        let keys: Vec<&str> = params.iter().map(|(k, _)| k).collect();
+                        if let [key] = keys[..] {
+                            e = ApiError::field(key, e.message.trim_start_matches("path: "));
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 }
 
