@@ -169,6 +169,18 @@ pub fn page(db: &Db, after: Option<&Cursor>, limit: usize) -> Result<Vec<Suppres
     )
 }
 
+/// How many addresses are suppressed, reading at most `at_most + 1` rows: `(n, true)` when
+/// there are more than `at_most` (then `n` is `at_most`).
+pub fn count_capped(db: &Db, at_most: u64) -> Result<(u64, bool)> {
+    let n: i64 = db.query_row(
+        "SELECT count(*) FROM (SELECT 1 FROM suppressions LIMIT ?1) AS s",
+        params![(at_most + 1) as i64],
+        |r| r.get(0),
+    )?;
+    let n = n.max(0) as u64;
+    Ok((n.min(at_most), n > at_most))
+}
+
 /// How many addresses are suppressed.
 pub fn count(db: &Db) -> Result<i64> {
     db.query_row("SELECT count(*) FROM suppressions", &[], |r| r.get(0))

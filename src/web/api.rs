@@ -41,6 +41,21 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .layer(middleware::from_fn_with_state(state, require_token))
 }
 
+/// `limit` as given: 1 to 1,000 (`default` when absent).
+pub fn checked_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::field(
+            "limit",
+            format!("{n} is not from 1 to {MAX_LIMIT}"),
+        )),
+    }
+}
+
+/// The most a page of any list may hold.
+pub const MAX_LIMIT: usize = 1000;
+
 /// How a write went: `created`, `updated` or `unchanged`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -51,16 +51,41 @@ struct ListQuery {
     /// Only subscribers with this status.
     #[param(value_type = Option<Status>)]
     status: Option<String>,
+    /// Any part of the address (3 to 254 characters, matched in any case).
+    #[param(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
+    q: Option<String>,
+    /// Only subscribers who chose this tag (its slug).
+    #[param(max_length = 200, pattern = r"^[a-z0-9-]*$")]
+    tag: Option<String>,
+    /// Subscribers per page (1 to 1,000); with it (or `after`, `q`, `tag`) the list pages,
+    /// newest first.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// The `next` of the page before (opaque).
+    #[param(pattern = r"^[1-9][0-9]{0,17}$")]
+    after: Option<String>,
 }
 
-/// Every subscriber.
+/// Subscribers: every one (no `limit`, `after`, `q` or `tag`), or a page.
 #[derive(Serialize, utoipa::ToSchema)]
 struct SubscriberList {
     subscribers: Vec<SubscriberView>,
-    total: usize,
+    /// How many match: exact, but with `q`, `tag` or `after` counted only up to 10,000.
+    total: u64,
+    /// Present (true) when there are more than `total`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    total_capped: bool,
+    /// `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
-/// Subscribers, newest first.
+/// Subscribers: without `limit`, `after`, `q` or `tag`, every one (oldest first), as before;
+/// with any of them, a page, newest first, paged by key (`next`).
 #[utoipa::path(get, path = "/subscribers", tag = "subscribers", params(ListQuery),
     responses(
         (status = 200, description = "The subscribers", body = SubscriberList),
@@ -70,17 +95,90 @@ async fn list(
     State(state): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<SubscriberList>, ApiError> {
+    use crate::subscribers::search::{self, MatchCount, SearchQuery};
     let status = q
         .status
         .as_deref()
         .map(Status::parse)
         .transpose()
         .map_err(|p| ApiError::field("status", p))?;
-    let all = with_db(&state, move |c| Ok(store::list(c, status)?)).await?;
-    let subscribers: Vec<_> = all.iter().map(|s| s.view()).collect();
+    if q.limit.is_none() && q.after.is_none() && q.q.is_none() && q.tag.is_none() {
+        let all = with_db(&state, move |c| Ok(store::list(c, status)?)).await?;
+        let subscribers: Vec<_> = all.iter().map(|s| s.view()).collect();
+        return Ok(Json(SubscriberList {
+            total: subscribers.len() as u64,
+            total_capped: false,
+            subscribers,
+            next: None,
+        }));
+    }
+    let limit = super::api::checked_limit(q.limit, search::MAX_API_PAGE_SIZE)?;
+    for (field, value) in [("q", &q.q), ("tag", &q.tag)] {
+        if value.as_deref().is_some_and(|v| v.trim() != v) {
+            return Err(ApiError::field(
+                field,
+                "must not start or end with white space",
+            ));
+        }
+    }
+    if q.q.as_deref() == Some("") {
+        return Err(ApiError::field(
+            "q",
+            "needs at least 3 characters of the address",
+        ));
+    }
+    let query = SearchQuery::parse(
+        q.q.as_deref(),
+        status.map(Status::as_str),
+        q.tag.as_deref(),
+        q.after.as_deref(),
+    )?;
+    if q.after.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        return Err(ApiError::field(
+            "after",
+            "is empty; give the `next` of the page before",
+        ));
+    }
+    let paged_by_filter = q.q.is_some() || q.tag.is_some() || q.after.is_some();
+    let everything = q.limit.is_none();
+    let store = &state.digests.store;
+    let mut found = search::search(store, query.clone(), limit)
+        .await
+        .map_err(|e| ApiError::internal("searching subscribers", e))?;
+    let mut subscribers: Vec<SubscriberView> =
+        found.page.subscribers.iter().map(|s| s.view()).collect();
+    // No `limit`: every match, page after page.
+    while let Some(after) = found.page.next_after.filter(|_| everything) {
+        let more = SearchQuery {
+            after: Some(after),
+            ..query.clone()
+        };
+        found = search::search(store, more, limit)
+            .await
+            .map_err(|e| ApiError::internal("searching subscribers", e))?;
+        subscribers.extend(found.page.subscribers.iter().map(|s| s.view()));
+    }
+    let (total, total_capped) = if paged_by_filter {
+        match found.count {
+            MatchCount::Exact(n) => (n, false),
+            MatchCount::MoreThan(n) => (n, true),
+        }
+    } else {
+        let counts = with_db(&state, |c| Ok(store::counts_by_status(c)?)).await?;
+        let n = match status {
+            None => counts.pending + counts.confirmed + counts.unsubscribed + counts.bounced,
+            Some(Status::Pending) => counts.pending,
+            Some(Status::Confirmed) => counts.confirmed,
+            Some(Status::Unsubscribed) => counts.unsubscribed,
+            Some(Status::Bounced) => counts.bounced,
+        };
+        (n.max(0) as u64, false)
+    };
     Ok(Json(SubscriberList {
-        total: subscribers.len(),
         subscribers,
+        total,
+        total_capped,
+        next: found.page.next_after.map(|id| id.to_string()),
     }))
 }
 
@@ -175,23 +273,81 @@ async fn events_of(
     }))
 }
 
-/// The suppression list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct SuppressionQuery {
+    /// Entries per page (1 to 1,000); with it (or `after`) the list pages, newest first.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// The `next` of the page before (opaque).
+    #[param(pattern = r"^-?[0-9]{1,18}\.[^\x00]+$")]
+    after: Option<String>,
+}
+
+/// The suppression list, or a page of it.
 #[derive(Serialize, utoipa::ToSchema)]
 struct SuppressionList {
     suppressions: Vec<Suppression>,
-    total: usize,
+    /// How many are suppressed: exact, but with `after` counted only up to 10,000.
+    total: u64,
+    /// Present (true) when there are more than `total`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    total_capped: bool,
+    /// `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
-/// Every suppressed address, newest first.
-#[utoipa::path(get, path = "/suppressions", tag = "suppressions",
-    responses((status = 200, description = "The list", body = SuppressionList)))]
+/// Suppressed addresses: without `limit` or `after` every one (by address), as before; with
+/// them a page, newest first, paged by key (`next`).
+#[utoipa::path(get, path = "/suppressions", tag = "suppressions", params(SuppressionQuery),
+    responses(
+        (status = 200, description = "The list", body = SuppressionList),
+        (status = 400, description = "A bad parameter; it is named", body = ErrorBody),
+    ))]
 async fn list_suppressions(
     State(state): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<SuppressionQuery>,
 ) -> Result<Json<SuppressionList>, ApiError> {
-    let all = with_db(&state, |c| Ok(suppressions::list(c)?)).await?;
+    if q.limit.is_none() && q.after.is_none() {
+        let all = with_db(&state, |c| Ok(suppressions::list(c)?)).await?;
+        return Ok(Json(SuppressionList {
+            total: all.len() as u64,
+            total_capped: false,
+            suppressions: all,
+            next: None,
+        }));
+    }
+    let limit = super::api::checked_limit(q.limit, 1000)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| {
+            suppressions::Cursor::parse(a)
+                .map_err(|p| ApiError::new(StatusCode::BAD_REQUEST, Some("after"), p))
+        })
+        .transpose()?;
+    let capped = after.is_some();
+    let (mut page, (total, total_capped)) = with_db(&state, move |c| {
+        let page = suppressions::page(c, after.as_ref(), limit + 1)?;
+        let total = if capped {
+            suppressions::count_capped(c, crate::subscribers::search::COUNT_LIMIT)?
+        } else {
+            (suppressions::count(c)?.max(0) as u64, false)
+        };
+        Ok((page, total))
+    })
+    .await?;
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page.last().map(|s| s.cursor().to_string())
+    });
     Ok(Json(SuppressionList {
-        total: all.len(),
-        suppressions: all,
+        suppressions: page,
+        total,
+        total_capped,
+        next: next.flatten(),
     }))
 }
 

@@ -25,6 +25,7 @@ mod docs;
 mod feedback;
 mod feeds;
 mod history;
+mod lists;
 mod migrate;
 mod nodes;
 mod outbox;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, ApiPath, ApiQuery, WriteStatus};
+use super::{checked_limit, ApiError, ApiJson, ApiPath, ApiQuery, WriteStatus};
 use crate::catalog::{ArticleInput, ArticleJson, ArticleView, CatalogError, InputError, Upserted};
 use crate::web::AppState;
 
@@ -160,71 +160,101 @@ async fn delete_article(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The most a page may hold.
-pub const MAX_LIMIT: usize = 1000;
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only articles with this tag (its slug).
     tag: Option<String>,
-    /// Articles per answer (default 100).
+    /// Articles per answer (1 to 1,000; default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
-    /// Articles to skip.
+    /// Articles to skip (not with `after`).
     #[param(minimum = 0)]
     offset: Option<usize>,
+    /// The `next` of the page before (opaque; not with `offset`).
+    #[param(pattern = r"^-?[0-9]{1,18}\.[0-9]{1,18}$")]
+    after: Option<String>,
 }
 
 /// A page of the catalog, newest first.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ArticleList<'a> {
     pub articles: Vec<ArticleView<'a>>,
-    /// Every article in the catalog.
+    /// Every article in the catalog: exact, but with `after` counted only up to 10,000.
     pub total: u64,
+    /// Present (true) when there are more than `total`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub total_capped: bool,
     pub limit: usize,
     pub offset: usize,
+    /// `after` for the next page; absent on the last (and when paging by `offset`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
-/// `limit` as given: 1 to 1,000.
-pub fn checked_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
-    match limit {
-        None => Ok(default),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::field(
-            "limit",
-            format!("{n} is not from 1 to {MAX_LIMIT}"),
-        )),
-    }
+/// A place in the catalog's order, as `next` and `after` write it: `PUBLISHED_US.SEQ`.
+fn parse_after(raw: &str) -> Result<crate::catalog::store::PageKey, ApiError> {
+    raw.split_once('.')
+        .and_then(|(p, s)| Some((p.parse::<i64>().ok()?, s.parse::<i64>().ok()?)))
+        .ok_or_else(|| {
+            ApiError::field("after", "is not a place in the list (the `next` of a page)")
+        })
 }
 
-/// Articles, newest first.
+/// Articles, newest first: by `offset` as before, or by key with `after` (`next`).
 #[utoipa::path(get, path = "/articles", tag = "articles", params(ListQuery),
     responses(
         (status = 200, description = "A page of articles", body = ArticleList),
-        (status = 400, description = "A bad parameter; it is named", body = ErrorBody),
+        (status = 400, description = "A bad parameter (or `after` with `offset`); it is named", body = ErrorBody),
     ))]
 async fn list_articles(
     State(state): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
+    use crate::catalog::store;
     let limit = checked_limit(q.limit, 100)?;
+    if q.after.is_some() && q.offset.is_some() {
+        return Err(ApiError::field(
+            "after",
+            "cannot be given with offset; use one or the other",
+        ));
+    }
+    let after = q.after.as_deref().map(parse_after).transpose()?;
     let offset = q.offset.unwrap_or(0);
-    let (articles, total) = state
+    let by_key = offset == 0;
+    let (articles, next, total, total_capped) = state
         .catalog
         .store()
         .read(move |db| {
-            let newest = crate::catalog::store::newest(db, q.tag.as_deref(), limit, offset)?;
-            Ok::<_, CatalogError>((newest, crate::catalog::store::count(db)?))
+            if !by_key {
+                let newest = store::newest(db, q.tag.as_deref(), limit, offset)?;
+                return Ok::<_, CatalogError>((newest, None, store::count(db)?, false));
+            }
+            let mut page = match q.tag.as_deref() {
+                Some(tag) => store::page_tagged(db, tag, after, limit + 1)?,
+                None => store::page(db, after, limit + 1)?,
+            };
+            let next = (page.len() > limit).then(|| {
+                page.truncate(limit);
+                page.last().map(|((p, s), _)| format!("{p}.{s}"))
+            });
+            let (total, capped) = match after {
+                Some(_) => store::count_capped(db, crate::subscribers::search::COUNT_LIMIT)?,
+                None => (store::count(db)?, false),
+            };
+            let articles = page.into_iter().map(|(_, a)| a).collect();
+            Ok((articles, next.flatten(), total, capped))
         })
         .await
         .map_err(answered)?;
     let body = ArticleList {
         articles: articles.iter().map(|a| a.view()).collect(),
         total,
+        total_capped,
         limit,
         offset,
+        next,
     };
     Ok(Json(body).into_response())
 }

@@ -169,7 +169,7 @@ async fn list_runs(
     State(state): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    let limit = super::articles::checked_limit(q.limit, 50)?;
+    let limit = super::checked_limit(q.limit, 50)?;
     let after = match q.after.as_deref() {
         None => None,
         Some(raw) => Some(
