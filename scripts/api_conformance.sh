@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # API conformance: Schemathesis (`st`, pinned in scripts/requirements.txt) runs every operation
 # of the OpenAPI document the daemon serves (/api/openapi.json) against that daemon, with data in
-# it (the six sample articles and a few more, confirmed and pending subscribers, suppressions) and
+# it (the six sample articles and a few more, confirmed and pending subscribers, suppressions, a
+# finished digest run) and
 # an owner API token, and checks each answer against the document:
 #   not_a_server_error            no 5xx
 #   status_code_conformance       the status is one the operation documents
@@ -107,6 +108,8 @@ done
 "$BIN" subscriber add "pending@example.org" >/dev/null
 "$BIN" suppression add "gone@example.org" --reason hard_bounce >/dev/null
 "$BIN" suppression add "spam@example.net" --reason complaint >/dev/null
+# A finished run (digests to the file outbox), so /api/digests/runs/{id} has one to show.
+"$BIN" digest run --now >/dev/null 2>&1
 
 "$BIN" serve >"$WORK/stdout" 2>"$WORK/daemon.log" &
 DAEMON_PID=$!

@@ -93,6 +93,8 @@ fn a_method_a_path_does_not_take_is_405_with_allow_through_the_error_type() {
     let r = d.api("POST", "/api/suppressions/x@example.org", None);
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow").as_deref(), Some("DELETE"));
+    // HEAD still works on every GET route.
+    assert_eq!(d.api("HEAD", "/api/articles", None).status, 200);
     let r = d.request("PUT", "/api/openapi.json", &[], Some(b"{}"));
     assert_eq!(r.status, 405);
     assert!(r.header("allow").unwrap_or_default().contains("GET"));

@@ -199,7 +199,7 @@ async fn list_runs(
 
 /// One run: its state and counts.
 #[utoipa::path(get, path = "/digests/runs/{id}", tag = "digests",
-    params(("id" = i64, Path, description = "The run's id", minimum = 1)),
+    params(("id" = i64, Path, description = "The run's id", minimum = 1, example = 1)),
     responses(
         (status = 200, description = "The run", body = RunSummary),
         (status = 400, description = "Not a run id", body = ErrorBody),
