@@ -64,16 +64,13 @@ log() { echo "== $*"; }
 
 # ---- tools ------------------------------------------------------------------------------------
 PYTHON=${PYTHON:-python3}
-ST="$(dirname "$PYTHON")/st"
+ST="$(dirname "$(command -v "$PYTHON")")/st"
 if [[ ! -x "$ST" ]]; then
-    if ! "$PYTHON" -c 'import schemathesis' 2>/dev/null; then
-        log "installing the pinned Python packages of scripts/requirements.txt into $WORK/venv"
-        python3 -m venv "$WORK/venv"
-        "$WORK/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
-            -r "$REPO/scripts/requirements.txt"
-        PYTHON="$WORK/venv/bin/python"
-    fi
-    ST="$(dirname "$PYTHON")/st"
+    log "installing the pinned Python packages of scripts/requirements.txt into $WORK/venv"
+    python3 -m venv "$WORK/venv"
+    "$WORK/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+        -r "$REPO/scripts/requirements.txt"
+    ST="$WORK/venv/bin/st"
 fi
 "$ST" --version
 
