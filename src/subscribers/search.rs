@@ -20,6 +20,8 @@ pub const COUNT_LIMIT: u64 = 10_000;
 /// Rows a page shows unless asked otherwise, and the most it may show.
 pub const PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
+/// The most a page of `GET /api/subscribers` may show (`limit`).
+pub const MAX_API_PAGE_SIZE: usize = 1000;
 
 /// What to look for in addresses: 3 to 254 characters, no control characters, matched as
 /// written (`%`, `_`, `"`, `*` and `\` are literal) and in any case.
@@ -419,10 +421,11 @@ fn plan_per_value(db: &Db) -> Result<(), Error> {
     Ok(())
 }
 
-/// The page of `query`, newest first: at most `size` subscribers (1 to `MAX_PAGE_SIZE`).
+/// The page of `query`, newest first: at most `size` subscribers (1 to `MAX_API_PAGE_SIZE`; the
+/// console asks for at most `MAX_PAGE_SIZE`).
 pub fn page(db: &Db, query: &SearchQuery, size: usize) -> Result<Page, Error> {
     plan_per_value(db)?;
-    let size = size.clamp(1, MAX_PAGE_SIZE);
+    let size = size.clamp(1, MAX_API_PAGE_SIZE);
     let m = Matches::new(db, &query.filter, query.after);
     let limit = size + 1;
     let extra: [&dyn Param; 1] = [&limit];

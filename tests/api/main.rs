@@ -10,6 +10,7 @@ mod postfix;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 
+mod api_edge;
 mod articles;
 mod audience;
 mod cli;
@@ -19,10 +20,12 @@ mod console_pages;
 mod console_subscribers;
 mod daemon;
 mod digest;
+mod digest_runs;
 mod docs;
 mod feedback;
 mod feeds;
 mod history;
+mod lists;
 mod migrate;
 mod nodes;
 mod outbox;
