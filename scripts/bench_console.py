@@ -32,6 +32,7 @@ def urls(email):
         ("search q=ann", search + "ann", 50, 150),
         ("search q=zebulon (rare)", search + "zebulon", 50, 150),
         ("search q=gmail&status=bounced", search + "gmail&status=bounced", 50, 150),
+        ("search q=gmail&tag=rust", search + "gmail&tag=rust", 50, 150),
         ("dashboard /admin", "/admin", 100, None),
         ("subscriber page", "/admin/subscribers/" + urllib.parse.quote(email, safe="@+"), 50, None),
     ]

@@ -4,7 +4,7 @@
 # (scripts/seed_console.py). Per engine: starts `tidings serve` on the seeded database, logs in as
 # an owner, then for each URL a warm-up and N sequential requests on one keep-alive connection
 # (scripts/bench_console.py); prints p50/p95 per URL with PASS/FAIL against its target:
-#   subscriber search (q=gmail, q=@example.org, q=ann, a rare name, q=gmail&status=bounced):
+#   subscriber search (q=gmail, q=@example.org, q=ann, a rare name, q=gmail&status=bounced, q=gmail&tag=rust):
 #     p50 <= 50 ms, p95 <= 150 ms;  the dashboard /admin: p50 <= 100 ms;
 #   one subscriber's page (one with deliveries and an event): p50 <= 50 ms.
 # Usage: bash scripts/bench_console.sh [sqlite|postgres|both]   (default both; exit 1 on a FAIL)

@@ -28,7 +28,7 @@ pub fn parse_days(raw: &str) -> Result<i64, String> {
 }
 
 /// Everything `GET /api/audience` and `tidings audience` show.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AudienceReport {
     /// `audience.enabled`: whether this node counts (the figures may come from others).
     pub enabled: bool,
@@ -45,7 +45,7 @@ pub struct AudienceReport {
 }
 
 /// The whole site: every feed's figures added up.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SiteAudience {
     /// The mean of the daily totals over `mean_days`.
     pub readers_7d: f64,
@@ -56,7 +56,7 @@ pub struct SiteAudience {
 }
 
 /// One feed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FeedAudience {
     /// Its URL path: `/feed.xml`, `/tags/ai/atom.xml`.
     pub feed: String,
@@ -69,7 +69,7 @@ pub struct FeedAudience {
 }
 
 /// A hosted reader's count.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ServiceCount {
     pub service: String,
     /// The service's id for the feed, "" when it gives none.
@@ -82,7 +82,7 @@ pub struct ServiceCount {
 }
 
 /// One day's figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DayFigures {
     pub day: NaiveDate,
     /// The sum of the services' latest counts that day, suspect ones left out.

@@ -25,23 +25,72 @@ impl InputError {
 }
 
 /// An article as written in JSON (API bodies, import files) or Markdown front matter.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ArticleInput)]
 pub struct ArticleJson {
+    /// A stable id (an imported feed's GUID); minted when absent. Immutable afterwards.
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub id: Option<String>,
+    /// Made from the title when absent.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^\s*[A-Za-z0-9_~-][A-Za-z0-9._~-]*\s*$"
+    )]
     pub slug: Option<String>,
+    #[schema(
+        required = true,
+        nullable = false,
+        max_length = 1000,
+        pattern = r"[^\s\x00-\x1f\x7f-\x9f]"
+    )]
     pub title: Option<String>,
+    /// An absolute http(s) URL.
+    #[schema(
+        required = true,
+        nullable = false,
+        format = "uri",
+        pattern = r"^https?://[^/?#@]"
+    )]
     pub url: Option<String>,
     pub summary: Option<String>,
+    /// HTML, cleaned on the way in; not with `content_markdown`.
     pub content_html: Option<String>,
+    /// Markdown, made HTML on the way in; not with `content_html`.
     pub content_markdown: Option<String>,
     pub author: Option<String>,
+    /// RFC 3339 with a time zone; now when absent.
+    #[schema(format = DateTime)]
     pub published_at: Option<String>,
+    #[schema(format = DateTime)]
     pub updated_at: Option<String>,
+    /// Tag names (1 to 100 characters each).
+    #[schema(value_type = Option<Vec<TagName>>)]
     pub tags: Option<Vec<String>>,
+    /// An absolute http(s) URL.
+    #[schema(format = "uri", pattern = r"^https?://[^/?#@]")]
     pub image: Option<String>,
+    #[schema(maximum = 10000)]
     pub reading_time_minutes: Option<u32>,
 }
+
+/// A tag's name as an article gives it (the document's name for its rule: at most 100
+/// characters, not only white space).
+pub struct TagName;
+
+impl utoipa::PartialSchema for TagName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(100))
+            .pattern(Some(r"[^\s\x00-\x1f\x7f-\x9f]"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TagName {}
 
 /// A checked article, ready to be written to the catalog.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,16 +161,11 @@ impl ArticleInput {
         };
         let slug = match raw.slug.as_deref() {
             Some(s) => Slug::parse(s).map_err(|p| InputError::new("slug", p))?,
-            None => Slug::from_title(&title).ok_or_else(|| {
-                InputError::new(
-                    "slug",
-                    "cannot be made from a title with no letters or digits; set slug",
-                )
-            })?,
+            None => Slug::from_title(&title).unwrap_or_else(|| Slug::from_title_hash(&title)),
         };
         let id = match raw.id.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(id) if id.len() > 500 || id.chars().any(char::is_control) => {
+            Some(id) if id.chars().count() > 500 || id.chars().any(char::is_control) => {
                 return Err(InputError::new(
                     "id",
                     "must be at most 500 characters with no control characters",
@@ -313,7 +357,7 @@ mod tests {
             "tags[0]"
         );
         assert_eq!(
-            field(r#"{"title":"t","url":"https://x.example/","tags":["!!"]}"#),
+            field(r#"{"title":"t","url":"https://x.example/","tags":["   "]}"#),
             "tags[0]"
         );
         assert_eq!(

@@ -50,6 +50,15 @@ impl Slug {
         (!s.is_empty()).then_some(Slug(s))
     }
 
+    /// For a title with nothing to spell a URL with (`!!`, `…`): a slug from its hash, the same
+    /// for the same title every time.
+    pub fn from_title_hash(title: &str) -> Slug {
+        Slug(format!(
+            "article-{}",
+            &blake3::hash(title.as_bytes()).to_hex()[..12]
+        ))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -77,11 +86,11 @@ impl Tag {
         if name.chars().count() > 100 {
             return Err(format!("tag '{name}' is longer than 100 characters"));
         }
-        let slug = slug::slugify(&name);
+        let mut slug = slug::slugify(&name);
         if slug.is_empty() {
-            return Err(format!(
-                "tag '{name}' has no letters or digits to make a URL slug from"
-            ));
+            // Nothing to spell a URL with (`!!`, `…`): a slug from the name's hash, the same
+            // for the same name every time.
+            slug = format!("tag-{}", &blake3::hash(name.as_bytes()).to_hex()[..8]);
         }
         Ok(Tag { slug, name })
     }
@@ -109,7 +118,8 @@ pub struct Article {
 
 /// The JSON shape of an article in API answers: the input field names, plus `id`, `added_at`
 /// and the tags' slugs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Article)]
 pub struct ArticleView<'a> {
     pub id: &'a str,
     pub slug: &'a str,

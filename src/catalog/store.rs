@@ -280,6 +280,50 @@ pub fn page(
         .collect())
 }
 
+/// `page` for the articles of one tag (its slug), through `article_tags_newest`.
+pub fn page_tagged(
+    db: &Db,
+    tag_slug: &str,
+    after: Option<PageKey>,
+    limit: usize,
+) -> Result<Vec<(PageKey, Article)>, Error> {
+    let (published, seq) = after.unwrap_or((i64::MAX, i64::MAX));
+    let mut keys = Vec::new();
+    let mut rows = db.query_map(
+        &format!(
+            "SELECT {ARTICLE_COLUMNS}, at.published_us FROM tags t \
+             JOIN article_tags at ON at.tag_id = t.id \
+             JOIN articles a ON a.seq = at.article_seq \
+             WHERE t.slug = ?1 AND (at.published_us < ?2 OR (at.published_us = ?2 AND at.article_seq < ?3)) \
+             ORDER BY at.published_us DESC, at.article_seq DESC LIMIT ?4"
+        ),
+        params![tag_slug, published, seq, limit],
+        |r| {
+            let (seq, article) = read_article(r)?;
+            keys.push((r.get::<i64>(13)?, seq));
+            Ok((seq, article))
+        },
+    )?;
+    attach_tags(db, &mut rows)?;
+    Ok(keys
+        .into_iter()
+        .zip(rows)
+        .map(|(key, (_, article))| (key, article))
+        .collect())
+}
+
+/// How many articles the catalog holds, reading at most `at_most + 1`: `(n, true)` when there
+/// are more than `at_most` (then `n` is `at_most`).
+pub fn count_capped(db: &Db, at_most: u64) -> Result<(u64, bool), Error> {
+    let n: i64 = db.query_row(
+        "SELECT count(*) FROM (SELECT 1 FROM articles LIMIT ?1) AS a",
+        params![(at_most + 1) as i64],
+        |r| r.get(0),
+    )?;
+    let n = n.max(0) as u64;
+    Ok((n.min(at_most), n > at_most))
+}
+
 /// Articles that entered the catalog after `added_after` and were published at or after
 /// `published_from`: the candidates for a digest run.
 pub fn added_since(

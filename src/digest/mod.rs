@@ -61,7 +61,7 @@ pub struct RunOptions {
 }
 
 /// What a run did.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunReport {
     pub run_id: Option<i64>,
     /// Unfinished deliveries from earlier runs, finished first.
@@ -83,7 +83,7 @@ pub struct RunReport {
 /// Where a streaming dry run sends each planned digest.
 pub type PlanSink = Arc<dyn Fn(PlannedDigest) + Send + Sync>;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlannedDigest {
     pub email: String,
     pub summary: String,
@@ -285,7 +285,7 @@ impl Digests {
             force: false,
             dry_run: false,
         };
-        match self.run_locked(opts, None, None).await {
+        match self.run_locked(opts, None, None, None).await {
             Ok(r) if r.planned + r.resumed > 0 => tracing::info!(
                 run = ?r.run_id, planned = r.planned, resumed = r.resumed, sent = r.sent,
                 failed = r.failed, retried = r.retried, waiting = r.waiting, "digest run done"
@@ -303,7 +303,19 @@ impl Digests {
         progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
     ) -> Result<RunReport, DigestError> {
         let _guard = self.running.lock().await;
-        self.run_locked(opts, progress, None).await
+        self.run_locked(opts, progress, None, None).await
+    }
+
+    /// A run that says what it planned as soon as it has (`planned` gets the report so far,
+    /// with its `run_id`), then sends; for `POST /api/digests/runs`, which answers before the
+    /// sending is done. Waits for a run in progress to end first, as `run` does.
+    pub async fn run_announcing(
+        self: &Arc<Self>,
+        opts: RunOptions,
+        planned: tokio::sync::oneshot::Sender<RunReport>,
+    ) -> Result<RunReport, DigestError> {
+        let _guard = self.running.lock().await;
+        self.run_locked(opts, None, None, Some(planned)).await
     }
 
     /// A dry run that hands each planned digest to `each` as it is planned instead of keeping
@@ -316,7 +328,7 @@ impl Digests {
     ) -> Result<RunReport, DigestError> {
         opts.dry_run = true;
         let _guard = self.running.lock().await;
-        self.run_locked(opts, progress, Some(each)).await
+        self.run_locked(opts, progress, Some(each), None).await
     }
 }
 

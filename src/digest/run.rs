@@ -9,6 +9,7 @@ impl Digests {
         opts: RunOptions,
         progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
         each: Option<PlanSink>,
+        planned: Option<tokio::sync::oneshot::Sender<RunReport>>,
     ) -> Result<RunReport, DigestError> {
         // Articles may have been edited since the last run.
         self.article_cache
@@ -21,6 +22,9 @@ impl Digests {
             .unwrap_or_else(PoisonError::into_inner) = BodyCache::default();
         let this = self.clone();
         let mut report = self.write(move |db| this.plan_run(db, opts, each)).await?;
+        if let Some(planned) = planned {
+            let _ = planned.send(report.clone());
+        }
         if opts.dry_run {
             return Ok(report);
         }

@@ -32,13 +32,22 @@ impl std::fmt::Display for Report {
 }
 
 /// One subscriber as an admin describes it (CSV row, API body, CLI flags).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SubscriberInput)]
 pub struct SubscriberJson {
+    #[schema(required = true, nullable = false, format = Email)]
     pub email: Option<String>,
+    /// `pending` for a new address unless given.
+    #[schema(value_type = Option<super::Status>)]
     pub status: Option<String>,
+    /// Slugs of this site's tags; none means every tag.
+    #[schema(value_type = Option<Vec<super::TagSlug>>)]
     pub tags: Option<Vec<String>>,
+    #[schema(value_type = Option<super::Cadence>)]
     pub cadence: Option<String>,
+    /// An IANA time zone name.
+    #[schema(value_type = Option<super::TimeZoneName>)]
     pub time_zone: Option<String>,
 }
 

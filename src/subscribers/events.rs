@@ -231,7 +231,8 @@ pub fn record_many(db: &Db, events: &[NewEvent<'_>], now: DateTime<Utc>) -> Resu
 }
 
 /// An event as the API and `subscriber show` give it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Event)]
 pub struct EventView {
     pub at: String,
     pub kind: String,

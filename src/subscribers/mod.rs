@@ -59,7 +59,7 @@ impl std::fmt::Display for SubscriberEmail {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pending,
@@ -92,7 +92,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Cadence {
     Daily,
@@ -138,6 +138,35 @@ impl TimeZone {
     }
 }
 
+/// A tag's slug as subscribers choose it (the document's name for its rule).
+pub struct TagSlug;
+
+impl utoipa::PartialSchema for TagSlug {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .max_length(Some(200))
+            .pattern(Some(r"^\s*[a-z0-9-]*\s*$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TagSlug {}
+
+/// An IANA time zone name, for the document: one of the names the tz database knows.
+pub struct TimeZoneName;
+
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|z| z.name())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TimeZoneName {}
+
 /// What a subscriber chose: tags (slugs; empty = every tag), cadence and time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preferences {
@@ -159,7 +188,8 @@ pub struct Subscriber {
 }
 
 /// The JSON shape in the admin API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Subscriber)]
 pub struct SubscriberView {
     pub email: String,
     pub status: Status,

@@ -14,7 +14,7 @@ use super::flow::FlowError;
 use super::{store, Status, SubscriberEmail};
 
 /// Why an address is suppressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The mailbox does not exist or is disabled (5.1.1 and friends).
@@ -66,7 +66,7 @@ impl Reason {
 }
 
 /// One entry.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Suppression {
     pub email: String,
     pub reason: Reason,
@@ -74,6 +74,7 @@ pub struct Suppression {
     pub created_at: String,
     /// `created_at` to the microsecond: with the address, the key a page of the list ends at.
     #[serde(skip)]
+    #[schema(ignore)]
     pub created_us: i64,
 }
 
@@ -166,6 +167,18 @@ pub fn page(db: &Db, after: Option<&Cursor>, limit: usize) -> Result<Vec<Suppres
         params![us, email, limit as i64],
         read,
     )
+}
+
+/// How many addresses are suppressed, reading at most `at_most + 1` rows: `(n, true)` when
+/// there are more than `at_most` (then `n` is `at_most`).
+pub fn count_capped(db: &Db, at_most: u64) -> Result<(u64, bool)> {
+    let n: i64 = db.query_row(
+        "SELECT count(*) FROM (SELECT 1 FROM suppressions LIMIT ?1) AS s",
+        params![(at_most + 1) as i64],
+        |r| r.get(0),
+    )?;
+    let n = n.max(0) as u64;
+    Ok((n.min(at_most), n > at_most))
 }
 
 /// How many addresses are suppressed.

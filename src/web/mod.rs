@@ -107,6 +107,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/digests/{id}", get(archived_digest))
         .route("/metrics", get(metrics))
         .nest("/api", api::router(state.clone()))
+        .merge(api::openapi::router())
         .merge(pages::router())
         .merge(admin::router(state.clone()))
         .merge(assets::router())

@@ -1,350 +1,267 @@
 //! The admin API for outgoing webhooks: `/api/webhook-endpoints` (create, list, read, change,
 //! remove, rotate the secret, ping, the delivery log, replay). Every route is the owner's, reads
-//! too: an endpoint's URL and log say where the list's data goes.
+//! too (`api::needed_role`): an endpoint's URL and log say where the list's data goes.
+
+mod views;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use http::{header, StatusCode};
-use http_body_util::BodyExt;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::api::{bad_input, error, MAX_BODY};
+use super::api::{checked_limit, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use super::AppState;
-use crate::admin::{Actor, Role};
-use crate::catalog::InputError;
-use crate::webhook_endpoints::service::{delivery_json, endpoint_json, Patch};
+use crate::webhook_endpoints::service::Patch;
 use crate::webhook_endpoints::{EndpointError, WebhookEndpoints};
+use views::{
+    CreateBody, DeliveryJson, DeliveryPage, EndpointList, EndpointView, PatchBody, RangeBody,
+    Replayed, ReplayedRange, WithSecret,
+};
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/webhook-endpoints", get(list).post(create))
-        .route(
-            "/webhook-endpoints/{id}",
-            get(get_one).patch(update).delete(remove),
-        )
-        .route("/webhook-endpoints/{id}/rotate", post(rotate))
-        .route("/webhook-endpoints/{id}/ping", post(ping))
-        .route("/webhook-endpoints/{id}/deliveries", get(deliveries))
-        .route(
-            "/webhook-endpoints/{id}/deliveries/{delivery}/replay",
-            post(replay_one),
-        )
-        .route("/webhook-endpoints/{id}/replay", post(replay_range))
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, remove))
+        .routes(routes!(rotate))
+        .routes(routes!(ping))
+        .routes(routes!(deliveries))
+        .routes(routes!(replay_one))
+        .routes(routes!(replay_range))
 }
 
 fn service(state: &AppState) -> WebhookEndpoints {
     WebhookEndpoints::new(state.config.clone(), state.catalog.store().clone())
 }
 
-/// Reads too are the owner's (the API's middleware asks a viewer's role for a GET).
-fn owner_only(actor: &Actor, what: &str) -> Result<(), Box<Response>> {
-    if actor.role >= Role::Owner {
-        return Ok(());
-    }
-    Err(Box::new(error(
-        StatusCode::FORBIDDEN,
-        None,
-        format!("this token's role is {}; {what} needs owner", actor.role),
-    )))
-}
-
-fn answer(e: EndpointError) -> Response {
+fn answer(e: EndpointError) -> ApiError {
     match e {
-        EndpointError::Input { field, message } => {
-            error(StatusCode::BAD_REQUEST, Some(field), message)
-        }
-        EndpointError::NotFound(_) => error(StatusCode::NOT_FOUND, Some("id"), e),
-        EndpointError::NoDelivery(..) => error(StatusCode::NOT_FOUND, Some("delivery"), e),
-        EndpointError::Store(e) => {
-            tracing::error!(error = %e, "webhook endpoint operation failed");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                None,
-                "database error; see the daemon's log",
-            )
-        }
+        EndpointError::Input { field, message } => ApiError::field(field, message),
+        EndpointError::NotFound(_) => ApiError::not_found("id", e),
+        EndpointError::NoDelivery(..) => ApiError::not_found("delivery", e),
+        EndpointError::Store(e) => ApiError::internal("webhook endpoint operation", e),
     }
 }
 
-/// An id in the path; a path that is not one names no endpoint.
-fn id(raw: &str, field: &'static str) -> Result<i64, Box<Response>> {
-    raw.parse::<i64>().map_err(|_| {
-        Box::new(error(
-            StatusCode::NOT_FOUND,
-            Some(field),
-            format!("no webhook endpoint {field} '{raw}'"),
-        ))
-    })
-}
-
-/// A JSON body of at most 1 MiB, known fields only; an empty body is `T::default()`.
-async fn read_body<T: DeserializeOwned + Default>(
-    body: axum::body::Body,
-) -> Result<T, Box<Response>> {
-    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return Err(Box::new(bad_input(&InputError::new(
-                "body",
-                "is larger than the 1 MiB limit",
-            ))))
-        }
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| Box::new(bad_input(&crate::catalog::input::json_error(e))))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    url: Option<String>,
-    #[serde(default)]
-    event_types: Vec<String>,
-}
-
+/// Add an endpoint. The answer holds its signing secret, shown this once: it is never shown
+/// again (rotate it to get a new one).
+#[utoipa::path(post, path = "/webhook-endpoints", tag = "webhook endpoints",
+    request_body(content = CreateBody, description = "The endpoint"),
+    responses(
+        (status = 201, description = "Added; the body holds the secret, shown this once",
+            body = WithSecret,
+            headers(("Location" = String, description = "The endpoint's API path"))),
+        (status = 400, description = "Bad input, the field named: a `url` that is not http(s), carries a user or password, does not resolve within 2 s or resolves to a private address; an unknown event type", body = ErrorBody),
+    ))]
 async fn create(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
-    body: axum::body::Body,
-) -> Response {
-    if let Err(r) = owner_only(&actor, "POST /api/webhook-endpoints") {
-        return *r;
-    }
-    let body: CreateBody = match read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return *r,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    let (endpoint, secret) = service(&state)
+        .create(&body.url, &body.event_types)
+        .await
+        .map_err(answer)?;
+    let view = WithSecret {
+        endpoint: EndpointView::from(&endpoint),
+        secret: secret.expose().to_string(),
     };
-    let Some(url) = body.url else {
-        return bad_input(&InputError::new("url", "is required"));
-    };
-    match service(&state).create(&url, &body.event_types).await {
-        Ok((endpoint, secret)) => {
-            let mut view = endpoint_json(&endpoint);
-            // Shown this once; never again.
-            view["secret"] = json!(secret.expose());
-            let mut response = (StatusCode::CREATED, Json(view)).into_response();
-            if let Ok(location) =
-                http::HeaderValue::from_str(&format!("/api/webhook-endpoints/{}", endpoint.id))
-            {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
-        }
-        Err(e) => answer(e),
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
+    if let Ok(location) =
+        http::HeaderValue::from_str(&format!("/api/webhook-endpoints/{}", endpoint.id))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
     }
+    Ok(response)
 }
 
-async fn list(State(state): State<Arc<AppState>>, Extension(actor): Extension<Actor>) -> Response {
-    if let Err(r) = owner_only(&actor, "GET /api/webhook-endpoints") {
-        return *r;
-    }
-    match service(&state).list().await {
-        Ok(all) => {
-            let views: Vec<_> = all.iter().map(endpoint_json).collect();
-            Json(
-                json!({ "endpoints": views, "event_types": crate::webhook_endpoints::EVENT_TYPES }),
-            )
-            .into_response()
-        }
-        Err(e) => answer(e),
-    }
+/// Every endpoint (never a secret), and the event types there are.
+#[utoipa::path(get, path = "/webhook-endpoints", tag = "webhook endpoints",
+    responses((status = 200, description = "The endpoints", body = EndpointList)))]
+async fn list(State(state): State<Arc<AppState>>) -> Result<Json<EndpointList>, ApiError> {
+    let all = service(&state).list().await.map_err(answer)?;
+    Ok(Json(EndpointList {
+        endpoints: all.iter().map(EndpointView::from).collect(),
+        event_types: crate::webhook_endpoints::EVENT_TYPES.to_vec(),
+    }))
 }
 
+/// One endpoint (never its secret).
+#[utoipa::path(get, path = "/webhook-endpoints/{id}", tag = "webhook endpoints",
+    params(("id" = i64, Path, description = "The endpoint's id", example = 1)),
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 400, description = "An `id` that is not an integer", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ))]
 async fn get_one(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
-    Path(raw): Path<String>,
-) -> Response {
-    if let Err(r) = owner_only(&actor, "GET /api/webhook-endpoints/{id}") {
-        return *r;
-    }
-    let id = match id(&raw, "id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    match service(&state).get(id).await {
-        Ok(e) => Json(endpoint_json(&e)).into_response(),
-        Err(e) => answer(e),
-    }
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let e = service(&state).get(id).await.map_err(answer)?;
+    Ok(Json(EndpointView::from(&e)))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct PatchBody {
-    url: Option<String>,
-    event_types: Option<Vec<String>>,
-    enabled: Option<bool>,
-}
-
+/// Change an endpoint's `url`, `event_types` or `enabled`.
+#[utoipa::path(patch, path = "/webhook-endpoints/{id}", tag = "webhook endpoints",
+    params(("id" = i64, Path, description = "The endpoint's id", example = 1)),
+    request_body(content = PatchBody, description = "What changes"),
+    responses(
+        (status = 200, description = "The endpoint as it now is", body = EndpointView),
+        (status = 400, description = "Bad input, the field named (a `url` as when adding one)", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ))]
 async fn update(
     State(state): State<Arc<AppState>>,
-    Path(raw): Path<String>,
-    body: axum::body::Body,
-) -> Response {
-    let id = match id(&raw, "id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    let body: PatchBody = match read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<PatchBody>,
+) -> Result<Json<EndpointView>, ApiError> {
     let patch = Patch {
         url: body.url,
         event_types: body.event_types,
         enabled: body.enabled,
     };
-    match service(&state).update(id, patch).await {
-        Ok(e) => Json(endpoint_json(&e)).into_response(),
-        Err(e) => answer(e),
-    }
+    let e = service(&state).update(id, patch).await.map_err(answer)?;
+    Ok(Json(EndpointView::from(&e)))
 }
 
-async fn remove(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
-    let id = match id(&raw, "id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    match service(&state).delete(id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => answer(e),
-    }
+/// Remove an endpoint, its deliveries and their log.
+#[utoipa::path(delete, path = "/webhook-endpoints/{id}", tag = "webhook endpoints",
+    params(("id" = i64, Path, description = "The endpoint's id", example = 1)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "An `id` that is not an integer", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ))]
+async fn remove(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    service(&state).delete(id).await.map_err(answer)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-async fn rotate(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
-    let id = match id(&raw, "id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    match service(&state).rotate(id).await {
-        Ok((endpoint, secret)) => {
-            let mut view = endpoint_json(&endpoint);
-            view["secret"] = json!(secret.expose());
-            Json(view).into_response()
-        }
-        Err(e) => answer(e),
-    }
+/// A new signing secret, shown this once; the old one still signs beside it until
+/// `previous_secret_valid_until` (`webhook_endpoints.rotation_hours`).
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/rotate", tag = "webhook endpoints",
+    params(("id" = i64, Path, description = "The endpoint's id", example = 1)),
+    responses(
+        (status = 200, description = "Rotated; the body holds the new secret, shown this once",
+            body = WithSecret),
+        (status = 400, description = "An `id` that is not an integer", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ))]
+async fn rotate(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<WithSecret>, ApiError> {
+    let (endpoint, secret) = service(&state).rotate(id).await.map_err(answer)?;
+    Ok(Json(WithSecret {
+        endpoint: EndpointView::from(&endpoint),
+        secret: secret.expose().to_string(),
+    }))
 }
 
-async fn ping(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
-    let id = match id(&raw, "id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    match service(&state).ping(id).await {
-        Ok(d) => (StatusCode::ACCEPTED, Json(delivery_json(&d))).into_response(),
-        Err(e) => answer(e),
-    }
+/// Queue a `ping` event for this endpoint.
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/ping", tag = "webhook endpoints",
+    params(("id" = i64, Path, description = "The endpoint's id", example = 1)),
+    responses(
+        (status = 202, description = "Queued: the delivery", body = DeliveryJson),
+        (status = 400, description = "An `id` that is not an integer", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ))]
+async fn ping(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<DeliveryJson>), ApiError> {
+    let d = service(&state).ping(id).await.map_err(answer)?;
+    Ok((StatusCode::ACCEPTED, Json(DeliveryJson::from(&d))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// How many (1 to 1,000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Only deliveries older than this one (a `next_before`).
     before: Option<i64>,
 }
 
+/// This endpoint's deliveries, newest first, each with its attempts.
+#[utoipa::path(get, path = "/webhook-endpoints/{id}/deliveries", tag = "webhook endpoints",
+    params(("id" = i64, Path, description = "The endpoint's id", example = 1), PageQuery),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryPage),
+        (status = 400, description = "A bad `id`, `limit` or `before`", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ))]
 async fn deliveries(
     State(state): State<Arc<AppState>>,
-    Extension(actor): Extension<Actor>,
-    Path(raw): Path<String>,
-    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    if let Err(r) = owner_only(&actor, "GET /api/webhook-endpoints/{id}/deliveries") {
-        return *r;
-    }
-    let id = match id(&raw, "id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, Some("query"), e.body_text()),
-    };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return bad_input(&InputError::new("limit", "must be from 1 to 1000"));
-    }
-    match service(&state).deliveries(id, q.before, limit).await {
-        Ok(page) => {
-            let next = (page.len() == limit)
-                .then(|| page.last().map(|d| d.id))
-                .flatten();
-            let views: Vec<_> = page.iter().map(delivery_json).collect();
-            Json(json!({ "deliveries": views, "next_before": next })).into_response()
-        }
-        Err(e) => answer(e),
-    }
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    let limit = checked_limit(q.limit, 100)?;
+    let page = service(&state)
+        .deliveries(id, q.before, limit)
+        .await
+        .map_err(answer)?;
+    let next_before = (page.len() == limit)
+        .then(|| page.last().map(|d| d.id))
+        .flatten();
+    Ok(Json(DeliveryPage {
+        deliveries: page.iter().map(DeliveryJson::from).collect(),
+        next_before,
+    }))
 }
 
+/// Send one delivery again (with the same `webhook-id`).
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/deliveries/{delivery}/replay",
+    tag = "webhook endpoints",
+    params(("id" = i64, Path, description = "The endpoint's id", example = 1),
+        ("delivery" = i64, Path, description = "The delivery's id", example = 1)),
+    responses(
+        (status = 202, description = "Queued (or still pending)", body = Replayed),
+        (status = 400, description = "An `id` or `delivery` that is not an integer", body = ErrorBody),
+        (status = 404, description = "No such endpoint or delivery", body = ErrorBody),
+    ))]
 async fn replay_one(
     State(state): State<Arc<AppState>>,
-    Path((raw, delivery)): Path<(String, String)>,
-) -> Response {
-    let (id, delivery) = match (id(&raw, "id"), id(&delivery, "delivery")) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return *r,
-    };
-    match service(&state).replay(id, delivery).await {
-        Ok(queued) => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "delivery": delivery, "queued": queued })),
-        )
-            .into_response(),
-        Err(e) => answer(e),
-    }
+    ApiPath((id, delivery)): ApiPath<(i64, i64)>,
+) -> Result<(StatusCode, Json<Replayed>), ApiError> {
+    let queued = service(&state).replay(id, delivery).await.map_err(answer)?;
+    Ok((StatusCode::ACCEPTED, Json(Replayed { delivery, queued })))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RangeBody {
-    since: Option<String>,
-    until: Option<String>,
-}
-
-fn time(field: &'static str, raw: Option<String>) -> Result<DateTime<Utc>, Box<Response>> {
-    let raw =
-        raw.ok_or_else(|| Box::new(bad_input(&InputError::new(field, "is required (RFC 3339)"))))?;
+fn time(field: &'static str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(raw.trim())
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            Box::new(bad_input(&InputError::new(
-                field,
-                format!("'{raw}' is not an RFC 3339 time ({e})"),
-            )))
-        })
+        .map_err(|e| ApiError::field(field, format!("'{raw}' is not an RFC 3339 time ({e})")))
 }
 
+/// Send again every finished delivery made in `[since, until)`.
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/replay", tag = "webhook endpoints",
+    params(("id" = i64, Path, description = "The endpoint's id", example = 1)),
+    request_body(content = RangeBody, description = "The time range"),
+    responses(
+        (status = 202, description = "Queued", body = ReplayedRange),
+        (status = 400, description = "A bad `id`, `since` or `until` (which must be later than `since`)", body = ErrorBody),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+    ))]
 async fn replay_range(
     State(state): State<Arc<AppState>>,
-    Path(raw): Path<String>,
-    body: axum::body::Body,
-) -> Response {
-    let id = match id(&raw, "id") {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
-    let body: RangeBody = match read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let (since, until) = match (time("since", body.since), time("until", body.until)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return *r,
-    };
-    match service(&state).replay_range(id, since, until).await {
-        Ok(n) => (StatusCode::ACCEPTED, Json(json!({ "replayed": n }))).into_response(),
-        Err(e) => answer(e),
-    }
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RangeBody>,
+) -> Result<(StatusCode, Json<ReplayedRange>), ApiError> {
+    let (since, until) = (time("since", &body.since)?, time("until", &body.until)?);
+    let replayed = service(&state)
+        .replay_range(id, since, until)
+        .await
+        .map_err(answer)?;
+    Ok((StatusCode::ACCEPTED, Json(ReplayedRange { replayed })))
 }

@@ -12,6 +12,7 @@ mod smtp_sink;
 #[path = "../support/webhook_receiver.rs"]
 mod webhook_receiver;
 
+mod api_edge;
 mod articles;
 mod audience;
 mod cli;
@@ -21,10 +22,12 @@ mod console_pages;
 mod console_subscribers;
 mod daemon;
 mod digest;
+mod digest_runs;
 mod docs;
 mod feedback;
 mod feeds;
 mod history;
+mod lists;
 mod migrate;
 mod nodes;
 mod outbox;

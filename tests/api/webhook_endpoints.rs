@@ -250,7 +250,28 @@ fn endpoints_are_the_owners_reads_included_and_the_cli_manages_them() {
     };
     assert_eq!(as_viewer("GET", "/api/articles"), 200);
     assert_eq!(as_viewer("GET", "/api/webhook-endpoints"), 403);
+    assert_eq!(as_viewer("GET", "/api/webhook-endpoints/1"), 403);
     assert_eq!(as_viewer("POST", "/api/webhook-endpoints"), 403);
+    // An editor, who may change articles, may not read the endpoints either.
+    let out = d.cli(&["token", "add", "writer", "--role", "editor"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let editor = stdout(&out).trim().lines().last().unwrap_or("").to_string();
+    let as_editor = |method: &str, path: &str| {
+        d.request(
+            method,
+            path,
+            &[("Authorization", &format!("Bearer {editor}"))],
+            None,
+        )
+    };
+    assert_eq!(as_editor("GET", "/api/articles").status, 200);
+    let refused = as_editor("GET", "/api/webhook-endpoints");
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(refused.text().contains("owner"), "{}", refused.text());
+    assert_eq!(
+        as_editor("GET", "/api/webhook-endpoints/1/deliveries").status,
+        403
+    );
 
     let out = d.cli(&[
         "webhook-endpoint",

@@ -14,7 +14,7 @@ use crate::subscribers::events::{self, Kind};
 use chrono::{DateTime, Utc};
 
 /// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     /// Deliveries wait to be sent or are being sent.
@@ -26,7 +26,7 @@ pub enum RunState {
 }
 
 /// One run and what became of its digests.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     pub id: i64,
     /// The moment the run was planned for.

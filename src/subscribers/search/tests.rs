@@ -510,3 +510,42 @@ async fn each_status_is_found_with_a_search_and_an_import_leaves_the_index_curre
         }
     }
 }
+
+/// On PostgreSQL, the subscribers and tags already there when the search table arrives (V11)
+/// are found by address, status and tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_from_before_the_postgres_search_table_are_found_after_the_upgrade() {
+    let Some(location) = crate::store::tests::fresh_postgres().await else {
+        return;
+    };
+    let Location::Postgres(url) = &location else {
+        unreachable!("a PostgreSQL location");
+    };
+    crate::store::postgres::migrate_to(url, 10).await;
+    let (config, tls) = crate::store::postgres::connect_config(url).expect("url");
+    let (client, connection) = config.connect(tls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "INSERT INTO subscribers (id, email, status, cadence, time_zone, created_at) VALUES \
+                 (1, 'Old.Reader@Example.org', 'confirmed', 'daily', 'UTC', '2024-01-01T00:00:00Z'), \
+                 (2, 'other.reader@example.org', 'bounced', 'daily', 'UTC', '2024-01-01T00:00:00Z'); \
+             INSERT INTO subscriber_tags (subscriber_id, tag_slug) VALUES (1, 'rust'), (2, 'ai');",
+        )
+        .await
+        .expect("rows");
+    let store = Store::open(&location, 2).await.expect("upgraded");
+    for (q, status, tag, expected) in [
+        (Some("d.rea"), None, None, vec![1]),
+        (Some("READER@EX"), None, None, vec![2, 1]),
+        (Some("reader"), Some("bounced"), None, vec![2]),
+        (Some("reader"), None, Some("rust"), vec![1]),
+        (None, Some("confirmed"), Some("rust"), vec![1]),
+        (None, Some("confirmed"), Some("ai"), vec![]),
+    ] {
+        let ids = matching(&store, filter(q, status, tag))
+            .await
+            .expect("search");
+        assert_eq!(ids, expected, "{q:?} {status:?} {tag:?}");
+    }
+}
