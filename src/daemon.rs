@@ -249,16 +249,21 @@ pub async fn run(
     Ok(())
 }
 
-/// Hourly chores: forget expired tokens, idle rate-limit entries and inbound messages older than
-/// `mail.inbound.keep_days`; fold the subscribers' status moves into their counts.
+/// Hourly chores, the first at start: forget expired tokens, idle rate-limit entries, inbound
+/// messages older than `mail.inbound.keep_days` and finished webhook deliveries and attempts
+/// older than `webhook_endpoints.keep_days`; fold the subscribers' status moves into their counts.
 async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            _ = shutdown.cancelled() => return,
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = shutdown.cancelled() => return,
+            }
         }
         state.limits.prune();
         let keep_days = state.config.mail.inbound.keep_days;
+        let hook_days = state.config.webhook_endpoints.keep_days;
         let pruned = state
             .subscriptions
             .store
@@ -267,6 +272,7 @@ async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
                 crate::subscribers::store::prune_tokens(db, now)?;
                 crate::subscribers::store::fold_counts(db)?;
                 crate::web::pages::prune_address_limits(db, now)?;
+                crate::webhook_endpoints::store::prune(db, hook_days, now)?;
                 crate::feedback::apply::prune(db, keep_days, now)
             })
             .await;

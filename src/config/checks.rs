@@ -178,6 +178,7 @@ impl Config {
                 1..=8760,
             ),
             ("webhook_endpoints.concurrency", hooks.concurrency, 1..=1000),
+            ("webhook_endpoints.keep_days", hooks.keep_days, 1..=3650),
         ] {
             if !range.contains(&value) {
                 return Err(invalid(

@@ -91,6 +91,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("webhook_endpoints.disable_after_hours", Kind::Int),
     ("webhook_endpoints.allow_private", Kind::Bool),
     ("webhook_endpoints.concurrency", Kind::Int),
+    ("webhook_endpoints.keep_days", Kind::Int),
 ];
 
 /// The type of a configuration value, so an environment variable can be read as the right TOML value.

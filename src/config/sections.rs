@@ -41,6 +41,8 @@ pub struct WebhookEndpointsConfig {
     pub allow_private: bool,
     /// Deliveries in flight at once, per node.
     pub concurrency: u32,
+    /// Finished deliveries and attempts are kept this long, then pruned.
+    pub keep_days: u32,
 }
 
 impl Default for WebhookEndpointsConfig {
@@ -52,6 +54,7 @@ impl Default for WebhookEndpointsConfig {
             disable_after_hours: 120,
             allow_private: false,
             concurrency: 32,
+            keep_days: 30,
         }
     }
 }

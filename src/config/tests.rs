@@ -217,7 +217,13 @@ fn webhook_endpoint_settings_default_and_are_checked() {
     );
     assert_eq!(w.retry_schedule, "0s,5s,5m,30m,2h,5h,10h,10h");
     assert!(!w.allow_private);
+    assert_eq!(w.keep_days, 30);
     for (env, bad, key) in [
+        (
+            "TIDINGS_WEBHOOK_ENDPOINTS_KEEP_DAYS",
+            "0",
+            "webhook_endpoints.keep_days",
+        ),
         (
             "TIDINGS_WEBHOOK_ENDPOINTS_RETRY_SCHEDULE",
             "5x",

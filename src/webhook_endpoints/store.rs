@@ -444,6 +444,23 @@ pub fn release(db: &Db, owner: i64, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// Forgets what is older than `keep_days`: finished deliveries (delivered or failed) that
+/// finished before then, with their attempts, and any attempt made before then. Pending
+/// deliveries stay. How many deliveries and attempts went.
+pub fn prune(db: &Db, keep_days: u32, now: DateTime<Utc>) -> Result<(usize, usize)> {
+    let before = (now - chrono::Duration::days(i64::from(keep_days))).timestamp_micros();
+    let attempts = db.execute(
+        "DELETE FROM webhook_attempts WHERE at_us < ?1 OR delivery_id IN \
+         (SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND finished_us < ?1)",
+        params![before],
+    )?;
+    let deliveries = db.execute(
+        "DELETE FROM webhook_deliveries WHERE state <> 'pending' AND finished_us < ?1",
+        params![before],
+    )?;
+    Ok((deliveries, attempts))
+}
+
 /// Deliveries waiting (or being attempted).
 pub fn queue_depth(db: &Db) -> Result<i64> {
     db.query_row(

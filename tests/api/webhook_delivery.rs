@@ -1,7 +1,7 @@
 //! Delivering outgoing webhooks to a real receiver on 127.0.0.1: retries keep one subscriber's
 //! events in order, a `kill -9` loses nothing queued, `410` and a long failure disable, a rotated
 //! secret signs beside the new one, replay keeps the `webhook-id`, private addresses are refused,
-//! and two nodes deliver each event once.
+//! two nodes deliver each event once, and finished deliveries go after `keep_days`.
 
 use std::collections::HashSet;
 
@@ -403,4 +403,72 @@ fn a_redirect_is_a_failure_and_not_followed() {
         log["deliveries"][0]["state"] == "failed" && log["deliveries"][0]["last_status"] == 302
     });
     assert_eq!(receiver.hits().len(), 1);
+}
+
+#[test]
+fn finished_deliveries_and_their_log_are_pruned_after_keep_days() {
+    let receiver = Receiver::start(Rule::Accept);
+    let mut d = Daemon::start_with(&[ALLOW_PRIVATE]);
+    let (id, _) = add_endpoint(&d, &receiver.url, &[]);
+    let ping = |d: &Daemon| {
+        let r = d.api("POST", &format!("/api/webhook-endpoints/{id}/ping"), None);
+        r.json()["id"].as_i64().expect("delivery id")
+    };
+    let (old, recent) = (ping(&d), ping(&d));
+    receiver.wait_accepted(2, 20);
+    let count = |d: &Daemon, sql: &str, delivery: i64| -> i64 {
+        d.db()
+            .query_row(sql, &[&delivery], |r| r.get(0))
+            .expect("count")
+    };
+    let deliveries =
+        "SELECT count(*) FROM webhook_deliveries WHERE id = ?1 AND state = 'delivered'";
+    let attempts = "SELECT count(*) FROM webhook_attempts WHERE delivery_id = ?1";
+    wait_until("both deliveries recorded", 20, || {
+        [old, recent]
+            .iter()
+            .all(|&x| count(&d, deliveries, x) == 1 && count(&d, attempts, x) == 1)
+    });
+    // As far as the database knows, one finished 31 days ago, the other 29 (keep_days: 30).
+    let day = 86_400_000_000_i64;
+    let now = chrono::Utc::now().timestamp_micros();
+    for (delivery, days) in [(old, 31), (recent, 29)] {
+        let then = now - days * day;
+        let db = d.db();
+        db.execute(
+            "UPDATE webhook_deliveries SET created_us = ?1, finished_us = ?1 WHERE id = ?2",
+            &[&then, &delivery],
+        )
+        .expect("backdate the delivery");
+        db.execute(
+            "UPDATE webhook_attempts SET at_us = ?1 WHERE delivery_id = ?2",
+            &[&then, &delivery],
+        )
+        .expect("backdate its attempt");
+    }
+    // The housekeeping runs at start, then hourly.
+    d.restart();
+    wait_until("the old delivery pruned", 20, || {
+        count(&d, deliveries, old) == 0
+    });
+    assert_eq!(count(&d, attempts, old), 0, "its attempt went with it");
+    assert_eq!(
+        (count(&d, deliveries, recent), count(&d, attempts, recent)),
+        (1, 1),
+        "one of 29 days stays"
+    );
+    let log = d
+        .api(
+            "GET",
+            &format!("/api/webhook-endpoints/{id}/deliveries"),
+            None,
+        )
+        .json();
+    let ids: Vec<i64> = log["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter_map(|x| x["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [recent], "{log}");
 }
