@@ -26,7 +26,7 @@ use crate::web::AppState;
 #[openapi(
     info(
         title = "tidings",
-        description = "The admin API of tidings: articles, subscribers, suppressions, digests and the feed audience. Every `/api` route but this document needs `Authorization: Bearer <token>` (an API token from `tidings token add NAME --role R`, or `admin.token`); each operation says the least role it needs (`x-min-role`). Errors are `{\"error\": \"...\", \"field\": \"...\"}`; a body is at most 1 MiB.",
+        description = "The admin API of tidings: articles, subscribers, suppressions, digests, the feed audience and outgoing webhook endpoints. Every `/api` route but this document needs `Authorization: Bearer <token>` (an API token from `tidings token add NAME --role R`, or `admin.token`); each operation says the least role it needs (`x-min-role`). Errors are `{\"error\": \"...\", \"field\": \"...\"}`; a body is at most 1 MiB.",
         license(name = "MIT", identifier = "MIT")
     ),
     components(schemas(ErrorBody))
