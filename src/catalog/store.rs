@@ -12,6 +12,9 @@ use super::{
 use crate::params;
 use crate::store::{Db, Error, Row};
 
+mod tags;
+pub use tags::{tag, tag_count, tags};
+
 const ARTICLE_COLUMNS: &str =
     "a.seq, a.id, a.slug, a.title, a.url, a.summary, a.content_html, a.author, \
      a.image, a.reading_time_minutes, a.published_at, a.updated_at, a.added_us";
@@ -357,57 +360,6 @@ pub fn by_ids(db: &Db, ids: &[String]) -> Result<Vec<Article>, Error> {
     }
     attach_tags(db, &mut rows)?;
     Ok(rows.into_iter().map(|(_, a)| a).collect())
-}
-
-fn tag_count_row(r: &Row) -> Result<TagCount, Error> {
-    Ok(TagCount {
-        slug: r.get(0)?,
-        name: r.get(1)?,
-        articles: r.get::<i64>(2)?.max(0) as u64,
-    })
-}
-
-/// Every tag, in name order (ASCII letters folded, as SQLite's NOCASE does, then byte order on
-/// both backends), with its article count (0 once its last article is gone).
-pub fn tags(db: &Db) -> Result<Vec<TagCount>, Error> {
-    let mut tags = db.query_map(
-        "SELECT t.slug, t.name, (SELECT count(*) FROM article_tags at WHERE at.tag_id = t.id) \
-         FROM tags t",
-        &[],
-        tag_count_row,
-    )?;
-    // Sorted here, not by the database: PostgreSQL's collations have no twin of NOCASE, and the
-    // feeds and pages must be the same bytes on either backend.
-    tags.sort_by(|a, b| {
-        a.name
-            .to_ascii_lowercase()
-            .cmp(&b.name.to_ascii_lowercase())
-            .then_with(|| a.slug.cmp(&b.slug))
-    });
-    Ok(tags)
-}
-
-/// One tag with its article count (`tags` for every tag at once).
-pub fn tag_count(db: &Db, slug: &str) -> Result<Option<TagCount>, Error> {
-    db.query_opt(
-        "SELECT t.slug, t.name, (SELECT count(*) FROM article_tags at WHERE at.tag_id = t.id) \
-         FROM tags t WHERE t.slug = ?1",
-        params![slug],
-        tag_count_row,
-    )
-}
-
-pub fn tag(db: &Db, slug: &str) -> Result<Option<Tag>, Error> {
-    db.query_opt(
-        "SELECT slug, name FROM tags WHERE slug = ?1",
-        params![slug],
-        |r| {
-            Ok(Tag {
-                slug: r.get(0)?,
-                name: r.get(1)?,
-            })
-        },
-    )
 }
 
 /// When an article last left this feed (`""` = the site feeds).
