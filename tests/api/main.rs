@@ -26,6 +26,7 @@ mod digest_runs;
 mod docs;
 mod feedback;
 mod feeds;
+mod golden;
 mod history;
 mod lists;
 mod migrate;
