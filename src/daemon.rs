@@ -115,7 +115,7 @@ pub async fn run(
         config.audience.max_reported,
         audience_keys,
     ));
-    let cache = Arc::new(FeedCache::default());
+    let cache = Arc::new(FeedCache::new(config.feeds.cache_bytes));
     // The first render reads the store from this thread (blocking): off the async workers.
     let (publisher, feed_threads) = {
         let (config, store, cache) = (config.clone(), store.clone(), cache.clone());

@@ -46,6 +46,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/012_subscriber_search.sql")),
         M::up(include_str!("migrations/013_subscriber_counts.sql")),
         M::up(include_str!("migrations/014_webhook_endpoints.sql")),
+        M::up(include_str!("migrations/015_feed_versions.sql")),
     ])
 }
 

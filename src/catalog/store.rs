@@ -13,7 +13,7 @@ use crate::params;
 use crate::store::{Db, Error, Row};
 
 mod tags;
-pub use tags::{tag, tag_count, tags};
+pub use tags::{tag, tag_count, tag_versioned, tag_versions_after, tags};
 
 const ARTICLE_COLUMNS: &str =
     "a.seq, a.id, a.slug, a.title, a.url, a.summary, a.content_html, a.author, \

@@ -108,6 +108,12 @@ impl Config {
                 format!("{} is out of range 1..=1000", self.feeds.items),
             ));
         }
+        if self.feeds.cache_bytes > 1 << 40 {
+            return Err(invalid(
+                "feeds.cache_bytes",
+                format!("{} is more than 1 TiB", self.feeds.cache_bytes),
+            ));
+        }
         if let Some(hub) = &self.feeds.websub_hub {
             if hub.is_empty() {
                 self.feeds.websub_hub = None;

@@ -29,6 +29,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("feeds.items", Kind::Int),
     ("feeds.max_age", Kind::Int),
     ("feeds.mirror_dir", Kind::Str),
+    ("feeds.cache_bytes", Kind::Int),
     ("feeds.websub_hub", Kind::Str),
     ("admin.token", Kind::Str),
     ("admin.session_idle_minutes", Kind::Int),

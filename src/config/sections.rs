@@ -219,6 +219,9 @@ pub struct FeedsConfig {
     pub mirror_dir: PathBuf,
     /// WebSub hub to link from every feed and to notify when a feed changes.
     pub websub_hub: Option<String>,
+    /// Memory for rendered feeds (bytes, gzip copies included): the site feeds and the index page
+    /// always, then the tag feeds readers ask for, the least recently used going first.
+    pub cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -415,6 +418,7 @@ impl Default for FeedsConfig {
             max_age: 300,
             mirror_dir: PathBuf::from("feeds"),
             websub_hub: None,
+            cache_bytes: 32 * 1024 * 1024,
         }
     }
 }

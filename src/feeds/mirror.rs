@@ -1,17 +1,23 @@
 //! The static mirror: every feed written under `feeds.mirror_dir` at its URL path (plus a `.gz`
-//! copy for nginx `gzip_static`), atomically (temp file + rename), by a thread of its own.
+//! copy for nginx `gzip_static`), atomically (temp file + rename), by a thread of its own, in the
+//! order the writes were asked for. A file that already holds the bytes is left alone, so asking
+//! to write what is there costs a read.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use bytes::Bytes;
 
-use super::cache::Rendered;
-
-struct Job {
-    path: String,
-    body: Bytes,
-    gzip: Option<Bytes>,
+enum Job {
+    Write {
+        path: String,
+        body: Bytes,
+        /// The gzip copy when the caller made one; else made here if the file must be written.
+        gzip: Option<Bytes>,
+    },
+    /// Called once every write asked for before it is done.
+    Then(Box<dyn FnOnce() + Send>),
 }
 
 pub struct Mirror {
@@ -26,18 +32,14 @@ impl Mirror {
             .name("mirror".into())
             .spawn(move || {
                 for job in rx {
-                    let file = file_for(&dir, &job.path);
-                    // The .gz copy first: once the plain file shows the new bytes, so does its copy.
-                    let gz = gz_name(&file);
-                    let result = match &job.gzip {
-                        Some(gzip) => write_atomic(&gz, gzip),
-                        None => match std::fs::remove_file(&gz) {
-                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                            _ => Ok(()),
-                        },
-                    };
-                    if let Err(e) = result.and_then(|_| write_atomic(&file, &job.body)) {
-                        tracing::error!(file = %file.display(), error = %e, "cannot write the static mirror");
+                    match job {
+                        Job::Write { path, body, gzip } => {
+                            let file = file_for(&dir, &path);
+                            if let Err(e) = write_feed(&file, &body, gzip) {
+                                tracing::error!(file = %file.display(), error = %e, "cannot write the static mirror");
+                            }
+                        }
+                        Job::Then(f) => f(),
                     }
                 }
             });
@@ -56,14 +58,53 @@ impl Mirror {
         }
     }
 
-    /// Queues `rendered` to be written at `path` (`/` is written as `index.html`).
-    pub fn write(&self, path: &str, rendered: &Rendered) {
-        let _ = self.tx.send(Job {
+    /// Queues `body` (and its gzip copy, if made) to be written at `path` (`/` is written as
+    /// `index.html`).
+    pub fn write(&self, path: &str, body: Bytes, gzip: Option<Bytes>) {
+        let _ = self.tx.send(Job::Write {
             path: path.to_string(),
-            body: rendered.identity.body.clone(),
-            gzip: rendered.gzip.as_ref().map(|g| g.body.clone()),
+            body,
+            gzip,
         });
     }
+
+    /// Runs `f` on the mirror's thread once the writes queued before are done.
+    pub fn after_written(&self, f: impl FnOnce() + Send + 'static) {
+        let _ = self.tx.send(Job::Then(Box::new(f)));
+    }
+}
+
+/// Writes `body` at `file` and its gzip copy beside it, unless `file` holds `body` already and
+/// the copy is there.
+fn write_feed(file: &Path, body: &[u8], gzip: Option<Bytes>) -> std::io::Result<()> {
+    let gz = gz_name(file);
+    if holds(file, body) && gz.exists() {
+        return Ok(());
+    }
+    let gzip = match gzip {
+        Some(g) => g,
+        None => Bytes::from(compress(body)?),
+    };
+    // The .gz copy first: once the plain file shows the new bytes, so does its copy.
+    write_atomic(&gz, &gzip)?;
+    write_atomic(file, body)
+}
+
+/// Whether `file` holds exactly `body`.
+pub fn holds(file: &Path, body: &[u8]) -> bool {
+    match std::fs::metadata(file) {
+        Ok(m) if m.len() == body.len() as u64 => std::fs::read(file).is_ok_and(|b| b == body),
+        _ => false,
+    }
+}
+
+fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::new(6),
+    );
+    encoder.write_all(body)?;
+    encoder.finish()
 }
 
 pub fn file_for(dir: &Path, path: &str) -> PathBuf {
@@ -75,7 +116,7 @@ pub fn file_for(dir: &Path, path: &str) -> PathBuf {
     }
 }
 
-fn gz_name(file: &Path) -> PathBuf {
+pub fn gz_name(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(".gz");
     PathBuf::from(name)

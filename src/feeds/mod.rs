@@ -1,13 +1,19 @@
-//! Feeds: one model (`FeedDoc`) per site or tag, written as RSS 2.0, Atom 1.0 and JSON Feed 1.1,
-//! kept rendered in memory (`cache`) and mirrored to disk (`mirror`) by the `publisher`.
+//! Feeds: one model (`FeedDoc`) per site or tag, written as RSS 2.0, Atom 1.0 and JSON Feed 1.1.
+//! The site feeds are kept rendered in memory (`cache`), tag feeds while readers ask for them
+//! (rendered on request by `on_demand` otherwise); the `publisher` re-renders what a change
+//! touched, mirrors every feed to disk (`mirror`) and keeps each feed's validators in the
+//! database (`store`), so a conditional request needs no rendering.
 
 pub mod atom;
 pub mod cache;
 pub mod index;
 pub mod json;
 pub mod mirror;
+pub mod on_demand;
 pub mod publisher;
+pub mod render;
 pub mod rss;
+pub mod store;
 pub mod websub;
 
 use chrono::{DateTime, FixedOffset};
@@ -58,6 +64,24 @@ impl Format {
             Format::Json => "JSON Feed",
         }
     }
+}
+
+/// Bumped when a change of code changes the bytes of a feed rendered from the same catalog
+/// (the golden files of `tests/api/golden.rs` tell): the validators kept in the database then
+/// stop being current.
+const RENDER_REVISION: u32 = 1;
+
+/// What a feed's bytes depend on besides the catalog: the settings a feed shows and the code
+/// that renders it. Validators recorded under another fingerprint are not trusted.
+pub fn fingerprint(config: &Config) -> String {
+    let shown = format!(
+        "{}|{RENDER_REVISION}|{:?}|{}|{:?}",
+        env!("CARGO_PKG_VERSION"),
+        config.site,
+        config.feeds.items,
+        config.feeds.websub_hub
+    );
+    blake3::hash(shown.as_bytes()).to_hex()[..16].to_string()
 }
 
 /// The URL path of a feed: `/feed.xml`, or `/tags/{slug}/feed.xml` for a tag.

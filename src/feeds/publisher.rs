@@ -1,9 +1,16 @@
 //! The publisher: follows the catalog's change journal and re-renders only the feeds a change
 //! touched (the site feeds and the feeds of the article's tags), whoever made the change: the
 //! daemon's own API, the CLI in another process, or another node (noticed by polling the journal,
-//! and on PostgreSQL at once through `LISTEN tidings_catalog`).
+//! and on PostgreSQL at once through `LISTEN tidings_catalog`). Each touched feed's new bytes go
+//! to the cache if it holds that feed (the site feeds always), and to the `finisher`: mirror,
+//! validators in the database, WebSub.
 //! The index page is rendered with them, from the same read of the catalog, so `/` never shows an
 //! older catalog than the feeds do.
+//! At start only the site feeds and the index page are rendered; then, a few tags at a time
+//! between changes, `catch_up` brings the mirror and the validators of every tag feed up to date.
+
+mod catch_up;
+mod finisher;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -15,10 +22,12 @@ use bytes::Bytes;
 use chrono::Utc;
 
 use super::cache::{FeedCache, Rendered};
-use super::{feed_path, index, mirror, websub, FeedDoc, Format};
-use crate::catalog::{store as catalog, CatalogError, Tag, TagCount};
+use super::render::Contents;
+use super::{index, store, Format};
+use crate::catalog::{store as catalog, CatalogError, TagCount};
 use crate::config::Config;
 use crate::store::{Db, Mode, Store};
+use finisher::{Finisher, Item, Work};
 
 /// How often the publisher reads the journal for changes made by other processes. On PostgreSQL
 /// a notification wakes it at once; the poll is then only a safety net.
@@ -39,8 +48,8 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Renders every feed into `cache` (and the mirror) now, then starts the thread that keeps them
-    /// current.
+    /// Renders the site feeds and the index page into `cache` (and the mirror) now, then starts
+    /// the thread that keeps every feed current.
     pub fn start(
         config: Arc<Config>,
         store: Store,
@@ -51,30 +60,34 @@ impl Publisher {
         } else {
             POLL
         };
-        let mut finisher = Finisher {
-            config: config.clone(),
-            cache: cache.clone(),
-            mirror: mirror::Mirror::start(config.feeds.mirror_dir.clone()),
-            websub: config.feeds.websub_hub.clone().map(websub::Notifier::start),
-        };
-        let (finish_tx, finish_rx) = mpsc::channel::<Vec<String>>();
+        let fingerprint = super::fingerprint(&config);
+        let mut finisher = Finisher::new(config.clone(), cache.clone(), store.clone());
+        let (finish_tx, finish_rx) = mpsc::channel::<Work>();
         let mut state = State {
             store,
             config,
             cache,
+            fingerprint,
             finisher: finish_tx,
             last_change: 0,
             tag_counts: BTreeMap::new(),
+            catch_up: Some(String::new()),
         };
         let started = Instant::now();
-        let (count, changed) = state.rebuild_all()?;
-        // At start, compress and mirror everything before serving.
-        finisher.finish(changed)?;
+        let items = state.start()?;
+        // Before serving: the site feeds and the index page compressed, mirrored and recorded.
+        let count = items.len();
+        finisher.finish(items);
         tracing::info!(
             feeds = count,
             ms = started.elapsed().as_millis() as u64,
-            "rendered every feed"
+            "rendered the site feeds"
         );
+        metrics::describe_gauge!(
+            "tidings_feed_mirror_catching_up",
+            "1 while the static mirror and the feeds' validators are being brought up to date after start"
+        );
+        metrics::gauge!("tidings_feed_mirror_catching_up").set(1.0);
         let finishing = std::thread::Builder::new()
             .name("feed-finisher".into())
             .spawn(move || finisher.run(finish_rx))
@@ -127,31 +140,44 @@ struct State {
     config: Arc<Config>,
     cache: Arc<FeedCache>,
     store: Store,
-    /// Paths whose identity bytes changed go here for gzip, mirror, WebSub and the index page.
-    finisher: mpsc::Sender<Vec<String>>,
+    /// `super::fingerprint` of these settings: what validators are recorded under.
+    fingerprint: String,
+    /// Rendered feeds go here for gzip, mirror, validators, WebSub.
+    finisher: mpsc::Sender<Work>,
     last_change: i64,
     /// Every tag with its article count, for the index page; kept current tag by tag.
     tag_counts: BTreeMap<String, TagCount>,
-}
-
-/// The work that follows a change once the new bytes are live, on a thread of its own so the next
-/// publish never waits for it: gzip copies, the static mirror, WebSub pings.
-struct Finisher {
-    config: Arc<Config>,
-    cache: Arc<FeedCache>,
-    mirror: mirror::Mirror,
-    websub: Option<websub::Notifier>,
+    /// While the pass over every tag feed after start is under way: the last slug it did.
+    catch_up: Option<String>,
 }
 
 impl State {
     fn run(mut self, rx: mpsc::Receiver<Message>, poll: Duration) {
         let mut last_prune = Instant::now();
+        let mut last_read = Instant::now();
         loop {
-            let waiter = match rx.recv_timeout(poll) {
+            // While catching up, a slice of tags between messages; a change goes first.
+            let wait = match self.catch_up {
+                Some(_) => Duration::ZERO,
+                None => poll,
+            };
+            let waiter = match rx.recv_timeout(wait) {
                 Ok(Message::Refresh(done)) => Some(done),
-                Ok(Message::Changed) | Err(RecvTimeoutError::Timeout) => None,
+                Ok(Message::Changed) => None,
+                Err(RecvTimeoutError::Timeout) if self.catch_up.is_some() => {
+                    if let Err(e) = self.catch_up_slice() {
+                        tracing::error!(error = %e, "cannot bring the static mirror up to date; will retry");
+                        std::thread::sleep(poll);
+                    }
+                    if last_read.elapsed() < poll {
+                        continue;
+                    }
+                    None
+                }
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            last_read = Instant::now();
             if let Err(e) = self.follow_journal(waiter) {
                 tracing::error!(error = %e, "cannot refresh feeds; will retry");
             }
@@ -177,13 +203,19 @@ impl State {
         })?;
         if changes.any {
             let started = Instant::now();
-            let (count, changed) = self.rebuild(&changes.tag_slugs, Some(changes.last_id))?;
+            // A tag feed rendered on request from an older snapshot is no longer kept.
+            self.cache.begin_change(changes.last_id);
+            let store = self.store.clone();
+            let items = store.blocking(Mode::Snapshot, |db| {
+                self.rebuild_in_snapshot(db, &changes.tag_slugs)
+            })?;
+            self.last_change = self.last_change.max(changes.last_id);
             tracing::info!(
-                feeds = count,
+                feeds = items.len(),
                 ms = started.elapsed().as_millis() as u64,
                 "feeds updated"
             );
-            let _ = self.finisher.send(changed);
+            let _ = self.finisher.send(Work::Items(items));
         }
         // The identity bytes are live: let the writer go on.
         if let Some(done) = waiter {
@@ -192,49 +224,39 @@ impl State {
         Ok(())
     }
 
-    /// Renders the site feeds, these tags' feeds and the index page, all from one read of the
-    /// catalog; returns how many feeds, and the paths whose bytes changed.
-    /// Every feed, at start: the journal position and the tag list come from the same snapshot.
-    fn rebuild_all(&mut self) -> Result<(usize, Vec<String>), CatalogError> {
+    /// At start: the site feeds and the index page, with every tag's count; the journal
+    /// position and the tag list come from the same snapshot.
+    fn start(&mut self) -> Result<Vec<Item>, CatalogError> {
         let store = self.store.clone();
         store.blocking(Mode::Snapshot, |db| {
             self.last_change = catalog::last_change(db)?;
-            let all: BTreeSet<String> = catalog::tags(db)?.into_iter().map(|t| t.slug).collect();
-            self.rebuild_in_snapshot(db, &all)
+            self.cache.begin_change(self.last_change);
+            self.tag_counts = catalog::tags(db)?
+                .into_iter()
+                .map(|t| (t.slug.clone(), t))
+                .collect();
+            self.rebuild_in_snapshot(db, &BTreeSet::new())
         })
     }
 
-    /// These feeds, from one read transaction, so every feed and the index page see the same
-    /// catalog; `through` is the journal entry they include.
-    fn rebuild(
-        &mut self,
-        tag_slugs: &BTreeSet<String>,
-        through: Option<i64>,
-    ) -> Result<(usize, Vec<String>), CatalogError> {
-        let store = self.store.clone();
-        let built = store.blocking(Mode::Snapshot, |db| self.rebuild_in_snapshot(db, tag_slugs))?;
-        if let Some(id) = through {
-            self.last_change = self.last_change.max(id);
-        }
-        Ok(built)
-    }
-
+    /// Renders the site feeds, these tags' feeds and the index page, all from one read of the
+    /// catalog; what was rendered, for the finisher.
     fn rebuild_in_snapshot(
         &mut self,
         db: &Db,
         tag_slugs: &BTreeSet<String>,
-    ) -> Result<(usize, Vec<String>), CatalogError> {
-        let mut groups: Vec<Option<Tag>> = vec![None];
+    ) -> Result<Vec<Item>, CatalogError> {
+        let version = catalog::last_change(db)?;
+        let mut feeds = vec![Contents::site(db, &self.config, version)?];
         for slug in tag_slugs {
-            if let Some(tag) = catalog::tag(db, slug)? {
-                groups.push(Some(tag));
+            if let Some(contents) = Contents::tag(db, &self.config, slug)? {
+                feeds.push(contents);
             }
         }
-        let mut changed: Vec<String> = Vec::new();
-        let mut count = 0;
+        let mut items = Vec::with_capacity(feeds.len() * 3 + 1);
         // A few feeds at a time: their articles are in memory while they render.
-        for chunk in groups.chunks(16) {
-            count += self.render_feeds(db, chunk, &mut changed)?;
+        for chunk in feeds.chunks(16) {
+            self.render_feeds(db, chunk, &mut items)?;
         }
         for slug in tag_slugs {
             match catalog::tag_count(db, slug)? {
@@ -242,14 +264,12 @@ impl State {
                 None => self.tag_counts.remove(slug),
             };
         }
-        if self.render_index(db)? {
-            changed.push("/".to_string());
-        }
-        Ok((count, changed))
+        items.push(self.render_index(db)?);
+        Ok(items)
     }
 
-    /// Renders the index page (latest articles, every tag); whether its bytes changed.
-    fn render_index(&mut self, db: &Db) -> Result<bool, CatalogError> {
+    /// Renders the index page (latest articles, every tag).
+    fn render_index(&mut self, db: &Db) -> Result<Item, CatalogError> {
         let mut tags: Vec<TagCount> = self.tag_counts.values().cloned().collect();
         // As `catalog::tags` orders them.
         tags.sort_by(|a, b| {
@@ -266,113 +286,77 @@ impl State {
             .max()
             .unwrap_or(chrono::DateTime::UNIX_EPOCH.fixed_offset());
         let page = Rendered::new("text/html; charset=utf-8", Bytes::from(html), updated);
-        Ok(self.cache.install("/", page))
+        let changed = self.cache.install("/", page.clone());
+        Ok(Item {
+            path: "/".to_string(),
+            rendered: Arc::new(page),
+            changed,
+            validator: None,
+        })
     }
-}
 
-/// One feed's contents, read from the catalog, ready to render in every format.
-struct Group<'a> {
-    tag: Option<&'a Tag>,
-    articles: Vec<crate::catalog::Article>,
-    last_removal: Option<chrono::DateTime<chrono::FixedOffset>>,
-}
-
-impl State {
-    /// Renders these feeds in every format, on all cores, and installs the ones whose bytes changed.
+    /// Renders these feeds in every format, on all cores; installs them in the cache (a tag
+    /// feed only if it is there already) and hands them to the finisher.
     fn render_feeds(
         &mut self,
         db: &Db,
-        tags: &[Option<Tag>],
-        changed: &mut Vec<String>,
-    ) -> Result<usize, CatalogError> {
-        let mut groups = Vec::with_capacity(tags.len());
-        for tag in tags {
-            let slug = tag.as_ref().map(|t| t.slug.as_str());
-            groups.push(Group {
-                tag: tag.as_ref(),
-                articles: catalog::newest(db, slug, self.config.feeds.items, 0)?,
-                last_removal: catalog::last_removal(db, slug.unwrap_or(""))?,
-            });
+        feeds: &[Contents],
+        items: &mut Vec<Item>,
+    ) -> Result<(), CatalogError> {
+        let mut recorded = Vec::with_capacity(feeds.len());
+        for contents in feeds {
+            recorded.push(store::of_feed(db, contents.feed())?);
         }
-        let jobs: Vec<(&Group, Format)> = groups
-            .iter()
-            .flat_map(|g| Format::ALL.iter().map(move |f| (g, *f)))
+        let jobs: Vec<(usize, Format)> = (0..feeds.len())
+            .flat_map(|i| Format::ALL.iter().map(move |f| (i, *f)))
             .collect();
         let config = &self.config;
-        let render = |(g, format): &(&Group, Format)| {
-            let doc = FeedDoc {
-                config,
-                tag: g.tag,
-                articles: &g.articles,
-                last_removal: g.last_removal,
+        let render = |&(i, format): &(usize, Format)| (i, format, feeds[i].render(config, format));
+        let rendered = render_in_parallel(&jobs, render);
+        for (i, format, r) in rendered {
+            let contents = &feeds[i];
+            let path = contents.path(format);
+            let validator = contents.validator(format, &r, &self.fingerprint);
+            let before = recorded[i].iter().find(|v| v.format == format);
+            let in_cache = self.cache.get(&path).is_some();
+            let cache_changed = self.cache.install(&path, r.clone());
+            // Changed for readers: against the bytes held here, else against the last recorded.
+            let changed = match (contents.tag.is_none() || in_cache, before) {
+                (true, _) => cache_changed,
+                (false, Some(v)) => v.etag != validator.etag || v.fingerprint != self.fingerprint,
+                (false, None) => true,
             };
-            let path = feed_path(g.tag.map(|t| t.slug.as_str()), *format);
-            let body = Bytes::from(doc.render(*format));
-            (
+            let stale = before.is_none_or(|v| *v != validator);
+            items.push(Item {
                 path,
-                Rendered::new(format.content_type(), body, doc.updated()),
-            )
-        };
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 4);
-        let per_thread = jobs.len().div_ceil(threads).max(1);
-        let rendered: Vec<(String, Rendered)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = jobs
-                .chunks(per_thread)
-                .map(|chunk| scope.spawn(move || chunk.iter().map(render).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-        let count = rendered.len();
-        for (path, r) in rendered {
-            if self.cache.install(&path, r) {
-                changed.push(path);
-            }
-        }
-        Ok(count)
-    }
-}
-
-impl Finisher {
-    fn run(mut self, rx: mpsc::Receiver<Vec<String>>) {
-        while let Ok(mut paths) = rx.recv() {
-            // Coalesce a burst of changes into one pass.
-            while let Ok(more) = rx.try_recv() {
-                paths.extend(more);
-            }
-            paths.sort();
-            paths.dedup();
-            if let Err(e) = self.finish(paths) {
-                tracing::error!(error = %e, "cannot finish feed updates (index page)");
-            }
-        }
-        let Finisher { mirror, websub, .. } = self;
-        mirror.finish();
-        if let Some(w) = websub {
-            w.finish();
-        }
-        tracing::debug!("feed finisher stopped");
-    }
-
-    /// Compresses, mirrors and announces the feeds (and the index page) that changed.
-    fn finish(&mut self, paths: Vec<String>) -> Result<(), CatalogError> {
-        for path in &paths {
-            let Some(current) = self.cache.get(path) else {
-                continue;
-            };
-            let with_gzip = current.with_gzip();
-            self.mirror.write(path, &with_gzip);
-            self.cache
-                .install_gzip(path, &current.identity.etag, with_gzip);
-            if let (Some(websub), false) = (&self.websub, path == "/") {
-                websub.publish(self.config.site_url(path));
-            }
+                rendered: Arc::new(r),
+                changed,
+                validator: stale.then_some(validator),
+            });
         }
         Ok(())
     }
+}
+
+/// Runs `render` over `jobs` on up to 4 threads.
+fn render_in_parallel<J: Sync, T: Send>(jobs: &[J], render: impl Fn(&J) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    if jobs.len() <= 1 || threads == 1 {
+        return jobs.iter().map(&render).collect();
+    }
+    let per_thread = jobs.len().div_ceil(threads).max(1);
+    let render = &render;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(render).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }

@@ -11,6 +11,7 @@ pub const TABLES: &[(&str, Option<&str>)] = &[
     ("article_tags", None),
     ("catalog_changes", Some("id")),
     ("feed_removals", None),
+    ("feed_validators", None),
     ("subscribers", Some("id")),
     ("subscriber_tags", None),
     ("tokens", None),

@@ -18,14 +18,7 @@ pub fn respond(
     cache_control: &HeaderValue,
 ) -> Response<Full<Bytes>> {
     let (variant, gzipped) = choose(headers, rendered);
-    let not_modified = match headers.get(IF_NONE_MATCH) {
-        Some(inm) => etag_matches(inm, &variant.etag),
-        None => headers
-            .get(IF_MODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            .is_some_and(|since| rendered.last_modified_time() <= since),
-    };
+    let not_modified = is_not_modified(headers, variant, rendered);
     let mut builder = Response::builder()
         .header(ETAG, variant.etag.clone())
         .header(LAST_MODIFIED, rendered.last_modified.clone())
@@ -46,6 +39,28 @@ pub fn respond(
     builder
         .body(Full::new(variant.body.clone()))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// Whether the request's validators match `rendered` (the variant its `Accept-Encoding` gets):
+/// the answer is then `304`.
+pub fn not_modified(headers: &HeaderMap, rendered: &Rendered) -> bool {
+    is_not_modified(headers, choose(headers, rendered).0, rendered)
+}
+
+/// Whether the request carries a validator (`If-None-Match` or `If-Modified-Since`).
+pub fn is_conditional(headers: &HeaderMap) -> bool {
+    headers.contains_key(IF_NONE_MATCH) || headers.contains_key(IF_MODIFIED_SINCE)
+}
+
+fn is_not_modified(headers: &HeaderMap, variant: &Variant, rendered: &Rendered) -> bool {
+    match headers.get(IF_NONE_MATCH) {
+        Some(inm) => etag_matches(inm, &variant.etag),
+        None => headers
+            .get(IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| rendered.last_modified_time() <= since),
+    }
 }
 
 fn choose<'a>(headers: &HeaderMap, rendered: &'a Rendered) -> (&'a Variant, bool) {

@@ -37,6 +37,8 @@ use crate::subscribers::flow::Subscriptions;
 pub struct AppState {
     pub config: Arc<Config>,
     pub cache: Arc<FeedCache>,
+    /// Tag feeds that are not in the cache: validators from the database, or rendered.
+    pub on_demand: crate::feeds::on_demand::OnDemand,
     pub catalog: Catalog,
     pub publisher: Publisher,
     pub cache_control: HeaderValue,
@@ -83,7 +85,13 @@ impl AppState {
             catalog.store().clone(),
             crate::admin::sessions::Lifetime::from_config(&config),
         ));
+        let on_demand = crate::feeds::on_demand::OnDemand::new(
+            catalog.store().clone(),
+            config.clone(),
+            cache.clone(),
+        );
         AppState {
+            on_demand,
             limits: pages::RateLimits::new(&config),
             console,
             config,
@@ -286,6 +294,33 @@ pub fn client_ip(
     peer
 }
 
+/// A tag feed that is not in the cache: a `304` from its validators in the database when they
+/// answer the request, else its bytes rendered (and cached); `None` for no such feed, which the
+/// router then answers (`404`).
+async fn cold_feed(
+    state: &AppState,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> Option<Arc<crate::feeds::cache::Rendered>> {
+    let (slug, format) = crate::feeds::on_demand::tag_feed(path)?;
+    if conditional::is_conditional(headers) {
+        match state.on_demand.validators(slug, format).await {
+            Ok(Some(validators)) if conditional::not_modified(headers, &validators) => {
+                return Some(Arc::new(validators));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, feed = path, "cannot read a feed's validators"),
+        }
+    }
+    match state.on_demand.get(path, slug, format).await {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            tracing::error!(error = %e, feed = path, "cannot render a feed");
+            None
+        }
+    }
+}
+
 type Body = Either<http_body_util::Full<bytes::Bytes>, axum::body::Body>;
 
 async fn dispatch(
@@ -295,7 +330,11 @@ async fn dispatch(
     mut req: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, Infallible> {
     if matches!(*req.method(), Method::GET | Method::HEAD) {
-        if let Some(rendered) = state.cache.get(req.uri().path()) {
+        let cached = match state.cache.get(req.uri().path()) {
+            Some(rendered) => Some(rendered),
+            None => cold_feed(&state, req.uri().path(), req.headers()).await,
+        };
+        if let Some(rendered) = cached {
             let headers = req.headers();
             let response = conditional::respond(headers, &rendered, &state.cache_control);
             state.metrics.feed_requests.increment(1);

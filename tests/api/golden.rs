@@ -94,10 +94,16 @@ pub fn feed_paths() -> Vec<String> {
 
 /// A daemon on the fixture catalog, imported by the CLI while it was stopped.
 pub fn fixture_daemon(extra: &[(&str, &str)]) -> Daemon {
+    daemon_on(&fixture_json(), extra)
+}
+
+/// A daemon on the catalog `json` (a JSON array of articles), imported by the CLI while it was
+/// stopped.
+pub fn daemon_on(json: &str, extra: &[(&str, &str)]) -> Daemon {
     let mut d = Daemon::start_with(extra);
     d.stop();
-    let file = d.dir.join("golden.json");
-    std::fs::write(&file, fixture_json()).expect("write fixture");
+    let file = d.dir.join("catalog.json");
+    std::fs::write(&file, json).expect("write catalog");
     let out = d.cli(&["import", file.to_str().expect("path")]);
     assert!(
         out.status.success(),

@@ -24,6 +24,7 @@ mod daemon;
 mod digest;
 mod digest_runs;
 mod docs;
+mod feed_cache;
 mod feedback;
 mod feeds;
 mod golden;

@@ -52,3 +52,31 @@ pub fn tag(db: &Db, slug: &str) -> Result<Option<Tag>, Error> {
         },
     )
 }
+
+/// A tag with its feeds' version: the journal entry that last touched them (0 when none has since
+/// versions were kept); a feed rendered at this version is current.
+pub fn tag_versioned(db: &Db, slug: &str) -> Result<Option<(Tag, i64)>, Error> {
+    db.query_opt(
+        "SELECT slug, name, version FROM tags WHERE slug = ?1",
+        params![slug],
+        |r| {
+            Ok((
+                Tag {
+                    slug: r.get(0)?,
+                    name: r.get(1)?,
+                },
+                r.get(2)?,
+            ))
+        },
+    )
+}
+
+/// Up to `limit` tags after the slug `after`, in slug order, with their feeds' versions (for a
+/// pass over every tag a little at a time).
+pub fn tag_versions_after(db: &Db, after: &str, limit: usize) -> Result<Vec<(String, i64)>, Error> {
+    db.query_map(
+        "SELECT slug, version FROM tags WHERE slug > ?1 ORDER BY slug LIMIT ?2",
+        params![after, limit],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
