@@ -141,6 +141,11 @@ pub enum Lookup<'a> {
 impl FeedCache {
     /// A cache of at most about `capacity` bytes (`feeds.cache_bytes`).
     pub fn new(capacity: u64) -> FeedCache {
+        metrics::describe_gauge!(
+            "tidings_feed_cache_bytes",
+            metrics::Unit::Bytes,
+            "rendered feeds held in memory (gzip copies included), at most feeds.cache_bytes"
+        );
         FeedCache {
             pinned: RwLock::new(HashMap::new()),
             pinned_bytes: AtomicU64::new(0),

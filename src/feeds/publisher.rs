@@ -13,6 +13,7 @@ mod catch_up;
 mod finisher;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -33,6 +34,8 @@ use finisher::{Finisher, Item, Work};
 /// a notification wakes it at once; the poll is then only a safety net.
 const POLL: Duration = Duration::from_millis(500);
 const POLL_WITH_NOTIFY: Duration = Duration::from_secs(5);
+/// The catch-up after start renders more only while fewer feeds than this wait to be written.
+const CATCH_UP_BACKLOG: usize = 48;
 
 enum Message {
     Refresh(tokio::sync::oneshot::Sender<()>),
@@ -61,7 +64,13 @@ impl Publisher {
             POLL
         };
         let fingerprint = super::fingerprint(&config);
-        let mut finisher = Finisher::new(config.clone(), cache.clone(), store.clone());
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let mut finisher = Finisher::new(
+            config.clone(),
+            cache.clone(),
+            store.clone(),
+            backlog.clone(),
+        );
         let (finish_tx, finish_rx) = mpsc::channel::<Work>();
         let mut state = State {
             store,
@@ -69,6 +78,7 @@ impl Publisher {
             cache,
             fingerprint,
             finisher: finish_tx,
+            backlog,
             last_change: 0,
             tag_counts: BTreeMap::new(),
             catch_up: Some(String::new()),
@@ -144,6 +154,9 @@ struct State {
     fingerprint: String,
     /// Rendered feeds go here for gzip, mirror, validators, WebSub.
     finisher: mpsc::Sender<Work>,
+    /// Feeds handed to the finisher and not yet written: the catch-up waits while there are
+    /// many, so its renders never pile up in memory ahead of the disk.
+    backlog: Arc<AtomicUsize>,
     last_change: i64,
     /// Every tag with its article count, for the index page; kept current tag by tag.
     tag_counts: BTreeMap<String, TagCount>,
@@ -156,15 +169,20 @@ impl State {
         let mut last_prune = Instant::now();
         let mut last_read = Instant::now();
         loop {
-            // While catching up, a slice of tags between messages; a change goes first.
+            // While catching up, a slice of tags between messages (a change goes first), as fast
+            // as the disk takes them.
             let wait = match self.catch_up {
-                Some(_) => Duration::ZERO,
+                Some(_) if self.backlog.load(Ordering::Relaxed) < CATCH_UP_BACKLOG => Duration::ZERO,
+                Some(_) => Duration::from_millis(10),
                 None => poll,
             };
             let waiter = match rx.recv_timeout(wait) {
                 Ok(Message::Refresh(done)) => Some(done),
                 Ok(Message::Changed) => None,
-                Err(RecvTimeoutError::Timeout) if self.catch_up.is_some() => {
+                Err(RecvTimeoutError::Timeout)
+                    if self.catch_up.is_some()
+                        && self.backlog.load(Ordering::Relaxed) < CATCH_UP_BACKLOG =>
+                {
                     if let Err(e) = self.catch_up_slice() {
                         tracing::error!(error = %e, "cannot bring the static mirror up to date; will retry");
                         std::thread::sleep(poll);
@@ -215,13 +233,19 @@ impl State {
                 ms = started.elapsed().as_millis() as u64,
                 "feeds updated"
             );
-            let _ = self.finisher.send(Work::Items(items));
+            self.hand_over(items);
         }
         // The identity bytes are live: let the writer go on.
         if let Some(done) = waiter {
             let _ = done.send(());
         }
         Ok(())
+    }
+
+    /// Gives rendered feeds to the finisher.
+    fn hand_over(&self, items: Vec<Item>) {
+        self.backlog.fetch_add(items.len(), Ordering::Relaxed);
+        let _ = self.finisher.send(Work::Items(items));
     }
 
     /// At start: the site feeds and the index page, with every tag's count; the journal

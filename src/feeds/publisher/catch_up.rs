@@ -63,7 +63,7 @@ impl State {
             Ok::<_, CatalogError>((items, (tags.len() == SLICE).then(|| tags.last().cloned())))
         })?;
         if !items.is_empty() {
-            let _ = self.finisher.send(Work::Items(items));
+            self.hand_over(items);
         }
         match last.flatten() {
             Some((slug, _)) => self.catch_up = Some(slug),

@@ -2,6 +2,7 @@
 //! publish never waits for it: gzip copies, the static mirror, the validators in the database,
 //! WebSub pings.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -34,11 +35,19 @@ pub struct Finisher {
     store: Store,
     mirror: mirror::Mirror,
     websub: Option<websub::Notifier>,
+    /// Feeds handed over and not yet written (see `State::backlog`).
+    backlog: Arc<AtomicUsize>,
 }
 
 impl Finisher {
-    pub fn new(config: Arc<Config>, cache: Arc<FeedCache>, store: Store) -> Finisher {
+    pub fn new(
+        config: Arc<Config>,
+        cache: Arc<FeedCache>,
+        store: Store,
+        backlog: Arc<AtomicUsize>,
+    ) -> Finisher {
         Finisher {
+            backlog,
             mirror: mirror::Mirror::start(config.feeds.mirror_dir.clone()),
             websub: config.feeds.websub_hub.clone().map(websub::Notifier::start),
             config,
@@ -51,10 +60,14 @@ impl Finisher {
         while let Ok(work) = rx.recv() {
             let mut items = Vec::new();
             let mut caught_up = false;
+            let mut handed = 0;
             // Coalesce a burst of changes into one pass; a later render of a path wins.
             for work in std::iter::once(work).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
                 match work {
-                    Work::Items(more) => items.extend(more),
+                    Work::Items(more) => {
+                        handed += more.len();
+                        items.extend(more)
+                    }
                     Work::CaughtUp => caught_up = true,
                 }
             }
@@ -66,6 +79,10 @@ impl Finisher {
                 .collect();
             latest.reverse();
             self.finish(latest);
+            let backlog = self.backlog.clone();
+            self.mirror.after_written(move || {
+                backlog.fetch_sub(handed, Ordering::Relaxed);
+            });
             if caught_up {
                 self.mirror.after_written(|| {
                     metrics::gauge!("tidings_feed_mirror_catching_up").set(0.0);
