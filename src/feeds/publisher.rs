@@ -172,7 +172,9 @@ impl State {
             // While catching up, a slice of tags between messages (a change goes first), as fast
             // as the disk takes them.
             let wait = match self.catch_up {
-                Some(_) if self.backlog.load(Ordering::Relaxed) < CATCH_UP_BACKLOG => Duration::ZERO,
+                Some(_) if self.backlog.load(Ordering::Relaxed) < CATCH_UP_BACKLOG => {
+                    Duration::ZERO
+                }
                 Some(_) => Duration::from_millis(10),
                 None => poll,
             };
