@@ -174,15 +174,17 @@ cache_bytes() {
 }
 # file_count DIR: the files in DIR (0 when it does not exist yet).
 file_count() { find "$1" -type f 2>/dev/null | wc -l; }
-# wait_mirror DIR: waits until DIR's file count has stayed the same for $MIRROR_WAIT s (the mirror
-# may be written by a thread in the background after start), at most 600 s; sets MIRROR_FILES and
-# MIRROR_WAIT_MS (from the call until the count last grew).
+# wait_mirror DIR EXPECTED: waits until DIR holds EXPECTED files or more, or its file count has
+# stayed the same for $MIRROR_WAIT s (the mirror may be written by a thread in the background after
+# start), at most 600 s; sets MIRROR_FILES and MIRROR_WAIT_MS (from the call until the count last
+# grew).
 wait_mirror() {
     local t0 n prev=-1 still=0 last
     t0=$(date +%s%N); last=$t0
     while :; do
         n=$(file_count "$1")
         if [ "$n" -ne "$prev" ]; then prev=$n; still=0; last=$(date +%s%N); else still=$(( still + 1 )); fi
+        [ "$n" -ge "$2" ] && break
         [ "$n" -gt 0 ] && [ "$still" -ge $(( MIRROR_WAIT * 2 )) ] && break
         [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt 600 ] || { log "warning: the mirror still grows after 600 s"; break; }
         sleep 0.5
@@ -214,7 +216,8 @@ log "parts: $PARTS; tidings: $BIN$([ -n "$BASE_BIN" ] && echo "; base: $BASE_BIN
 if has_part serve; then
 log "serve: generating 200 articles (~3 KB HTML each) and importing them with the sample catalog"
 python3 "$SCRIPTS/bench_catalog.py" serve-catalog.json --articles 200 --tags 12 --content-bytes 3000 --prefix serve
-SERVE_ENV=("$(db_var serve)" TIDINGS_FEEDS_MIRROR_DIR="$WORK/serve/mirror"
+SERVE_DB=$(db_var serve)
+SERVE_ENV=("$SERVE_DB" TIDINGS_FEEDS_MIRROR_DIR="$WORK/serve/mirror"
            TIDINGS_CATALOG_LOAD_SAMPLE=true TIDINGS_FEEDS_ITEMS=50 RUST_LOG=warn)
 env "${SERVE_ENV[@]}" "$BIN" import "$ROOT/data/sample-articles.json" >serve-import.out 2>&1 || { cat serve-import.out; die "import of the sample"; }
 env "${SERVE_ENV[@]}" "$BIN" import serve-catalog.json >>serve-import.out 2>&1 || { cat serve-import.out; die "import of serve-catalog.json"; }
@@ -225,7 +228,8 @@ BASEPID=
 if [ -n "$BASE_BIN" ]; then
     # The earlier build on a database of its own, made by its own import of the same two catalogs
     # (a newer build's schema may be one it cannot open).
-    BASE_ENV=("$(db_var serve_base)" TIDINGS_FEEDS_MIRROR_DIR="$WORK/serve_base/mirror"
+    BASE_DB=$(db_var serve_base)
+    BASE_ENV=("$BASE_DB" TIDINGS_FEEDS_MIRROR_DIR="$WORK/serve_base/mirror"
               TIDINGS_CATALOG_LOAD_SAMPLE=true TIDINGS_FEEDS_ITEMS=50 RUST_LOG=warn)
     env "${BASE_ENV[@]}" "$BASE_BIN" import "$ROOT/data/sample-articles.json" >serve-base-import.out 2>&1 || { cat serve-base-import.out; die "base: import of the sample"; }
     env "${BASE_ENV[@]}" "$BASE_BIN" import serve-catalog.json >>serve-base-import.out 2>&1 || { cat serve-base-import.out; die "base: import of serve-catalog.json"; }
@@ -434,7 +438,8 @@ if has_part big; then
 log "big: generating $ARTICLES articles over $TAGS tags (--content-bytes $CONTENT_BYTES)"
 python3 "$SCRIPTS/bench_catalog.py" big-catalog.json --articles "$ARTICLES" --tags "$TAGS" --content-bytes "$CONTENT_BYTES" --prefix big
 BIG_JSON_MB=$(( $(stat -c %s big-catalog.json) / 1048576 ))
-BIG_ENV=("$(db_var big)" TIDINGS_FEEDS_MIRROR_DIR="$WORK/big/mirror"
+BIG_DB=$(db_var big)
+BIG_ENV=("$BIG_DB" TIDINGS_FEEDS_MIRROR_DIR="$WORK/big/mirror"
          TIDINGS_CATALOG_LOAD_SAMPLE=false TIDINGS_FEEDS_ITEMS=50 TIDINGS_ADMIN_TOKEN="$TOKEN" RUST_LOG=info)
 log "big: importing big-catalog.json ($BIG_JSON_MB MiB) into a fresh database"
 t0=$(date +%s%N)
@@ -457,10 +462,13 @@ BIG_RSS_KB=$(rss_kb "$BPID"); BIG_CACHE=$(cache_bytes "$BP")
 log "big: listening after $BIG_STARTUP_MS ms, VmRSS $BIG_RSS_KB kB, feed cache $BIG_CACHE bytes"
 # Let the mirror of every feed be written before timing anything (it is another thread's disk
 # work, and may run in the background after start): until its file count stops growing.
-wait_mirror big/mirror
+# Every feed in three formats, each with its .gz, and the index page with its .gz.
+MIRROR_EXPECTED=$(( 6 * (TAGS + 1) + 2 ))
+wait_mirror big/mirror "$MIRROR_EXPECTED"
+[ "$MIRROR_FILES" -ge "$MIRROR_EXPECTED" ] || log "warning: the mirror holds $MIRROR_FILES files, not the $MIRROR_EXPECTED of every feed"
 BIG_RSS_MIRROR_KB=$(rss_kb "$BPID"); BIG_CACHE_MIRROR=$(cache_bytes "$BP")
 MIRROR_MB=$(( $(du -sk big/mirror | cut -f1) / 1024 ))
-log "big: the mirror holds $MIRROR_FILES files ($MIRROR_MB MiB), the last written $MIRROR_WAIT_MS ms after the wait began; VmRSS $BIG_RSS_MIRROR_KB kB, feed cache $BIG_CACHE_MIRROR bytes"
+log "big: the mirror holds $MIRROR_FILES files of $MIRROR_EXPECTED ($MIRROR_MB MiB), the last written $MIRROR_WAIT_MS ms after the wait began; VmRSS $BIG_RSS_MIRROR_KB kB, feed cache $BIG_CACHE_MIRROR bytes"
 log "big: requesting every tag feed once in every format ($(( TAGS * 3 )) requests, one at a time)"
 python3 "$SCRIPTS/bench_feeds.py" --port "$BP" --tags "$TAGS" >results/feeds.txt || die "tag feed sweep"
 feeds() { awk -v k="$1" '$1==k {print $2}' results/feeds.txt; }
@@ -489,7 +497,8 @@ fi
 # ---------------------------------------------------------------- 3. idle RSS, sample catalog only
 if has_part idle; then
 log "idle: fresh database with the sample catalog"
-start_tidings idle "$(db_var idle)" TIDINGS_FEEDS_MIRROR_DIR="$WORK/idle/mirror" \
+IDLE_DB=$(db_var idle)
+start_tidings idle "$IDLE_DB" TIDINGS_FEEDS_MIRROR_DIR="$WORK/idle/mirror" \
     TIDINGS_CATALOG_LOAD_SAMPLE=true
 IPID=$T_PID; IDLE_STARTUP_MS=$T_STARTUP_MS
 curl -fsS -o /dev/null "http://127.0.0.1:$T_PORT/feed.xml"
@@ -689,7 +698,7 @@ ENGINE=SQLite
     if has_part big; then
     echo "| import of $ARTICLES articles / $TAGS tags ($BIG_JSON_MB MiB of JSON) | $IMPORT_MS ms ($(cat big-import.time)) | | |"
     echo "| database of that catalog before start ($([ -n "$PG_URL" ] && echo pg_database_size || echo 'SQLite files')) | $DB_MB MB | | |"
-    echo "| its mirror once complete: files (MB); the last written ... after the wait began | $MIRROR_FILES ($MIRROR_MB MB); $MIRROR_WAIT_MS ms | | |"
+    echo "| its mirror: files (MB); written in full ... after \`listening\` | $MIRROR_FILES of $MIRROR_EXPECTED ($MIRROR_MB MB); $MIRROR_WAIT_MS ms | | |"
     echo "| VmRSS once the mirror is complete | $(mb "$BIG_RSS_MIRROR_KB") MB (feed cache $(cache_mb "$BIG_CACHE_MIRROR")) | | |"
     echo "| a cold tag feed (first request of each tag), p90 / max | $COLD_P90 / $COLD_MAX ms | | |"
     echo "| every tag feed request of the sweep ($ALL_N), p50 / p90; 404s; whole sweep | $ALL_MED / $ALL_P90 ms; $SWEEP_MISSING; $SWEEP_S s | | |"
