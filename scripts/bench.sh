@@ -37,6 +37,8 @@
 #   part 4: BENCH_HUGE (1: run it), BENCH_HUGE_ARTICLES (1000000), BENCH_HUGE_TAGS (10000),
 #     BENCH_HUGE_CONTENT_BYTES (100: about 490 bytes of JSON per article, 1,000,000 in about 470 MiB),
 #     BENCH_HUGE_CATALOG (an existing JSON file to import instead of generating one; kept),
+#     BENCH_HUGE_START_TIMEOUT (s to wait for `listening`, 600; past it the start is MISSED and the
+#     VmRSS is read all the same),
 #   BENCH_KEEP (1: keep the work folder, with the generated catalogs and databases, and the
 #     PostgreSQL databases; otherwise all are deleted at the end),
 #   BENCH_SUMMARY (file to copy the summary to),
@@ -62,10 +64,14 @@ MIRROR_WAIT=${BENCH_MIRROR_WAIT:-3}
 HUGE_ARTICLES=${BENCH_HUGE_ARTICLES:-1000000}
 HUGE_TAGS=${BENCH_HUGE_TAGS:-10000}
 HUGE_CONTENT_BYTES=${BENCH_HUGE_CONTENT_BYTES:-100}
+HUGE_START_TIMEOUT=${BENCH_HUGE_START_TIMEOUT:-600}
 PARTS=${BENCH_PARTS:-serve big idle}
 [ "${BENCH_SERVE_ONLY:-0}" = 1 ] && PARTS=serve
 [ "${BENCH_HUGE:-0}" = 1 ] && [ -z "${BENCH_PARTS:-}" ] && PARTS="$PARTS huge"
 has_part() { case " $PARTS " in *" $1 "*) return 0;; *) return 1;; esac; }
+for part in $PARTS; do
+    case $part in serve|big|idle|huge) ;; *) echo "BENCH_PARTS: unknown part '$part' (serve, big, idle, huge)" >&2; exit 2;; esac
+done
 # What a hosted reader sends; the audience modes send it to all three servers.
 FEEDLY_UA='Feedly/1.0 (+http://www.feedly.com/fetcher.html; 134 subscribers; )'
 TOKEN=bench-admin-token-0123456789abcdef
@@ -136,18 +142,28 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_tidings NAME [--bin PATH] VAR=value...: starts the daemon ($BIN unless --bin) on a free port;
-# sets T_PID, T_PORT, T_STARTUP_MS (exec to the `listening` line on its stdout).
+# start_tidings NAME [--bin PATH] [--soft SECONDS] VAR=value...: starts the daemon ($BIN unless
+# --bin) on a free port; sets T_PID, T_PORT, T_STARTUP_MS (exec to the `listening` line on its
+# stdout). Not listening after 180 s stops the run; with --soft, after SECONDS it sets T_TIMED_OUT=1
+# and T_STARTUP_MS to that time instead, and leaves the daemon running.
 start_tidings() {
-    local name=$1 bin=$BIN; shift
+    local name=$1 bin=$BIN soft=; shift
     if [ "${1:-}" = --bin ]; then bin=$2; shift 2; fi
+    if [ "${1:-}" = --soft ]; then soft=$2; shift 2; fi
+    local limit=${soft:-180}
     local t0; t0=$(date +%s%N)
+    T_TIMED_OUT=
     env TIDINGS_SERVER_BIND=127.0.0.1:0 "$@" "$bin" serve >"$name.out" 2>"$name.err" &
     T_PID=$!
     PIDS+=("$T_PID")
     while ! grep -q '^listening on ' "$name.out" 2>/dev/null; do
-        kill -0 "$T_PID" 2>/dev/null || { cat "$name.err" >&2; die "tidings ($name) exited"; }
-        [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt 180 ] || die "tidings ($name) not listening after 180 s"
+        kill -0 "$T_PID" 2>/dev/null || { tail -20 "$name.err" >&2; die "tidings ($name) exited"; }
+        if [ $(( ($(date +%s%N) - t0) / 1000000000 )) -ge "$limit" ]; then
+            [ -n "$soft" ] || die "tidings ($name) not listening after $limit s"
+            T_TIMED_OUT=1; T_STARTUP_MS=$(( limit * 1000 )); T_PORT=
+            log "warning: tidings ($name) not listening after $limit s"
+            return 0
+        fi
         sleep 0.005
     done
     T_STARTUP_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -541,23 +557,34 @@ if [ -n "$PG_URL" ]; then
     env "${HUGE_SQLITE[@]}" TIDINGS_MIGRATE_TO="${HUGE_DB#TIDINGS_DATABASE_URL=}" "$BIN" migrate >huge-migrate.out 2>huge-migrate.err \
         || { tail -5 huge-migrate.err; die "tidings migrate"; }
     HUGE_MIGRATE_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
-    log "huge: $(head -1 huge-migrate.out | sed 's#postgres[^ :]*#bench_huge#') in $HUGE_MIGRATE_MS ms"
+    log "huge: copied $(grep -o 'articles [0-9]*, tags [0-9]*, article_tags [0-9]*' huge-migrate.out | head -1) in $HUGE_MIGRATE_MS ms"
     HUGE_DB_MB=$(( $(psql -Atq "$PG_URL" -c "SELECT pg_database_size('bench_huge')") / 1048576 ))
     [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$WORK/huge"
 else
     HUGE_DB=TIDINGS_DATABASE_PATH=$WORK/huge/tidings.db
 fi
 [ -n "${BENCH_HUGE_CATALOG:-}" ] || [ "${BENCH_KEEP:-0}" = 1 ] || rm -f "$HUGE_JSON"
-start_tidings huge "$HUGE_DB" TIDINGS_FEEDS_MIRROR_DIR="$WORK/huge-mirror" TIDINGS_CATALOG_LOAD_SAMPLE=false \
-    TIDINGS_FEEDS_ITEMS=50 RUST_LOG=info
+# A build that renders every feed at start may take many minutes here: past
+# BENCH_HUGE_START_TIMEOUT the figures are taken as they are and the start is reported as MISSED.
+start_tidings huge --soft "$HUGE_START_TIMEOUT" "$HUGE_DB" TIDINGS_FEEDS_MIRROR_DIR="$WORK/huge-mirror" \
+    TIDINGS_CATALOG_LOAD_SAMPLE=false TIDINGS_FEEDS_ITEMS=50 RUST_LOG=info
 HPID=$T_PID; HP=$T_PORT; HUGE_STARTUP_MS=$T_STARTUP_MS
-HUGE_RSS_KB=$(rss_kb "$HPID"); HUGE_CACHE=$(cache_bytes "$HP")
-log "huge: listening after $HUGE_STARTUP_MS ms, VmRSS $HUGE_RSS_KB kB, feed cache $HUGE_CACHE bytes"
-# A few seconds more, for what start leaves to the background (the mirror): the peak so far.
-curl -fsS -o /dev/null "http://127.0.0.1:$HP/feed.xml" || die "huge: GET /feed.xml"
+HUGE_RSS_KB=$(rss_kb "$HPID"); HUGE_CACHE=n/a
+if [ -z "$T_TIMED_OUT" ]; then
+    HUGE_CACHE=$(cache_bytes "$HP")
+    log "huge: listening after $HUGE_STARTUP_MS ms, VmRSS $HUGE_RSS_KB kB, feed cache $HUGE_CACHE bytes"
+    # A few seconds more, for what start leaves to the background (the mirror): the peak so far.
+    curl -fsS -o /dev/null "http://127.0.0.1:$HP/feed.xml" || die "huge: GET /feed.xml"
+else
+    HUGE_STARTUP_MS=">$HUGE_STARTUP_MS"
+    log "huge: VmRSS $HUGE_RSS_KB kB at $HUGE_START_TIMEOUT s, still starting"
+fi
 sleep 5
 HUGE_RSS5_KB=$(rss_kb "$HPID"); HUGE_HWM_KB=$(hwm_kb "$HPID"); HUGE_MIRROR_FILES=$(file_count "$WORK/huge-mirror")
 log "huge: 5 s later VmRSS $HUGE_RSS5_KB kB (peak $HUGE_HWM_KB kB), mirror $HUGE_MIRROR_FILES files so far"
+HUGE_RSS_LABEL="VmRSS after that start"
+# Still starting: the peak so far stands for the memory after start (a lower bound of it).
+[ -z "$T_TIMED_OUT" ] || { HUGE_RSS_KB=$HUGE_HWM_KB; HUGE_RSS_LABEL="VmRSS: still starting, the peak so far"; }
 stop_pid "$HPID"
 fi
 
@@ -569,7 +596,7 @@ mb() { [ -n "$1" ] && awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}' || echo na
 cache_mb() { case ${1:-n/a} in n/a) echo n/a;; *) awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}';; esac; }
 # verdict VALUE OP TARGET: met or MISSED (nothing when the value is missing).
 verdict() {
-    case ${1:-nan} in nan|n/a) echo "";; *) awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "MISSED"}';; esac
+    case ${1:-nan} in nan|n/a) echo "";; '>'*) [ "$2" = "<=" ] && echo MISSED || echo "";; *) awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "MISSED"}';; esac
 }
 # row FIGURE VALUE UNIT CACHE OP TARGET: one line of the issue-27 table.
 row() {
@@ -621,7 +648,7 @@ ENGINE=SQLite
     fi
     if has_part huge; then
         row "start on $HUGE_ARTICLES articles / $HUGE_TAGS tags, exec to \`listening\`" "$HUGE_STARTUP_MS" " ms" "" "<=" 10000
-        row "VmRSS after that start" "$(mb "$HUGE_RSS_KB")" " MB" "$(cache_mb "$HUGE_CACHE")" "<=" 256
+        row "$HUGE_RSS_LABEL" "$(mb "$HUGE_RSS_KB")" " MB" "$(cache_mb "$HUGE_CACHE")" "<=" 256
     fi
     if has_part serve; then
     echo
