@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Benchmarks tidings on this machine, all on 127.0.0.1, in one run of about 8-12 minutes (add about
-# 15-30 minutes with BENCH_HUGE=1), and prints one table with every figure of issue 27 and its target:
+# Benchmarks tidings on this machine, all on 127.0.0.1, in one run of about 12-15 minutes (about 4
+# more with BENCH_BASE_BIN; with BENCH_HUGE=1 add the generation, about 2 minutes for 1,000,000
+# articles, their import, and on PostgreSQL `tidings migrate`, about 20 minutes), and prints one
+# table with every figure of issue 27 and its target:
 #   1. serve: hot feeds, a real 50-item /feed.xml: tidings against nginx serving tidings' own static
 #      mirror (plain 200, conditional 304, gzip 200), and, with BENCH_BASE_BIN, against an earlier
 #      build on its own copy of the same catalog; interleaved rounds of wrk in a turning order,
