@@ -5,7 +5,7 @@
 
 Every article has a distinct slug, 1-3 tags drawn from T tags named "Topic 0000".. (slug
 "topic-0000"..), HTML content of about B bytes (paragraphs, a list, a link, inline markup: tags
-ammonia keeps), and a publication date spread over the last years (all in the past, so an article
+ammonia keeps; below 200 bytes, one short paragraph), and a publication date spread over the last years (all in the past, so an article
 published "now" is the newest). Deterministic for a given seed. Standard library only.
 """
 
@@ -29,6 +29,9 @@ def sentence(rng, n_min=8, n_max=18):
 
 
 def content(rng, target):
+    if target < 200:
+        # A lean article (the 1,000,000-article catalog): one short paragraph.
+        return "<p>" + sentence(rng, 3, 8) + "</p>"
     parts = []
     size = 0
     i = 0
