@@ -24,7 +24,7 @@ use chrono::Utc;
 
 use super::cache::{FeedCache, Rendered};
 use super::render::Contents;
-use super::{index, store, Format};
+use super::{feed_path, index, store, Format};
 use crate::catalog::{store as catalog, CatalogError, TagCount};
 use crate::config::Config;
 use crate::store::{Db, Mode, Store};
@@ -216,7 +216,7 @@ impl State {
 
     fn follow_journal(
         &mut self,
-        waiter: Option<tokio::sync::oneshot::Sender<()>>,
+        mut waiter: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<(), CatalogError> {
         let changes = self.store.blocking(Mode::Read, |db| {
             catalog::changes_since(db, self.last_change)
@@ -225,14 +225,42 @@ impl State {
             let started = Instant::now();
             // A tag feed rendered on request from an older snapshot is no longer kept.
             self.cache.begin_change(changes.last_id);
+            // What readers are served from memory goes live first: the site feeds, the touched
+            // tag feeds held in the cache, the index page. The touched tags that are not held
+            // are read from the catalog by whoever asks for them now; they are rendered after,
+            // for their mirror files and validators.
+            let (held, rest): (BTreeSet<String>, BTreeSet<String>) =
+                changes.tag_slugs.iter().cloned().partition(|slug| {
+                    Format::ALL
+                        .iter()
+                        .any(|f| self.cache.get(&feed_path(Some(slug), *f)).is_some())
+                });
             let store = self.store.clone();
             let items = store.blocking(Mode::Snapshot, |db| {
-                self.rebuild_in_snapshot(db, &changes.tag_slugs)
+                self.rebuild_in_snapshot(db, &held, &changes.tag_slugs)
             })?;
             self.last_change = self.last_change.max(changes.last_id);
+            let live = items.len();
+            self.hand_over(items);
+            if let Some(done) = waiter.take() {
+                let _ = done.send(());
+            }
+            let live_ms = started.elapsed().as_millis() as u64;
+            let items = store.blocking(Mode::Snapshot, |db| {
+                let mut feeds = Vec::with_capacity(rest.len());
+                for slug in &rest {
+                    feeds.extend(Contents::tag(db, &self.config, slug)?);
+                }
+                let mut items = Vec::with_capacity(feeds.len() * 3);
+                for chunk in feeds.chunks(16) {
+                    self.render_feeds(db, chunk, false, &mut items)?;
+                }
+                Ok::<_, CatalogError>(items)
+            })?;
             tracing::info!(
-                feeds = items.len(),
-                ms = started.elapsed().as_millis() as u64,
+                feeds = live + items.len(),
+                ms = live_ms,
+                all_ms = started.elapsed().as_millis() as u64,
                 "feeds updated"
             );
             self.hand_over(items);
@@ -261,16 +289,18 @@ impl State {
                 .into_iter()
                 .map(|t| (t.slug.clone(), t))
                 .collect();
-            self.rebuild_in_snapshot(db, &BTreeSet::new())
+            self.rebuild_in_snapshot(db, &BTreeSet::new(), &BTreeSet::new())
         })
     }
 
-    /// Renders the site feeds, these tags' feeds and the index page, all from one read of the
-    /// catalog; what was rendered, for the finisher.
+    /// Renders the site feeds, these tags' feeds and the index page (with the counts of
+    /// `counted` read again), all from one read of the catalog; what was rendered, for the
+    /// finisher.
     fn rebuild_in_snapshot(
         &mut self,
         db: &Db,
         tag_slugs: &BTreeSet<String>,
+        counted: &BTreeSet<String>,
     ) -> Result<Vec<Item>, CatalogError> {
         let version = catalog::last_change(db)?;
         let mut feeds = vec![Contents::site(db, &self.config, version)?];
@@ -282,9 +312,9 @@ impl State {
         let mut items = Vec::with_capacity(feeds.len() * 3 + 1);
         // A few feeds at a time: their articles are in memory while they render.
         for chunk in feeds.chunks(16) {
-            self.render_feeds(db, chunk, &mut items)?;
+            self.render_feeds(db, chunk, true, &mut items)?;
         }
-        for slug in tag_slugs {
+        for slug in counted {
             match catalog::tag_count(db, slug)? {
                 Some(t) => self.tag_counts.insert(slug.clone(), t),
                 None => self.tag_counts.remove(slug),
@@ -321,12 +351,13 @@ impl State {
         })
     }
 
-    /// Renders these feeds in every format, on all cores; installs them in the cache (a tag
-    /// feed only if it is there already) and hands them to the finisher.
+    /// Renders these feeds in every format, on all cores, for the finisher; with `install`, puts
+    /// them in the cache too (a tag feed only if it is there already).
     fn render_feeds(
         &mut self,
         db: &Db,
         feeds: &[Contents],
+        install: bool,
         items: &mut Vec<Item>,
     ) -> Result<(), CatalogError> {
         let mut recorded = Vec::with_capacity(feeds.len());
@@ -344,8 +375,8 @@ impl State {
             let path = contents.path(format);
             let validator = contents.validator(format, &r, &self.fingerprint);
             let before = recorded[i].iter().find(|v| v.format == format);
-            let in_cache = self.cache.get(&path).is_some();
-            let cache_changed = self.cache.install(&path, r.clone());
+            let in_cache = install && self.cache.get(&path).is_some();
+            let cache_changed = install && self.cache.install(&path, r.clone());
             // Changed for readers: against the bytes held here, else against the last recorded.
             let changed = match (contents.tag.is_none() || in_cache, before) {
                 (true, _) => cache_changed,
