@@ -25,7 +25,7 @@ use chrono::Utc;
 use super::cache::{FeedCache, Rendered};
 use super::render::Contents;
 use super::{feed_path, index, store, Format};
-use crate::catalog::{store as catalog, CatalogError, TagCount};
+use crate::catalog::{store as catalog, Article, CatalogError, TagCount};
 use crate::config::Config;
 use crate::store::{Db, Mode, Store};
 use finisher::{Finisher, Item, Work};
@@ -226,7 +226,7 @@ impl State {
             // A tag feed rendered on request from an older snapshot is no longer kept.
             self.cache.begin_change(changes.last_id);
             // What readers are served from memory goes live first: the site feeds, the touched
-            // tag feeds held in the cache, the index page. The touched tags that are not held
+            // tag feeds held in the cache and the index page. The touched tags that are not held
             // are read from the catalog by whoever asks for them now; they are rendered after,
             // for their mirror files and validators.
             let (held, rest): (BTreeSet<String>, BTreeSet<String>) =
@@ -236,16 +236,22 @@ impl State {
                         .any(|f| self.cache.get(&feed_path(Some(slug), *f)).is_some())
                 });
             let store = self.store.clone();
-            let items = store.blocking(Mode::Snapshot, |db| {
+            let feeds_started = Instant::now();
+            let (mut items, newest) = store.blocking(Mode::Snapshot, |db| {
                 self.rebuild_in_snapshot(db, &held, &changes.tag_slugs)
             })?;
+            let feeds_us = feeds_started.elapsed().as_micros() as u64;
             self.last_change = self.last_change.max(changes.last_id);
-            let live = items.len();
-            self.hand_over(items);
+            let index_started = Instant::now();
+            items.push(self.render_index(&newest));
+            let index_us = index_started.elapsed().as_micros() as u64;
+            // The feeds and the index page are live: let the writer go on.
             if let Some(done) = waiter.take() {
                 let _ = done.send(());
             }
             let live_ms = started.elapsed().as_millis() as u64;
+            let live = items.len();
+            self.hand_over(items);
             let items = store.blocking(Mode::Snapshot, |db| {
                 let mut feeds = Vec::with_capacity(rest.len());
                 for slug in &rest {
@@ -261,6 +267,8 @@ impl State {
                 feeds = live + items.len(),
                 ms = live_ms,
                 all_ms = started.elapsed().as_millis() as u64,
+                feeds_us,
+                index_us,
                 "feeds updated"
             );
             self.hand_over(items);
@@ -282,7 +290,7 @@ impl State {
     /// position and the tag list come from the same snapshot.
     fn start(&mut self) -> Result<Vec<Item>, CatalogError> {
         let store = self.store.clone();
-        store.blocking(Mode::Snapshot, |db| {
+        let (mut items, newest) = store.blocking(Mode::Snapshot, |db| {
             self.last_change = catalog::last_change(db)?;
             self.cache.begin_change(self.last_change);
             self.tag_counts = catalog::tags(db)?
@@ -290,18 +298,20 @@ impl State {
                 .map(|t| (t.slug.clone(), t))
                 .collect();
             self.rebuild_in_snapshot(db, &BTreeSet::new(), &BTreeSet::new())
-        })
+        })?;
+        items.push(self.render_index(&newest));
+        Ok(items)
     }
 
-    /// Renders the site feeds, these tags' feeds and the index page (with the counts of
-    /// `counted` read again), all from one read of the catalog; what was rendered, for the
-    /// finisher.
+    /// Renders the site feeds and these tags' feeds (with the counts of `counted` read again),
+    /// all from one read of the catalog; what was rendered, for the finisher, and the newest
+    /// articles for the index page.
     fn rebuild_in_snapshot(
         &mut self,
         db: &Db,
         tag_slugs: &BTreeSet<String>,
         counted: &BTreeSet<String>,
-    ) -> Result<Vec<Item>, CatalogError> {
+    ) -> Result<(Vec<Item>, Vec<Article>), CatalogError> {
         let version = catalog::last_change(db)?;
         let mut feeds = vec![Contents::site(db, &self.config, version)?];
         for slug in tag_slugs {
@@ -320,12 +330,11 @@ impl State {
                 None => self.tag_counts.remove(slug),
             };
         }
-        items.push(self.render_index(db)?);
-        Ok(items)
+        Ok((items, catalog::newest(db, None, 10, 0)?))
     }
 
-    /// Renders the index page (latest articles, every tag).
-    fn render_index(&mut self, db: &Db) -> Result<Item, CatalogError> {
+    /// Renders the index page (the newest articles, every tag).
+    fn render_index(&mut self, newest: &[Article]) -> Item {
         let mut tags: Vec<TagCount> = self.tag_counts.values().cloned().collect();
         // As `catalog::tags` orders them.
         tags.sort_by(|a, b| {
@@ -334,8 +343,7 @@ impl State {
                 .cmp(&b.name.to_ascii_lowercase())
                 .then_with(|| a.slug.cmp(&b.slug))
         });
-        let newest = catalog::newest(db, None, 10, 0)?;
-        let html = index::render_index(&self.config, &tags, &newest);
+        let html = index::render_index(&self.config, &tags, newest);
         let updated = newest
             .iter()
             .map(|a| a.updated_at)
@@ -343,12 +351,12 @@ impl State {
             .unwrap_or(chrono::DateTime::UNIX_EPOCH.fixed_offset());
         let page = Rendered::new("text/html; charset=utf-8", Bytes::from(html), updated);
         let changed = self.cache.install("/", page.clone());
-        Ok(Item {
+        Item {
             path: "/".to_string(),
             rendered: Arc::new(page),
             changed,
             validator: None,
-        })
+        }
     }
 
     /// Renders these feeds in every format, on all cores, for the finisher; with `install`, puts
