@@ -12,7 +12,7 @@
 mod catch_up;
 mod finisher;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use chrono::Utc;
 use super::cache::{FeedCache, Rendered};
 use super::render::Contents;
 use super::{feed_path, index, store, Format};
-use crate::catalog::{store as catalog, Article, CatalogError, TagCount};
+use crate::catalog::{store as catalog, Article, CatalogError};
 use crate::config::Config;
 use crate::store::{Db, Mode, Store};
 use finisher::{Finisher, Item, Work};
@@ -80,7 +80,7 @@ impl Publisher {
             finisher: finish_tx,
             backlog,
             last_change: 0,
-            tag_counts: BTreeMap::new(),
+            tag_parts: index::TagParts::default(),
             catch_up: Some(String::new()),
         };
         let started = Instant::now();
@@ -158,8 +158,8 @@ struct State {
     /// many, so its renders never pile up in memory ahead of the disk.
     backlog: Arc<AtomicUsize>,
     last_change: i64,
-    /// Every tag with its article count, for the index page; kept current tag by tag.
-    tag_counts: BTreeMap<String, TagCount>,
+    /// Every tag's parts of the index page, kept rendered tag by tag.
+    tag_parts: index::TagParts,
     /// While the pass over every tag feed after start is under way: the last slug it did.
     catch_up: Option<String>,
 }
@@ -293,10 +293,9 @@ impl State {
         let (mut items, newest) = store.blocking(Mode::Snapshot, |db| {
             self.last_change = catalog::last_change(db)?;
             self.cache.begin_change(self.last_change);
-            self.tag_counts = catalog::tags(db)?
-                .into_iter()
-                .map(|t| (t.slug.clone(), t))
-                .collect();
+            for tag in catalog::tags(db)? {
+                self.tag_parts.set(&self.config, &tag);
+            }
             self.rebuild_in_snapshot(db, &BTreeSet::new(), &BTreeSet::new())
         })?;
         items.push(self.render_index(&newest));
@@ -326,24 +325,16 @@ impl State {
         }
         for slug in counted {
             match catalog::tag_count(db, slug)? {
-                Some(t) => self.tag_counts.insert(slug.clone(), t),
-                None => self.tag_counts.remove(slug),
-            };
+                Some(t) => self.tag_parts.set(&self.config, &t),
+                None => self.tag_parts.remove(slug),
+            }
         }
         Ok((items, catalog::newest(db, None, 10, 0)?))
     }
 
     /// Renders the index page (the newest articles, every tag).
     fn render_index(&mut self, newest: &[Article]) -> Item {
-        let mut tags: Vec<TagCount> = self.tag_counts.values().cloned().collect();
-        // As `catalog::tags` orders them.
-        tags.sort_by(|a, b| {
-            a.name
-                .to_ascii_lowercase()
-                .cmp(&b.name.to_ascii_lowercase())
-                .then_with(|| a.slug.cmp(&b.slug))
-        });
-        let html = index::render_index(&self.config, &tags, newest);
+        let html = index::render_index(&self.config, &self.tag_parts, newest);
         let updated = newest
             .iter()
             .map(|a| a.updated_at)
