@@ -2,7 +2,7 @@
 # Benchmarks tidings on this machine, all on 127.0.0.1, in one run of about 12-15 minutes (about 4
 # more with BENCH_BASE_BIN; with BENCH_HUGE=1 add the generation, about 2 minutes for 1,000,000
 # articles, their import, and on PostgreSQL `tidings migrate`, about 20 minutes), and prints one
-# table with every figure of issue 27 and its target:
+# table with every catalog-scale figure and its target:
 #   1. serve: hot feeds, a real 50-item /feed.xml: tidings against nginx serving tidings' own static
 #      mirror (plain 200, conditional 304, gzip 200), and, with BENCH_BASE_BIN, against an earlier
 #      build on its own copy of the same catalog; interleaved rounds of wrk in a turning order,
@@ -600,7 +600,7 @@ cache_mb() { case ${1:-n/a} in n/a) echo n/a;; *) awk -v b="$1" 'BEGIN {printf "
 verdict() {
     case ${1:-nan} in nan|n/a) echo "";; '>'*) [ "$2" = "<=" ] && echo MISSED || echo "";; *) awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "MISSED"}';; esac
 }
-# row FIGURE VALUE UNIT CACHE OP TARGET: one line of the issue-27 table.
+# row FIGURE VALUE UNIT CACHE OP TARGET: one line of the catalog-scale table.
 row() {
     local value=$2
     [ -n "$value" ] && [ "$value" != nan ] || value=nan
@@ -617,7 +617,7 @@ ENGINE=SQLite
     echo "tidings: $BIN$([ -n "$BASE_BIN" ] && echo "; base: $BASE_BIN")"
     echo "parts: $PARTS"
     echo
-    echo "### Every figure of issue 27 ($ENGINE)"
+    echo "### Catalog scale: every figure and its target ($ENGINE)"
     echo
     echo "MB = MiB. Feed cache: \`tidings_feed_cache_bytes\` from /metrics at the same moment as the VmRSS (n/a: this build has no such metric)."
     echo
