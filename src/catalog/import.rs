@@ -211,23 +211,16 @@ async fn write_batch(
     report: &mut Report,
     progress: &mut impl FnMut(),
 ) -> Result<(), CatalogError> {
+    let (places, inputs): (Vec<(usize, String)>, Vec<ArticleInput>) = articles
+        .into_iter()
+        .map(|(position, label, article)| ((position, label), article))
+        .unzip();
     let outcomes = catalog
         .store()
-        .write(move |db| {
-            let now = Utc::now();
-            articles
-                .into_iter()
-                .map(
-                    |(position, label, article)| match super::store::upsert(db, &article, now) {
-                        Ok((outcome, _)) => Ok((position, label, Ok(outcome))),
-                        Err(CatalogError::Input(e)) => Ok((position, label, Err(e))),
-                        Err(e) => Err(e),
-                    },
-                )
-                .collect::<Result<Vec<_>, CatalogError>>()
-        })
-        .await?;
-    for (position, label, outcome) in outcomes {
+        .write(move |db| super::store::upsert_many(db, &inputs, Utc::now()))
+        .await
+        .map_err(CatalogError::Db)?;
+    for ((position, label), outcome) in places.into_iter().zip(outcomes) {
         match outcome {
             Ok(Upserted::Created) => report.created += 1,
             Ok(Upserted::Updated) => report.updated += 1,
