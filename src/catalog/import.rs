@@ -64,9 +64,9 @@ enum Inner {
     },
 }
 
-/// Entries read ahead of the writer: two batches, so that parsing the next batch overlaps with
+/// Entries read ahead of the writer: a batch, so that parsing the next batch overlaps with
 /// writing this one.
-const READ_AHEAD: usize = 2 * IMPORT_BATCH;
+const READ_AHEAD: usize = IMPORT_BATCH;
 
 impl From<Vec<Entry>> for Entries {
     fn from(entries: Vec<Entry>) -> Self {
@@ -145,8 +145,11 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Articles written per transaction by an import.
-const IMPORT_BATCH: usize = 256;
+/// Articles written per transaction by an import: fewer, larger transactions write the pages
+/// they share (indexes) fewer times. A batch also ends at `IMPORT_BATCH_BYTES` of text, so
+/// that memory stays bounded however long the articles are.
+const IMPORT_BATCH: usize = 1024;
+const IMPORT_BATCH_BYTES: usize = 8 << 20;
 
 /// Writes the entries through the catalog, calling `progress` after each.
 pub async fn import_entries(
@@ -159,6 +162,7 @@ pub async fn import_entries(
     // make every re-run flip the article between the two and move its `updated_at`.
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut batch: Vec<(usize, String, ArticleInput)> = Vec::with_capacity(IMPORT_BATCH);
+    let mut batch_bytes = 0;
     loop {
         let next = entries.next().await.transpose()?;
         let done = next.is_none();
@@ -183,10 +187,17 @@ pub async fn import_entries(
                         .push((entry.position, entry.label, e.to_string()));
                     progress();
                 }
-                Ok(article) => batch.push((entry.position, entry.label, article)),
+                Ok(article) => {
+                    batch_bytes += article.content_html.len() + article.summary.len();
+                    batch.push((entry.position, entry.label, article));
+                }
             }
         }
-        if batch.len() >= IMPORT_BATCH || (done && !batch.is_empty()) {
+        if batch.len() >= IMPORT_BATCH
+            || batch_bytes >= IMPORT_BATCH_BYTES
+            || (done && !batch.is_empty())
+        {
+            batch_bytes = 0;
             write_batch(
                 catalog,
                 std::mem::take(&mut batch),
