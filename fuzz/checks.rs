@@ -150,7 +150,7 @@ pub fn feed_import(data: &[u8]) {
                 .collect();
             let before = catalog_state(s);
             let first = s
-                .block_on(import_entries(&s.catalog, entries, || {}))
+                .block_on(import_entries(&s.catalog, entries.into(), || {}))
                 .expect("import");
             if first.created + first.updated + first.unchanged == 0 {
                 assert_eq!(
@@ -162,7 +162,7 @@ pub fn feed_import(data: &[u8]) {
             }
             let after = catalog_state(s);
             let second = s
-                .block_on(import_entries(&s.catalog, again, || {}))
+                .block_on(import_entries(&s.catalog, again.into(), || {}))
                 .expect("re-import");
             assert_eq!(
                 (second.created, second.updated),

@@ -382,4 +382,81 @@ mod tests {
             assert_eq!(c.count().await.expect("count"), 0);
         }
     }
+
+    /// What `upsert_many` answered and what the catalog then holds (minted ids blanked).
+    async fn write_all(
+        c: &Catalog,
+        batch: bool,
+        inputs: &[ArticleInput],
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
+        let outcomes: Vec<String> = if batch {
+            let inputs = inputs.to_vec();
+            c.store()
+                .write(move |db| store::upsert_many(db, &inputs, now))
+                .await
+                .expect("batch")
+                .into_iter()
+                .map(|o| format!("{o:?}"))
+                .collect()
+        } else {
+            let mut out = Vec::new();
+            for i in inputs {
+                out.push(match c.upsert(i.clone(), now).await {
+                    Ok((o, _)) => format!("{:?}", Ok::<_, InputError>(o)),
+                    Err(CatalogError::Input(e)) => format!("{:?}", Err::<Upserted, _>(e)),
+                    Err(e) => panic!("{e}"),
+                });
+            }
+            out
+        };
+        let articles = c.newest(None, 100, 0).await.expect("newest");
+        let tags = c.tags().await.expect("tags");
+        outcomes
+            .into_iter()
+            .chain(articles.into_iter().map(|mut a| {
+                if a.id.starts_with("urn:uuid:") {
+                    a.id.clear();
+                }
+                format!("{a:?}")
+            }))
+            .chain(tags.into_iter().map(|t| format!("{t:?}")))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_writes_what_one_upsert_after_another_writes() {
+        let inputs = [
+            r#"{"title":"One","url":"https://x.example/1","tags":["AI","Open Science"],"published_at":"2026-05-27T09:00:00Z"}"#,
+            r#"{"id":"guid-1","title":"Two","url":"https://x.example/2","tags":["Ai"],"published_at":"2026-05-26T09:00:00Z"}"#,
+            r#"{"id":"guid-1","title":"Three","url":"https://x.example/3","tags":["Robots"]}"#,
+            r#"{"slug":"one","title":"One again","url":"https://x.example/1","tags":["Robots"],"published_at":"2026-05-27T09:00:00Z"}"#,
+            r#"{"slug":"two","id":"guid-2","title":"Two","url":"https://x.example/2"}"#,
+        ]
+        .map(input);
+        for ((_d1, one_by_one), (_d2, batched)) in
+            catalogs().await.into_iter().zip(catalogs().await)
+        {
+            let now = Utc::now();
+            let expected = write_all(&one_by_one, false, &inputs, now).await;
+            assert!(expected[2].contains("already belongs"), "{expected:?}");
+            assert_eq!(write_all(&batched, true, &inputs, now).await, expected);
+            let before = last_change(&batched).await;
+            let touched = batched
+                .store()
+                .read(move |db| store::changes_since(db, before - 1))
+                .await
+                .expect("journal")
+                .tag_slugs;
+            assert_eq!(
+                touched.into_iter().collect::<Vec<_>>(),
+                ["ai", "open-science", "robots"],
+                "the journal names every tag the batch touched, the dropped ones too"
+            );
+            let same = [inputs[1].clone(), inputs[3].clone()];
+            let again = write_all(&batched, true, &same, Utc::now()).await;
+            assert_eq!(again[..2], ["Ok(Unchanged)", "Ok(Unchanged)"]);
+            assert_eq!(last_change(&batched).await, before, "no change, no journal");
+        }
+    }
 }

@@ -18,7 +18,7 @@ pub async fn load_if_empty(catalog: &Catalog, path: &Path) -> anyhow::Result<Opt
         Err(_) => ("built-in sample".to_string(), EMBEDDED.as_bytes().to_vec()),
     };
     let entries = json_entries(&name, &bytes)?;
-    Ok(Some(import_entries(catalog, entries, || {}).await?))
+    Ok(Some(import_entries(catalog, entries.into(), || {}).await?))
 }
 
 #[cfg(test)]

@@ -12,7 +12,12 @@ use super::{
 use crate::params;
 use crate::store::{Db, Error, Row};
 
+mod batch;
 mod tags;
+pub use batch::upsert_many;
+use batch::{
+    check_id, dropped_tags, id_taken, insert_article, new_article, revised, update_article,
+};
 pub use tags::{tag, tag_count, tag_versioned, tag_versions_after, tags};
 
 const ARTICLE_COLUMNS: &str =
@@ -41,7 +46,6 @@ pub fn upsert(
     let tags = stored_tag_names(db, &input.tags)?;
     // Stored to the microsecond; keep the returned article equal to what a read gives back.
     let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-    let now_fixed = now.fixed_offset();
     match existing {
         None => {
             let id = match &input.id {
@@ -52,54 +56,14 @@ pub fn upsert(
                         |r| r.get(0),
                     )?;
                     if let Some(owner) = owner {
-                        return Err(InputError::new(
-                            "id",
-                            format!("'{id}' already belongs to the article with slug '{owner}'"),
-                        )
-                        .into());
+                        return Err(id_taken(id, &owner).into());
                     }
                     id.clone()
                 }
                 None => format!("urn:uuid:{}", uuid::Uuid::new_v4()),
             };
-            let published_at = input.published_at.unwrap_or(now_fixed);
-            let article = Article {
-                id,
-                slug: input.slug.as_str().to_string(),
-                title: input.title.clone(),
-                url: input.url.clone(),
-                summary: input.summary.clone(),
-                content_html: input.content_html.clone(),
-                author: input.author.clone(),
-                image: input.image.clone(),
-                reading_time_minutes: input.reading_time_minutes,
-                published_at,
-                updated_at: input.updated_at.unwrap_or(published_at),
-                added_at: now,
-                tags: tags.clone(),
-            };
-            let seq: i64 = db.query_row(
-                "INSERT INTO articles (id, slug, title, url, summary, content_html, author, image, \
-                 reading_time_minutes, published_at, published_us, updated_at, updated_us, added_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING seq",
-                params![
-                    article.id,
-                    article.slug,
-                    article.title,
-                    article.url,
-                    article.summary,
-                    article.content_html,
-                    article.author,
-                    article.image,
-                    article.reading_time_minutes,
-                    rfc3339(&article.published_at),
-                    micros(&article.published_at),
-                    rfc3339(&article.updated_at),
-                    micros(&article.updated_at),
-                    now.timestamp_micros(),
-                ],
-                |r| r.get(0),
-            )?;
+            let article = new_article(input, id, tags, now);
+            let seq = insert_article(db, &article, now)?;
             write_tags(db, seq, &article)?;
             journal(db, now, article.tags.iter().map(|t| t.slug.as_str()))?;
             crate::webhook_endpoints::events::article_written(
@@ -111,73 +75,18 @@ pub fn upsert(
             Ok((Upserted::Created, article))
         }
         Some((seq, old)) => {
-            if let Some(id) = &input.id {
-                if *id != old.id {
-                    return Err(InputError::new(
-                        "id",
-                        format!(
-                            "the article with slug '{}' has id '{}'; ids never change",
-                            old.slug, old.id
-                        ),
-                    )
-                    .into());
-                }
-            }
-            let mut new = Article {
-                id: old.id.clone(),
-                slug: old.slug.clone(),
-                title: input.title.clone(),
-                url: input.url.clone(),
-                summary: input.summary.clone(),
-                content_html: input.content_html.clone(),
-                author: input.author.clone(),
-                image: input.image.clone(),
-                reading_time_minutes: input.reading_time_minutes,
-                published_at: input.published_at.unwrap_or(old.published_at),
-                updated_at: old.updated_at,
-                added_at: old.added_at,
-                tags: tags.clone(),
-            };
-            let content_changed = new != old;
-            new.updated_at = match input.updated_at {
-                Some(u) if u > old.updated_at => u,
-                Some(u) if !content_changed => u,
-                _ if content_changed => now_fixed,
-                _ => old.updated_at,
-            };
+            check_id(input, &old)?;
+            let new = revised(input, &old, tags, now);
             if new == old {
                 return Ok((Upserted::Unchanged, old));
             }
-            db.execute(
-                "UPDATE articles SET title = ?2, url = ?3, summary = ?4, content_html = ?5, author = ?6, \
-                 image = ?7, reading_time_minutes = ?8, published_at = ?9, published_us = ?10, \
-                 updated_at = ?11, updated_us = ?12 WHERE seq = ?1",
-                params![
-                    seq,
-                    new.title,
-                    new.url,
-                    new.summary,
-                    new.content_html,
-                    new.author,
-                    new.image,
-                    new.reading_time_minutes,
-                    rfc3339(&new.published_at),
-                    micros(&new.published_at),
-                    rfc3339(&new.updated_at),
-                    micros(&new.updated_at),
-                ],
-            )?;
+            update_article(db, seq, &new)?;
             db.execute(
                 "DELETE FROM article_tags WHERE article_seq = ?1",
                 params![seq],
             )?;
             write_tags(db, seq, &new)?;
-            let dropped: Vec<&str> = old
-                .tags
-                .iter()
-                .filter(|t| !new.tags.iter().any(|n| n.slug == t.slug))
-                .map(|t| t.slug.as_str())
-                .collect();
+            let dropped = dropped_tags(&old, &new);
             record_removals(db, now, dropped.iter().copied())?;
             journal(
                 db,

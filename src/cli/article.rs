@@ -174,7 +174,7 @@ fn cli_flag(field: &str) -> String {
 pub fn import(config: &Config, source: &str) -> anyhow::Result<ExitCode> {
     let entries = read_source(source)?;
     let catalog = open(config)?;
-    let bar = indicatif::ProgressBar::new(entries.len() as u64);
+    let bar = indicatif::ProgressBar::new(entries.total as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} articles ({eta} left)")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),

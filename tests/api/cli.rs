@@ -247,3 +247,99 @@ fn backup_copies_the_database_while_the_daemon_runs() {
         .expect("query");
     assert_eq!(n, 1);
 }
+
+/// `n` articles as a JSON array, one per line; `bad` positions (1-based) have a date that is not one.
+fn json_articles(n: usize, bad: &[usize]) -> String {
+    let lines: Vec<String> = (1..=n)
+        .map(|i| {
+            let date = if bad.contains(&i) {
+                "someday".to_string()
+            } else {
+                format!("2026-05-{:02}T09:00:00Z", 1 + i % 28)
+            };
+            format!(
+                r#"{{"slug":"post-{i}","title":"Post {i}","url":"https://blog.example/{i}","tags":["Topic {}"],"published_at":"{date}","content_html":"<p>Text of post {i}.</p>"}}"#,
+                i % 7
+            )
+        })
+        .collect();
+    format!("[\n{}\n]\n", lines.join(",\n"))
+}
+
+fn article_count(d: &Daemon) -> i64 {
+    d.db()
+        .query_row("SELECT count(*) FROM articles", &[], |r| r.get(0))
+        .expect("count")
+}
+
+#[test]
+fn a_big_json_array_is_imported_past_its_bad_entries_with_their_positions() {
+    let d = Daemon::start();
+    let before = article_count(&d);
+    // Many batches and more than the reader runs ahead; a duplicate slug near the end.
+    let mut json = json_articles(3000, &[2, 1500]);
+    json = json.replace(r#"{"slug":"post-2999","#, r#"{"slug":"post-17","#);
+    let file = d.dir.join("big.json");
+    std::fs::write(&file, json).expect("write");
+    let out = d.cli(&["import", file.to_str().expect("path")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("entry ")).collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with("entry 2 (post-2): published_at:"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("entry 1500 (post-1500): published_at:"),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with("entry 2999 (post-17): slug: 'post-17' is already entry 17"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("2997 new, 0 updated, 0 unchanged, 3 rejected"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(article_count(&d), before + 2997);
+    let last = d.api("GET", "/api/articles/post-3000", None).json();
+    assert_eq!(last["title"], "Post 3000");
+    assert_eq!(last["tags"][0], "Topic 4");
+    assert_eq!(d.api("GET", "/api/articles/post-1500", None).status, 404);
+}
+
+#[test]
+fn a_json_file_cut_short_changes_nothing_and_says_where() {
+    let d = Daemon::start();
+    let before = article_count(&d);
+    let json = json_articles(1000, &[]);
+    // Cut in the middle of entry 900: the first 899 are fine, but the file is not JSON.
+    let cut = json.find(r#"{"slug":"post-900","#).expect("entry 900") + 40;
+    let file = d.dir.join("cut.json");
+    std::fs::write(&file, &json[..cut]).expect("write");
+    let out = d.cli(&["import", file.to_str().expect("path")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "cut.json is not a JSON array of articles: EOF while parsing a string at line 901"
+        ),
+        "{err}"
+    );
+    assert_eq!(article_count(&d), before, "nothing was imported");
+    // Not JSON at all past a good start: the same.
+    std::fs::write(
+        &file,
+        format!("{}, oops]", &json[..json.rfind('}').expect("}") + 1]),
+    )
+    .expect("write");
+    let out = d.cli(&["import", file.to_str().expect("path")]);
+    assert!(
+        stderr(&out).contains("expected value at line 1001"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(article_count(&d), before);
+}
