@@ -172,6 +172,14 @@ pub async fn run(
     })
     .await
     .context("cannot start the scheduler")?;
+    let sources = Arc::new(
+        crate::sources::Sources::new(&config, store.clone())
+            .map_err(|e| anyhow::anyhow!("sources: {e}"))?,
+    );
+    {
+        let publisher = publisher.clone();
+        sources.on_change(move || publisher.changed());
+    }
     let state = Arc::new(AppState::new(
         config.clone(),
         cache,
@@ -182,6 +190,7 @@ pub async fn run(
             digests: digests.clone(),
             webhooks,
             audience: audience.clone(),
+            sources: sources.clone(),
         },
         prometheus,
     ));
@@ -205,6 +214,7 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("webhook endpoints: {e}"))?,
     );
     let webhook_deliveries = tokio::spawn(webhook_worker.run(shutdown.clone(), deadline.clone()));
+    let source_poller = tokio::spawn(sources.run(shutdown.clone()));
     web::serve(listener, state, shutdown.clone(), &deadline).await;
     // Every request is answered: what they counted goes to the database.
     if let Some(Err(_)) = deadline
@@ -232,6 +242,7 @@ pub async fn run(
         ("the inbound listener", inbound),
         ("the outbox worker", Some(outbox)),
         ("the webhook deliveries", Some(webhook_deliveries)),
+        ("the source poller", Some(source_poller)),
         ("the notification listener", notifications),
         ("housekeeping", Some(chores)),
     ] {

@@ -47,6 +47,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/013_subscriber_counts.sql")),
         M::up(include_str!("migrations/014_webhook_endpoints.sql")),
         M::up(include_str!("migrations/015_feed_versions.sql")),
+        M::up(include_str!("migrations/017_sources.sql")),
     ])
 }
 

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod schedule;
 pub mod secret;
 pub mod shutdown;
+pub mod sources;
 pub mod store;
 pub mod subscribers;
 pub mod web;

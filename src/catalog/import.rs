@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::input::{ArticleInput, InputError};
 use super::{Catalog, CatalogError, Upserted};
 
-mod source;
+pub(crate) mod source;
 #[cfg(test)]
 mod tests;
 

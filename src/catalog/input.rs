@@ -109,6 +109,9 @@ pub struct ArticleInput {
     pub tags: Vec<Tag>,
     pub image: Option<String>,
     pub reading_time_minutes: Option<u32>,
+    /// Never new for a digest, when it enters the catalog (a followed blog's back catalogue);
+    /// in the feeds like any other. An update leaves it as it was.
+    pub quiet: bool,
 }
 
 impl ArticleJson {
@@ -236,6 +239,7 @@ impl ArticleInput {
             tags,
             image,
             reading_time_minutes: raw.reading_time_minutes,
+            quiet: false,
         })
     }
 }

@@ -63,7 +63,7 @@ pub fn upsert(
                 None => format!("urn:uuid:{}", uuid::Uuid::new_v4()),
             };
             let article = new_article(input, id, tags, now);
-            let seq = insert_article(db, &article, now)?;
+            let seq = insert_article(db, &article, input.quiet, now)?;
             write_tags(db, seq, &article)?;
             journal(db, now, article.tags.iter().map(|t| t.slug.as_str()))?;
             crate::webhook_endpoints::events::article_written(
@@ -237,7 +237,8 @@ pub fn count_capped(db: &Db, at_most: u64) -> Result<(u64, bool), Error> {
 }
 
 /// Articles that entered the catalog after `added_after` and were published at or after
-/// `published_from`: the candidates for a digest run.
+/// `published_from`: the candidates for a digest run. A quiet article (a followed blog's back
+/// catalogue) is never one.
 pub fn added_since(
     db: &Db,
     added_after: DateTime<Utc>,
@@ -246,7 +247,7 @@ pub fn added_since(
     let mut rows = db.query_map(
         &format!(
             "SELECT {ARTICLE_COLUMNS} FROM articles a \
-             WHERE a.added_us > ?1 AND a.published_us >= ?2 ORDER BY a.published_us DESC, a.seq DESC"
+             WHERE a.added_us > ?1 AND a.published_us >= ?2 AND a.quiet = 0 ORDER BY a.published_us DESC, a.seq DESC"
         ),
         params![
             added_after.timestamp_micros(),

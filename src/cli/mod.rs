@@ -8,6 +8,7 @@ mod dkim;
 mod inbound;
 mod mail;
 mod migrate;
+mod source;
 mod subscriber;
 mod suppression;
 mod webhook_endpoint;
@@ -25,6 +26,7 @@ pub use self::article::ArticleCommand;
 pub use self::digest::DigestCommand;
 pub use self::dkim::DkimCommand;
 pub use self::mail::MailCommand;
+pub use self::source::SourceCommand;
 pub use self::subscriber::SubscriberCommand;
 pub use self::suppression::SuppressionCommand;
 pub use self::webhook_endpoint::WebhookEndpointCommand;
@@ -125,6 +127,9 @@ pub enum Command {
     /// Outgoing webhooks: where events are sent (add, list, remove, rotate).
     #[command(subcommand)]
     WebhookEndpoint(WebhookEndpointCommand),
+    /// Blogs followed through their feeds: add, list, show, remove, poll.
+    #[command(subcommand)]
+    Source(SourceCommand),
 }
 
 /// The most lettre may log (see `init_logging`).
@@ -250,6 +255,12 @@ fn change(command: &Command) -> Option<(String, Option<String>)> {
                 Some(format!("webhook-endpoint {id}")),
             ))
         }
+        Command::Source(SourceCommand::Add { url, .. }) => {
+            return Some(("source.add".into(), Some(url.trim().to_string())))
+        }
+        Command::Source(SourceCommand::Remove { id }) => {
+            return Some(("source.remove".into(), Some(format!("source {id}"))))
+        }
         Command::WebhookEndpoint(W::Rotate { id }) => {
             return Some((
                 "webhook_endpoint.rotate".into(),
@@ -296,5 +307,6 @@ fn command(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => admin::token(&config, cmd),
         Command::Audience { days, json } => audience::audience(&config, days, json),
         Command::WebhookEndpoint(cmd) => webhook_endpoint::webhook_endpoint(&config, cmd),
+        Command::Source(cmd) => source::source(&config, cmd),
     }
 }

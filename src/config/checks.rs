@@ -197,6 +197,44 @@ impl Config {
                 ));
             }
         }
+        let sources = &self.sources;
+        for (key, value, range) in [
+            (
+                "sources.min_interval_minutes",
+                u64::from(sources.min_interval_minutes),
+                1..=10_080,
+            ),
+            (
+                "sources.max_interval_minutes",
+                u64::from(sources.max_interval_minutes),
+                u64::from(sources.min_interval_minutes.max(1))..=43_200,
+            ),
+            ("sources.per_host", u64::from(sources.per_host), 1..=64),
+            (
+                "sources.timeout_seconds",
+                u64::from(sources.timeout_seconds),
+                1..=600,
+            ),
+            ("sources.max_bytes", sources.max_bytes, 1024..=1 << 30),
+            (
+                "sources.max_entries",
+                u64::from(sources.max_entries),
+                1..=100_000,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{value} is out of range {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
+        crate::sources::guard::Allowed::parse(&sources.allow_private)
+            .map_err(|m| invalid("sources.allow_private", m))?;
         crate::webhook_endpoints::RetrySchedule::parse(&hooks.retry_schedule)
             .map_err(|m| invalid("webhook_endpoints.retry_schedule", m))?;
         if self.subscribers.ip_rate_per_minute == 0 || self.subscribers.address_rate_per_hour == 0 {

@@ -93,6 +93,13 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("webhook_endpoints.allow_private", Kind::Bool),
     ("webhook_endpoints.concurrency", Kind::Int),
     ("webhook_endpoints.keep_days", Kind::Int),
+    ("sources.min_interval_minutes", Kind::Int),
+    ("sources.max_interval_minutes", Kind::Int),
+    ("sources.per_host", Kind::Int),
+    ("sources.timeout_seconds", Kind::Int),
+    ("sources.max_bytes", Kind::Int),
+    ("sources.max_entries", Kind::Int),
+    ("sources.allow_private", Kind::List),
 ];
 
 /// The type of a configuration value, so an environment variable can be read as the right TOML value.
@@ -101,6 +108,8 @@ pub enum Kind {
     Str,
     Int,
     Bool,
+    /// A list of strings: a TOML array, or in the environment a comma-separated list.
+    List,
 }
 
 /// The environment variable that overrides `key`: `feeds.max_age` → `TIDINGS_FEEDS_MAX_AGE`.
@@ -139,6 +148,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub audience: AudienceConfig,
     pub webhook_endpoints: WebhookEndpointsConfig,
+    pub sources: SourcesConfig,
 }
 
 impl Config {
@@ -261,6 +271,13 @@ fn env_value(raw: &str, kind: Kind) -> Result<toml::Value, String> {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .map_err(|_| format!("'{raw}' is not a whole number")),
+        Kind::List => Ok(toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        )),
         Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
             "0" | "false" | "no" | "off" => Ok(toml::Value::Boolean(false)),

@@ -25,6 +25,41 @@ impl Default for AudienceConfig {
     }
 }
 
+/// Following blogs that live elsewhere (`src/sources/`): how their feeds are polled.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// The shortest time between two regular polls of one source.
+    pub min_interval_minutes: u32,
+    /// The longest (also the poll of a source whose hub pushes, and the cap of a back-off).
+    pub max_interval_minutes: u32,
+    /// Fetches at once per host name.
+    pub per_host: u32,
+    /// One fetch's whole time: connect, redirects, headers and the body.
+    pub timeout_seconds: u32,
+    /// The most bytes of a body, counted after decompression.
+    pub max_bytes: u64,
+    /// The most entries read from one fetch (the first in the document).
+    pub max_entries: u32,
+    /// Addresses or networks (`127.0.0.2`, `10.0.0.0/8`) a source may resolve to although they
+    /// are loopback, private, link-local or metadata addresses.
+    pub allow_private: Vec<String>,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig {
+            min_interval_minutes: 15,
+            max_interval_minutes: 1440,
+            per_host: 2,
+            timeout_seconds: 20,
+            max_bytes: 10 * 1024 * 1024,
+            max_entries: 500,
+            allow_private: Vec::new(),
+        }
+    }
+}
+
 /// Outgoing webhooks (`src/webhook_endpoints/`): how they are delivered.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

@@ -37,6 +37,8 @@ pub const TABLES: &[(&str, Option<&str>)] = &[
     ("webhook_endpoints", Some("id")),
     ("webhook_deliveries", Some("id")),
     ("webhook_attempts", Some("id")),
+    ("sources", Some("id")),
+    ("source_entries", Some("id")),
 ];
 
 /// Rows copied, per table.

@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(super::subscribers_api::routes())
         .merge(super::audience_api::routes())
         .merge(super::webhook_endpoints_api::routes())
+        .merge(super::sources_api::routes())
 }
 
 /// The `/api` router: the routes behind the token check, the body limit and a `405` with
@@ -152,7 +153,11 @@ pub fn needed_role(method: &http::Method, path: &str) -> Role {
         Role::Owner
     } else if matches!(*method, http::Method::GET | http::Method::HEAD) {
         Role::Viewer
-    } else if path == "/articles" || path.starts_with("/articles/") {
+    } else if path == "/articles"
+        || path.starts_with("/articles/")
+        || path == "/sources"
+        || path.starts_with("/sources/")
+    {
         Role::Editor
     } else {
         Role::Owner

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod audience_api;
 pub mod conditional;
 pub mod pages;
+pub mod sources_api;
 pub mod subscribers_api;
 pub mod webhook_endpoints_api;
 pub mod webhooks;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Who reads the feeds: counted on the fast path, written in the background.
     pub audience: Arc<crate::audience::Audience>,
+    /// Blogs followed through their feeds.
+    pub sources: Arc<crate::sources::Sources>,
     /// Renders `/metrics`; `None` when no recorder could be installed.
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -61,6 +64,7 @@ pub struct Services {
     pub digests: Arc<Digests>,
     pub webhooks: Arc<crate::feedback::webhooks::Webhooks>,
     pub audience: Arc<crate::audience::Audience>,
+    pub sources: Arc<crate::sources::Sources>,
 }
 
 impl AppState {
@@ -77,6 +81,7 @@ impl AppState {
             digests,
             webhooks,
             audience,
+            sources,
         } = services;
         let cache_control =
             HeaderValue::from_str(&format!("public, max-age={}", config.feeds.max_age))
@@ -104,6 +109,7 @@ impl AppState {
             webhooks,
             metrics: crate::metrics::Metrics::new(),
             audience,
+            sources,
             prometheus,
         }
     }

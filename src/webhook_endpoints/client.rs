@@ -177,7 +177,9 @@ impl Client {
         }
     }
 
-    async fn connect(
+    /// A new HTTP/1.1 connection to `addr` (an address the guard checked), over TLS for `https`
+    /// with `host` as the server name. Also the sources' fetches connect through it.
+    pub async fn connect(
         &self,
         https: bool,
         host: &str,

@@ -98,6 +98,21 @@ fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
 
 /// Resolves `url`'s host (within 2 s) and checks every address; the addresses to connect to.
 pub async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, Refused> {
+    resolve_with(
+        url,
+        |_| allow_private,
+        "webhook_endpoints.allow_private is off",
+    )
+    .await
+}
+
+/// `resolve`, where `allowed` says which non-public addresses may be used all the same, and
+/// `why_not` ends the refusal's message.
+pub async fn resolve_with(
+    url: &Url,
+    allowed: impl Fn(IpAddr) -> bool,
+    why_not: &str,
+) -> Result<Vec<SocketAddr>, Refused> {
     let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or(443);
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -121,16 +136,15 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, 
     if addrs.is_empty() {
         return Err(Refused(format!("the host {host} has no address")));
     }
-    if !allow_private {
-        if let Some((addr, kind)) = addrs
-            .iter()
-            .find_map(|a| private_kind(a.ip()).map(|k| (a, k)))
-        {
-            return Err(Refused(format!(
-                "the host {host} resolves to {}, a {kind} address (webhook_endpoints.allow_private is off)",
-                addr.ip()
-            )));
-        }
+    if let Some((addr, kind)) = addrs
+        .iter()
+        .filter(|a| !allowed(a.ip()))
+        .find_map(|a| private_kind(a.ip()).map(|k| (a, k)))
+    {
+        return Err(Refused(format!(
+            "the host {host} resolves to {}, a {kind} address ({why_not})",
+            addr.ip()
+        )));
     }
     Ok(addrs)
 }

@@ -2,6 +2,8 @@
 
 #[path = "../support/dkim_verify.rs"]
 mod dkim_verify;
+#[path = "../support/feed_server.rs"]
+mod feed_server;
 mod helpers;
 #[path = "../support/pg_cluster.rs"]
 mod pg_cluster;
@@ -37,6 +39,7 @@ mod pg_tls;
 mod postfix_relay;
 mod reliability;
 mod secrets;
+mod sources;
 mod stopping;
 mod subscribe;
 mod suppressions;

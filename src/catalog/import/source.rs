@@ -279,7 +279,7 @@ pub fn feed_entries(source: &str, bytes: &[u8]) -> Result<Vec<Entry>, ImportErro
         .collect())
 }
 
-fn feed_entry_json(entry: feed_rs::model::Entry) -> ArticleJson {
+pub(crate) fn feed_entry_json(entry: feed_rs::model::Entry) -> ArticleJson {
     let url = entry
         .links
         .iter()

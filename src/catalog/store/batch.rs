@@ -55,7 +55,7 @@ pub fn upsert_many(
                     None => format!("urn:uuid:{}", uuid::Uuid::new_v4()),
                 };
                 let article = new_article(input, id, tags, now);
-                let seq = insert_article(db, &article, now)?;
+                let seq = insert_article(db, &article, input.quiet, now)?;
                 links.add(db, &mut tag_ids, seq, &article)?;
                 touched.extend(article.tags.iter().map(|t| t.slug.clone()));
                 crate::webhook_endpoints::events::article_written(
@@ -345,11 +345,17 @@ pub(super) fn dropped_tags<'a>(old: &'a Article, new: &Article) -> Vec<&'a str> 
 }
 
 /// Inserts the article's row (not its tags); its `seq`.
-pub(super) fn insert_article(db: &Db, article: &Article, now: DateTime<Utc>) -> Result<i64, Error> {
+pub(super) fn insert_article(
+    db: &Db,
+    article: &Article,
+    quiet: bool,
+    now: DateTime<Utc>,
+) -> Result<i64, Error> {
     db.query_row(
         "INSERT INTO articles (id, slug, title, url, summary, content_html, author, image, \
-         reading_time_minutes, published_at, published_us, updated_at, updated_us, added_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING seq",
+         reading_time_minutes, published_at, published_us, updated_at, updated_us, added_us, \
+         quiet) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING seq",
         params![
             article.id,
             article.slug,
@@ -365,6 +371,7 @@ pub(super) fn insert_article(db: &Db, article: &Article, now: DateTime<Utc>) -> 
             rfc3339(&article.updated_at),
             micros(&article.updated_at),
             now.timestamp_micros(),
+            i64::from(quiet),
         ],
         |r| r.get(0),
     )
