@@ -40,6 +40,7 @@ mod postfix_relay;
 mod reliability;
 mod secrets;
 mod sources;
+mod sources_hostile;
 mod stopping;
 mod subscribe;
 mod suppressions;
