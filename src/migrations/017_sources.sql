@@ -34,7 +34,9 @@ CREATE TABLE sources (
     topic             TEXT,                          -- the feed's self URL, for the hub
     websub_state      TEXT NOT NULL DEFAULT 'none',  -- none, subscribing, active, unsubscribing
     websub_secret     TEXT,                          -- hub.secret (HMAC needs it as it is)
-    websub_lease_until_us INTEGER
+    websub_lease_until_us INTEGER,
+    websub_lease_seconds  INTEGER,                    -- as the hub granted it
+    websub_renew_us       INTEGER                     -- when to ask the hub (again)
 );
 CREATE INDEX sources_due ON sources (next_fetch_us);
 

@@ -7,8 +7,10 @@ pub mod apply;
 pub mod entries;
 pub mod fetch;
 pub mod guard;
+pub mod hub;
 pub mod schedule;
 pub mod store;
+pub mod websub;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -91,6 +93,10 @@ pub struct Sources {
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     in_flight: Arc<Semaphore>,
     wake: Notify,
+    /// `site.base_url`: WebSub callbacks are `<base>/websub/<id>`.
+    base_url: String,
+    /// Unsubscriptions this node asked for, awaiting the hub's verification: source id → topic.
+    leaving: Mutex<HashMap<i64, String>>,
     /// Called after a poll wrote to the catalog (the daemon: the feed publisher's wake-up).
     on_change: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
@@ -122,6 +128,8 @@ impl Sources {
             hosts: Mutex::new(HashMap::new()),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
             wake: Notify::new(),
+            base_url: config.site.base_url.trim_end_matches('/').to_string(),
+            leaving: Mutex::new(HashMap::new()),
             on_change: Mutex::new(None),
         })
     }
@@ -213,11 +221,15 @@ impl Sources {
         Ok(self.store.read(store::list).await?)
     }
 
-    /// Stops following a source. Its articles stay in the catalog.
+    /// Stops following a source (and unsubscribes from its hub). Its articles stay.
     pub async fn remove(&self, id: i64) -> Result<Source, SourceError> {
         let source = self.get(id).await?;
+        let hub = self.store.read(move |db| store::hub_of(db, id)).await?;
         if !self.store.write(move |db| store::delete(db, id)).await? {
             return Err(SourceError::NotFound(id));
+        }
+        if let Some(hub) = hub {
+            self.unsubscribe(id, hub).await;
         }
         Ok(source)
     }
@@ -274,9 +286,17 @@ impl Sources {
             next_fetch_us: outcome.next_fetch_us,
         };
         let wrote = applied.as_ref().is_some_and(|a| a.added + a.updated > 0);
+        let hub_named = matches!(&outcome.hub, Some((Some(_), _)));
         self.store
             .write(move |db| store::finish(db, id, &outcome))
             .await?;
+        let now_us = Utc::now().timestamp_micros();
+        if hub_named
+            && source.websub_state == "none"
+            && source.websub_renew_us.is_none_or(|at| at <= now_us)
+        {
+            self.subscribe(id).await;
+        }
         if wrote {
             if let Some(f) = self
                 .on_change
@@ -509,13 +529,24 @@ impl Sources {
             if full {
                 continue;
             }
-            let next = self
+            let now_us = Utc::now().timestamp_micros();
+            let renewals = self
                 .store
-                .read(store::next_due)
+                .read(move |db| store::renewals_due(db, now_us))
                 .await
-                .ok()
-                .flatten()
-                .unwrap_or(i64::MAX);
+                .unwrap_or_default();
+            for id in renewals {
+                let me = self.clone();
+                tasks.spawn(async move { me.subscribe(id).await });
+            }
+            let (due, renewal) = self
+                .store
+                .read(|db| {
+                    Ok::<_, crate::store::Error>((store::next_due(db)?, store::next_renewal(db)?))
+                })
+                .await
+                .unwrap_or_default();
+            let next = due.unwrap_or(i64::MAX).min(renewal.unwrap_or(i64::MAX));
             let wait_us = (next - Utc::now().timestamp_micros()).clamp(50_000, 30_000_000);
             tokio::select! {
                 _ = shutdown.cancelled() => break,

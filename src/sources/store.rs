@@ -46,6 +46,8 @@ pub struct Source {
     pub hub: Option<String>,
     pub websub_state: String,
     pub websub_lease_until_us: Option<i64>,
+    /// When tidings asks the hub (again): a renewal, or a retry.
+    pub websub_renew_us: Option<i64>,
     /// Entries read from it so far.
     pub entries: i64,
 }
@@ -54,6 +56,7 @@ const COLUMNS: &str = "s.id, s.url, s.added_url, s.slug, s.name, s.tags, s.state
      s.identity_note, s.etag, s.last_modified, s.created_us, s.seeded_us, s.last_fetch_us, \
      s.last_status, s.last_error, s.last_success_us, s.errors, s.interval_s, s.next_fetch_us, \
      s.hub, s.websub_state, s.websub_lease_until_us, s.moved_to, s.moved_seen, \
+     s.websub_renew_us, \
      (SELECT COUNT(*) FROM source_entries e WHERE e.source_id = s.id)";
 
 fn read_source(r: &Row) -> Result<Source> {
@@ -84,7 +87,8 @@ fn read_source(r: &Row) -> Result<Source> {
         websub_lease_until_us: r.get(22)?,
         moved_to: r.get(23)?,
         moved_seen: r.get(24)?,
-        entries: r.get(25)?,
+        websub_renew_us: r.get(25)?,
+        entries: r.get(26)?,
     })
 }
 
@@ -367,4 +371,99 @@ pub fn update_entry(
         params![id, guid, link, hash],
     )?;
     Ok(())
+}
+
+/// What WebSub needs of a source: its state, hub, topic and secret.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    pub state: String,
+    pub hub: Option<String>,
+    pub topic: Option<String>,
+    pub secret: Option<String>,
+    pub url: String,
+}
+
+pub fn hub_of(db: &Db, id: i64) -> Result<Option<Hub>> {
+    db.query_opt(
+        "SELECT websub_state, hub, topic, websub_secret, url FROM sources WHERE id = ?1",
+        params![id],
+        |r| {
+            Ok(Hub {
+                state: r.get(0)?,
+                hub: r.get(1)?,
+                topic: r.get(2)?,
+                secret: r.get(3)?,
+                url: r.get(4)?,
+            })
+        },
+    )
+}
+
+/// A subscription request is on its way: `state` (`subscribing`, or `active` for a renewal),
+/// the secret it carries, and when to ask again if no verification comes.
+pub fn websub_requested(db: &Db, id: i64, state: &str, secret: &str, retry_us: i64) -> Result<()> {
+    db.execute(
+        "UPDATE sources SET websub_state = ?2, websub_secret = ?3, websub_renew_us = ?4 \
+         WHERE id = ?1",
+        params![id, state, secret, retry_us],
+    )?;
+    Ok(())
+}
+
+/// The hub verified a subscription for `lease_seconds`: pushes come from now on, so the regular
+/// poll drops to `max_interval_s`.
+pub fn websub_verified(
+    db: &Db,
+    id: i64,
+    now_us: i64,
+    lease_seconds: i64,
+    renew_us: i64,
+    max_interval_s: i64,
+) -> Result<()> {
+    db.execute(
+        "UPDATE sources SET websub_state = 'active', websub_lease_until_us = ?2, \
+         websub_lease_seconds = ?3, websub_renew_us = ?4, interval_s = ?5, \
+         next_fetch_us = CASE WHEN next_fetch_us < COALESCE(last_fetch_us, ?6) + ?7 \
+             THEN COALESCE(last_fetch_us, ?6) + ?7 ELSE next_fetch_us END \
+         WHERE id = ?1 AND state <> 'gone'",
+        params![
+            id,
+            now_us + lease_seconds * 1_000_000,
+            lease_seconds,
+            renew_us,
+            max_interval_s,
+            now_us,
+            max_interval_s * 1_000_000
+        ],
+    )?;
+    Ok(())
+}
+
+/// The hub refused (or the subscription ended): back to polling alone; ask again at `retry_us`.
+pub fn websub_ended(db: &Db, id: i64, retry_us: i64) -> Result<()> {
+    db.execute(
+        "UPDATE sources SET websub_state = 'none', websub_lease_until_us = NULL, \
+         websub_renew_us = ?2 WHERE id = ?1",
+        params![id, retry_us],
+    )?;
+    Ok(())
+}
+
+/// Sources whose subscription is due to be asked for (again) at `now_us`.
+pub fn renewals_due(db: &Db, now_us: i64) -> Result<Vec<i64>> {
+    db.query_map(
+        "SELECT id FROM sources WHERE websub_renew_us <= ?1 AND hub IS NOT NULL \
+         AND state <> 'gone' ORDER BY websub_renew_us LIMIT 100",
+        params![now_us],
+        |r| r.get(0),
+    )
+}
+
+/// The earliest time a subscription is to be asked for.
+pub fn next_renewal(db: &Db) -> Result<Option<i64>> {
+    db.query_row(
+        "SELECT MIN(websub_renew_us) FROM sources WHERE hub IS NOT NULL AND state <> 'gone'",
+        params![],
+        |r| r.get(0),
+    )
 }

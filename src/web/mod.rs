@@ -11,6 +11,7 @@ pub mod sources_api;
 pub mod subscribers_api;
 pub mod webhook_endpoints_api;
 pub mod webhooks;
+pub mod websub;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -126,6 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin::router(state.clone()))
         .merge(assets::router())
         .merge(webhooks::router())
+        .merge(websub::router())
         .fallback(not_found)
         .with_state(state)
 }

@@ -41,6 +41,7 @@ mod reliability;
 mod secrets;
 mod sources;
 mod sources_hostile;
+mod sources_websub;
 mod stopping;
 mod subscribe;
 mod suppressions;

@@ -63,6 +63,7 @@ impl Answer {
 pub struct Request {
     pub path: String,
     pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
     /// The status it was answered with (0: never answered).
     pub answered: u16,
 }
@@ -72,6 +73,13 @@ impl Request {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// A form body's fields.
+    pub fn form(&self) -> HashMap<String, String> {
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
     }
 }
 
@@ -175,6 +183,7 @@ fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
             s.requests.push(Request {
                 path: path.clone(),
                 headers,
+                body: body.clone(),
                 answered: 0,
             });
             s.requests.len() - 1
