@@ -89,6 +89,8 @@ export TIDINGS_SERVER_BIND="127.0.0.1:0"
 export TIDINGS_CATALOG_LOAD_SAMPLE=true
 # Endpoints on 127.0.0.1 (the one added below); see the note above.
 export TIDINGS_WEBHOOK_ENDPOINTS_ALLOW_PRIVATE=true
+# A followed feed on a closed local port (id 1), for the /api/sources/{id} routes.
+export TIDINGS_SOURCES_ALLOW_PRIVATE=127.0.0.1
 unset TIDINGS_ADMIN_TOKEN
 cd "$WORK"
 mkdir -p outbox
@@ -108,6 +110,7 @@ done
 "$BIN" suppression add "spam@example.net" --reason complaint >/dev/null
 # A webhook endpoint (id 1) for the /api/webhook-endpoints/{id} routes.
 "$BIN" webhook-endpoint add http://127.0.0.1:9/conformance --event article.published >/dev/null
+"$BIN" source add http://127.0.0.1:9/conformance.xml --name conformance >/dev/null
 # A finished run (digests to the file outbox), so /api/digests/runs/{id} has one to show.
 "$BIN" digest run --now >/dev/null 2>&1
 
