@@ -91,6 +91,8 @@ pub struct Sources {
     max_entries: usize,
     max_age: chrono::Duration,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Hosts that answered `429`, until when (on this node).
+    paused: Mutex<HashMap<String, i64>>,
     in_flight: Arc<Semaphore>,
     wake: Notify,
     /// `site.base_url`: WebSub callbacks are `<base>/websub/<id>`.
@@ -126,6 +128,7 @@ impl Sources {
             max_entries: s.max_entries as usize,
             max_age: chrono::Duration::days(i64::from(config.digest.max_age_days)),
             hosts: Mutex::new(HashMap::new()),
+            paused: Mutex::new(HashMap::new()),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
             wake: Notify::new(),
             base_url: config.site.base_url.trim_end_matches('/').to_string(),
@@ -268,6 +271,19 @@ impl Sources {
         let host_slot = self.host_slot(&host);
         let fetched = {
             let _host = host_slot.acquire().await;
+            // A host that asked to be left alone (429) is, for all its sources, until then.
+            let paused = self.paused_until(&host);
+            if let Some(until_us) = paused.filter(|u| *u > Utc::now().timestamp_micros()) {
+                self.store
+                    .write(move |db| store::postpone(db, id, until_us))
+                    .await?;
+                return Ok(PollReport {
+                    status: None,
+                    error: Some(format!("{host} asked to be left alone (429); not fetched")),
+                    applied: None,
+                    next_fetch_us: until_us,
+                });
+            }
             let ask = Ask {
                 etag: source.etag.clone(),
                 last_modified: source.last_modified.clone(),
@@ -275,6 +291,15 @@ impl Sources {
             fetch::fetch(&self.client, &self.allowed, &url, &ask, &self.limits).await
         };
         let now = Utc::now();
+        if let Ok(f) = &fetched {
+            if f.status == 429 {
+                let wait = f
+                    .retry_after
+                    .unwrap_or(self.bounds.min)
+                    .min(schedule::HINT_CAP);
+                self.pause(&host, at(now, wait));
+            }
+        }
         let (outcome, applied) = match fetched {
             Err(e) => (self.failed(&source, now, None, e.to_string(), None), None),
             Ok(f) => self.answered(&source, f, now).await?,
@@ -482,6 +507,21 @@ impl Sources {
             }
             _ => (None, None),
         }
+    }
+
+    fn paused_until(&self, host: &str) -> Option<i64> {
+        self.paused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&host.to_ascii_lowercase())
+            .copied()
+    }
+
+    fn pause(&self, host: &str, until_us: i64) {
+        let mut paused = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Utc::now().timestamp_micros();
+        paused.retain(|_, until| *until > now);
+        paused.insert(host.to_ascii_lowercase(), until_us);
     }
 
     fn host_slot(&self, host: &str) -> Arc<Semaphore> {

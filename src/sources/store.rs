@@ -264,6 +264,15 @@ pub fn finish(db: &Db, id: i64, o: &Outcome) -> Result<()> {
     Ok(())
 }
 
+/// Lets go of a source not fetched (its host asked to be left alone) until `at_us`.
+pub fn postpone(db: &Db, id: i64, at_us: i64) -> Result<()> {
+    db.execute(
+        "UPDATE sources SET lease_until_us = NULL, next_fetch_us = ?2 WHERE id = ?1",
+        params![id, at_us],
+    )?;
+    Ok(())
+}
+
 /// Moves a source's next poll to `at_us` (a WebSub push: now), unless it is gone.
 pub fn poll_at(db: &Db, id: i64, at_us: i64) -> Result<bool> {
     Ok(db.execute(

@@ -415,3 +415,36 @@ fn bad_sources_are_refused_naming_the_field_and_change_nothing() {
     assert!(crate::helpers::stderr(&out).contains("url:"), "{out:?}");
     assert_eq!(d.api("GET", "/api/sources/99", None).status, 404);
 }
+
+#[test]
+fn a_host_that_answers_429_slows_only_its_own_sources() {
+    let busy = FeedServer::start("127.0.0.2");
+    let other = FeedServer::start("127.0.0.3");
+    busy.set("/a.xml", Answer::status(429, &[("Retry-After", "3600")]));
+    busy.set("/b.xml", Answer::feed(doc(&entries("b", 0..2)), &[]));
+    other.set("/c.xml", Answer::feed(doc(&entries("c", 0..2)), &[]));
+    let d = Daemon::start_with(&[
+        ("TIDINGS_SOURCES_ALLOW_PRIVATE", "127.0.0.2,127.0.0.3"),
+        SLOW,
+    ]);
+    let a = follow(&d, &busy.url("/a.xml"), serde_json::json!({"name": "a"}));
+    assert_eq!(source(&d, a)["last_status"], 429);
+    // Another source on the same host waits for the Retry-After without a request…
+    let r = d.api(
+        "POST",
+        "/api/sources",
+        Some(&serde_json::json!({"url": busy.url("/b.xml"), "name": "b"}).to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let b = r.json()["id"].as_i64().unwrap();
+    let hour_us = 3_500_000_000i64;
+    crate::helpers::wait_until("b postponed", 20, || {
+        let s = source(&d, b);
+        s["next_fetch_us"].as_i64().unwrap() > s["created_us"].as_i64().unwrap() + hour_us
+    });
+    assert!(busy.requests_to("/b.xml").is_empty());
+    assert!(source(&d, b)["last_fetch_us"].is_null());
+    // …while another host's source is read at once.
+    let c = follow(&d, &other.url("/c.xml"), serde_json::json!({"name": "c"}));
+    assert_eq!(source(&d, c)["entries"], 2);
+}
