@@ -172,6 +172,7 @@ pub async fn run(
     })
     .await
     .context("cannot start the scheduler")?;
+    let instant = tokio::spawn(digests.clone().run_instant());
     let state = Arc::new(AppState::new(
         config.clone(),
         cache,
@@ -229,6 +230,7 @@ pub async fn run(
     // going near the deadline is cut off before its final dot and handed back.
     deadline.within("the digest run", digests.idle()).await;
     for (name, task) in [
+        ("the instant digests", Some(instant)),
         ("the inbound listener", inbound),
         ("the outbox worker", Some(outbox)),
         ("the webhook deliveries", Some(webhook_deliveries)),

@@ -29,6 +29,7 @@ mod feedback;
 mod feeds;
 mod golden;
 mod history;
+mod instant;
 mod lists;
 mod migrate;
 mod nodes;
