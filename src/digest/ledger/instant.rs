@@ -65,3 +65,6 @@ pub fn close_if_settled(db: &Db, run: i64, now: DateTime<Utc>) -> Result<bool> {
         params![run, now.timestamp_micros()],
     )? == 1)
 }
+
+#[cfg(test)]
+mod tests;
