@@ -198,6 +198,15 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
                     self.first_delivery.get()
                 ],
             )?;
+            if self.instant_day.is_some() {
+                // The day's run was paused (its sender blocked): what it takes in waits too.
+                self.db.execute(
+                    "UPDATE deliveries SET next_attempt_us = ?3 WHERE run_id = ?1 AND id >= ?2 \
+                     AND state = 'pending' AND EXISTS \
+                     (SELECT 1 FROM digest_runs r WHERE r.id = ?1 AND r.paused_us IS NOT NULL)",
+                    params![id, self.first_delivery.get(), PAUSED_US],
+                )?;
+            }
         }
         Ok(run_id)
     }

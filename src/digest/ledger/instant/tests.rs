@@ -1,5 +1,6 @@
 //! The day's instant run on a small ledger, on SQLite and (when `TIDINGS_TEST_POSTGRES_URL`
-//! names a server) on PostgreSQL: reopened around a scheduled run, counted right, closed once.
+//! names a server) on PostgreSQL: reopened around a scheduled run, held while paused, counted
+//! right, closed once.
 
 use super::*;
 use crate::digest::ledger::{previous_run, runs, PlanWriter};
@@ -35,9 +36,18 @@ fn ledger(db: &Db) -> Result<(i64, i64, i64, [i64; 3])> {
     let plan = PlanWriter::begin(db, at(3), false)?;
     plan.delivery(daily, ["a"].into_iter())?;
     let scheduled = plan.finish("scheduled", "")?.expect("a run");
+    // The day's run paused (a wave of policy bounces): what the next plan adds waits too.
+    crate::digest::ledger::pause(db, morning, "blocked", at(3))?;
     let plan = PlanWriter::begin_instant(db, at(4))?;
     plan.delivery(second, ["b"].into_iter())?;
     let afternoon = plan.finish("afternoon", "")?.expect("a run");
+    let held: i64 = db.query_row(
+        "SELECT next_attempt_us FROM deliveries WHERE subscriber_id = ?1",
+        params![second],
+        |r| r.get(0),
+    )?;
+    assert_eq!(held, crate::digest::ledger::PAUSED_US);
+    crate::digest::ledger::resume(db, morning, at(4))?;
     let id = |s: i64| -> Result<i64> {
         db.query_row(
             "SELECT id FROM deliveries WHERE subscriber_id = ?1",
