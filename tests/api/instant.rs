@@ -102,12 +102,12 @@ fn wait_sent(d: &Daemon, subscriber: i64, n: usize) -> Vec<(i64, i64, String, St
 #[test]
 fn two_articles_within_the_delay_come_in_one_email_at_the_first_ones_time() {
     let sink = SmtpSink::start();
-    let d = start(&sink, "6", &[]);
+    let d = start(&sink, "8", &[]);
     let reader = subscriber(&d, "now@example.com", &[], "instant");
     let first = publish(&d, "first", "First news", &["AI"]);
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::thread::sleep(std::time::Duration::from_secs(3));
     let second = publish(&d, "second", "Second news", &["Ethics"]);
-    let delay = chrono::Duration::seconds(6);
+    let delay = chrono::Duration::seconds(8);
     assert!(second < first + delay, "the second came within the delay");
 
     let mail = &sink.wait_for(1)[0];
@@ -123,11 +123,11 @@ fn two_articles_within_the_delay_come_in_one_email_at_the_first_ones_time() {
     let planned_at = chrono::DateTime::from_timestamp_micros(rows[0].1).expect("time");
     assert!(
         planned_at >= first + delay,
-        "not before the first article's delay: {planned_at} < {first} + 6 s"
+        "not before the first article's delay: {planned_at} < {first} + 8 s"
     );
     assert!(
         planned_at < second + delay,
-        "the second article did not push it back: {planned_at} >= {second} + 6 s"
+        "the second article did not push it back: {planned_at} >= {second} + 8 s"
     );
     let ids: Vec<String> = serde_json::from_str(&rows[0].2).expect("ids");
     let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -150,7 +150,7 @@ fn two_articles_within_the_delay_come_in_one_email_at_the_first_ones_time() {
 #[test]
 fn an_edit_within_the_delay_is_sent_as_edited_and_a_removed_article_not_at_all() {
     let sink = SmtpSink::start();
-    let d = start(&sink, "4", &[]);
+    let d = start(&sink, "6", &[]);
     // Tags exist once an article carries them; one published long ago is never new.
     d.publish(&crate::helpers::article(
         "old",
@@ -166,7 +166,7 @@ fn an_edit_within_the_delay_is_sent_as_edited_and_a_removed_article_not_at_all()
     assert_eq!(added_at(&d, "draft"), draft, "an edit is not a new article");
     assert_eq!(d.api("DELETE", "/api/articles/gone", None).status, 204);
     assert!(
-        chrono::Utc::now() < gone + chrono::Duration::seconds(4),
+        chrono::Utc::now() < gone + chrono::Duration::seconds(6),
         "the edit and the removal came within the delay"
     );
 
@@ -189,7 +189,7 @@ fn an_edit_within_the_delay_is_sent_as_edited_and_a_removed_article_not_at_all()
     // The look that sent it came after the removed article's delay (it came first): the
     // reader of AI alone, whose only article it was, got nothing planned, and nothing waits.
     let planned_at = chrono::DateTime::from_timestamp_micros(rows[0].1).expect("time");
-    assert!(planned_at >= gone + chrono::Duration::seconds(4));
+    assert!(planned_at >= gone + chrono::Duration::seconds(6));
     assert!(deliveries(&d, ai_only).is_empty());
     let preview = stdout(&d.cli(&["digest", "preview", "ai@example.com"]));
     assert!(preview.contains("nothing new"), "{preview}");
