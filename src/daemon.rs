@@ -180,6 +180,7 @@ pub async fn run(
         let publisher = publisher.clone();
         sources.on_change(move || publisher.changed());
     }
+    let instant = tokio::spawn(digests.clone().run_instant());
     let state = Arc::new(AppState::new(
         config.clone(),
         cache,
@@ -239,6 +240,7 @@ pub async fn run(
     // going near the deadline is cut off before its final dot and handed back.
     deadline.within("the digest run", digests.idle()).await;
     for (name, task) in [
+        ("the instant digests", Some(instant)),
         ("the inbound listener", inbound),
         ("the outbox worker", Some(outbox)),
         ("the webhook deliveries", Some(webhook_deliveries)),

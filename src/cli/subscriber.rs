@@ -16,7 +16,7 @@ pub enum SubscriberCommand {
         /// A tag slug to follow; repeat for more (none = every tag).
         #[arg(long = "tag")]
         tags: Vec<String>,
-        /// daily or weekly (default: subscribers.default_cadence).
+        /// daily, weekly or instant (default: subscribers.default_cadence).
         #[arg(long)]
         cadence: Option<String>,
         /// IANA time zone (default: subscribers.default_time_zone).

@@ -130,18 +130,8 @@ impl Config {
                 format!("'{}' must be auto, none, starttls or tls", self.mail.tls),
             ));
         }
-        if !matches!(
-            self.subscribers.default_cadence.as_str(),
-            "daily" | "weekly"
-        ) {
-            return Err(invalid(
-                "subscribers.default_cadence",
-                format!(
-                    "'{}' must be daily or weekly",
-                    self.subscribers.default_cadence
-                ),
-            ));
-        }
+        crate::subscribers::Cadence::parse(&self.subscribers.default_cadence)
+            .map_err(|m| invalid("subscribers.default_cadence", m))?;
         if self
             .subscribers
             .default_time_zone
@@ -295,6 +285,15 @@ impl Config {
             return Err(invalid(
                 "digest.max_attempts",
                 "max_attempts and concurrency must be at least 1".into(),
+            ));
+        }
+        if self.digest.instant_delay_seconds > 86_400 {
+            return Err(invalid(
+                "digest.instant_delay_seconds",
+                format!(
+                    "{} is out of range 0..=86400",
+                    self.digest.instant_delay_seconds
+                ),
             ));
         }
         if !(5..=86_400).contains(&self.digest.lease_seconds) {

@@ -72,6 +72,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("digest.max_attempts", Kind::Int),
     ("digest.concurrency", Kind::Int),
     ("digest.lease_seconds", Kind::Int),
+    ("digest.instant_delay_seconds", Kind::Int),
     ("subscribers.confirm_ttl_hours", Kind::Int),
     ("subscribers.link_ttl_days", Kind::Int),
     ("subscribers.default_cadence", Kind::Str),

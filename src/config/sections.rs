@@ -158,6 +158,8 @@ pub struct DigestConfig {
     pub concurrency: u32,
     /// How long a claimed delivery stays this process's before another may take it over.
     pub lease_seconds: u32,
+    /// An instant subscriber's digest goes this long after the first article new to them.
+    pub instant_delay_seconds: u32,
 }
 
 impl Default for DigestConfig {
@@ -177,6 +179,7 @@ impl Default for DigestConfig {
             // and 6,272-6,437 on PostgreSQL, 48 sent 10,395 and 7,825 (BENCHMARKS.md).
             concurrency: 48,
             lease_seconds: 60,
+            instant_delay_seconds: 600,
         }
     }
 }

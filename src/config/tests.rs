@@ -244,3 +244,25 @@ fn webhook_endpoint_settings_default_and_are_checked() {
         assert!(e.contains(key), "{bad}: {e}");
     }
 }
+
+#[test]
+fn instant_is_a_default_cadence_and_its_delay_is_checked() {
+    let c = load("", &[]).expect("defaults");
+    assert_eq!(c.digest.instant_delay_seconds, 600);
+    let c = load(
+        "[subscribers]\ndefault_cadence = \"instant\"\n[digest]\ninstant_delay_seconds = 5\n",
+        &[],
+    )
+    .expect("instant");
+    assert_eq!(c.subscribers.default_cadence, "instant");
+    assert_eq!(c.digest.instant_delay_seconds, 5);
+    let e = load("[subscribers]\ndefault_cadence = \"hourly\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("subscribers.default_cadence"), "{e}");
+    assert!(e.contains("daily, weekly or instant"), "{e}");
+    let e = load("", &[("TIDINGS_DIGEST_INSTANT_DELAY_SECONDS", "90000")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("digest.instant_delay_seconds"), "{e}");
+}

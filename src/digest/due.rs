@@ -1,5 +1,6 @@
 //! Who is due: a daily subscriber once per local day at or after `digest.send_hour` in their own
-//! time zone, a weekly one on `digest.weekly_day` at that hour. Pure functions of the clock.
+//! time zone, a weekly one on `digest.weekly_day` at that hour. Pure functions of the clock. (An
+//! instant subscriber has no slot: `plan::instant_due`, and the trigger in `instant.rs`.)
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc, Weekday};
 

@@ -10,88 +10,21 @@ use chrono::{DateTime, Utc};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
+mod candidates;
+pub mod instant;
 mod runs;
 mod sent;
+pub use candidates::{candidate, earliest_window, for_each_candidate, Candidate, Candidates};
 pub use runs::{
     run, run_failures, runs, runs_of, sent_digests, Failure, RunDetail, RunState, RunSummary,
     SentDigest, TagDigests,
 };
 pub use sent::{fold_sent, logged_sent, mark_sent, Pending, Recorder, Sent};
 
-use crate::subscribers::{Cadence, Status, TimeZone};
-
-/// A confirmed subscriber as the planner sees them.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub id: i64,
-    pub email: String,
-    pub cadence: Cadence,
-    pub zone: TimeZone,
-    pub tags: Vec<String>,
-    pub window_start: DateTime<Utc>,
-    pub last_slot: Option<DateTime<Utc>>,
-}
+use crate::subscribers::Status;
 
 fn from_us(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
-}
-
-/// Calls `f` for each confirmed subscriber with no unfinished delivery (those are finished, not
-/// planned again), streaming rows so a million subscribers never sit in memory at once.
-pub fn for_each_candidate<E: From<Error>>(
-    db: &Db,
-    mut f: impl FnMut(Candidate) -> Result<(), E>,
-) -> Result<(), E> {
-    let tags = if db.is_postgres() {
-        "string_agg(st.tag_slug, ',')"
-    } else {
-        "group_concat(st.tag_slug, ',')"
-    };
-    let sql = format!(
-        "SELECT s.id, s.email, s.cadence, s.time_zone, coalesce(s.window_start_us, 0), s.last_slot_us, \
-                (SELECT {tags} FROM subscriber_tags st WHERE st.subscriber_id = s.id) \
-         FROM subscribers s WHERE s.status = 'confirmed' AND NOT EXISTS \
-           (SELECT 1 FROM deliveries d WHERE d.subscriber_id = s.id AND d.state IN ('pending', 'sending')) \
-         ORDER BY s.id"
-    );
-    db.query_each_paged(&sql, &[], |r| {
-        let cadence: String = r.get(2)?;
-        let zone: String = r.get(3)?;
-        let tags: Option<String> = r.get(6)?;
-        let mut tags: Vec<String> = tags
-            .map(|t| t.split(',').map(str::to_string).collect())
-            .unwrap_or_default();
-        tags.sort();
-        f(Candidate {
-            id: r.get(0)?,
-            email: r.get(1)?,
-            cadence: Cadence::parse(&cadence).unwrap_or(Cadence::Daily),
-            zone: TimeZone::parse(&zone).unwrap_or(TimeZone(chrono_tz::UTC)),
-            tags,
-            window_start: from_us(r.get(4)?),
-            last_slot: r.get::<Option<i64>>(5)?.map(from_us),
-        })
-    })
-}
-
-/// The candidate for one subscriber, if they are one (for previews).
-pub fn candidate(db: &Db, subscriber: i64) -> Result<Option<Candidate>> {
-    let mut found = None;
-    for_each_candidate(db, |c| {
-        if c.id == subscriber {
-            found = Some(c);
-        }
-        Ok::<(), Error>(())
-    })?;
-    Ok(found)
-}
-
-/// The oldest window among the candidates: articles added after it may be new to someone.
-pub fn earliest_window(db: &Db) -> Result<Option<DateTime<Utc>>> {
-    db.query_row(
-        "SELECT min(coalesce(s.window_start_us, 0)) FROM subscribers s WHERE s.status = 'confirmed'", &[], |r| r.get::<Option<i64>>(0),
-    )
-    .map(|v| v.map(from_us))
 }
 
 /// Writes a run's plan inside the caller's transaction as it is computed (nothing is held in
@@ -101,6 +34,8 @@ pub struct PlanWriter<'c, 'd> {
     db: &'c Db<'d>,
     now: DateTime<Utc>,
     manual: bool,
+    /// The UTC day whose instant run this plan adds to (`None`: a run of its own).
+    instant_day: Option<i64>,
     run_id: std::cell::Cell<Option<i64>>,
     /// No delivery of an earlier run has an id this high (the run's rows are read by id range).
     first_delivery: std::cell::Cell<i64>,
@@ -119,11 +54,27 @@ pub const PLAN_LOCK: &str = "digest plan";
 
 impl<'c, 'd> PlanWriter<'c, 'd> {
     pub fn begin(db: &'c Db<'d>, now: DateTime<Utc>, manual: bool) -> Result<Self> {
+        Self::start(db, now, manual, None)
+    }
+
+    /// A plan of the instant trigger: its deliveries go into the run of `now`'s UTC day,
+    /// reopened if an earlier plan of the day made it (`instant::day_of`).
+    pub fn begin_instant(db: &'c Db<'d>, now: DateTime<Utc>) -> Result<Self> {
+        Self::start(db, now, false, Some(instant::day_of(now)))
+    }
+
+    fn start(
+        db: &'c Db<'d>,
+        now: DateTime<Utc>,
+        manual: bool,
+        instant_day: Option<i64>,
+    ) -> Result<Self> {
         db.lock(PLAN_LOCK)?;
         Ok(PlanWriter {
             db,
             now,
             manual,
+            instant_day,
             run_id: std::cell::Cell::new(None),
             first_delivery: std::cell::Cell::new(0),
             count: std::cell::Cell::new(0),
@@ -145,12 +96,15 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
         let run_id = match self.run_id.get() {
             Some(id) => id,
             None => {
-                let id = self.db.query_row(
-                    "INSERT INTO digest_runs (now_us, manual, subject, html, deliveries) \
-                     VALUES (?1, ?2, '', '', 0) RETURNING id",
-                    params![self.now.timestamp_micros(), self.manual],
-                    |r| r.get(0),
-                )?;
+                let id = match self.instant_day {
+                    Some(day) => instant::day_run(self.db, day, self.now)?,
+                    None => self.db.query_row(
+                        "INSERT INTO digest_runs (now_us, manual, subject, html, deliveries) \
+                         VALUES (?1, ?2, '', '', 0) RETURNING id",
+                        params![self.now.timestamp_micros(), self.manual],
+                        |r| r.get(0),
+                    )?,
+                };
                 // Under the plan lock no other run adds deliveries: this run's come after.
                 self.first_delivery.set(self.db.query_row(
                     "SELECT coalesce(max(id), 0) + 1 FROM deliveries",
@@ -232,7 +186,9 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
         if let Some(id) = run_id {
             self.write_deliveries(id)?;
             self.db.execute(
-                "UPDATE digest_runs SET subject = ?2, html = ?3, deliveries = ?4, first_delivery_id = ?5, \
+                // A reopened instant run keeps its first delivery and adds to its count.
+                "UPDATE digest_runs SET subject = ?2, html = ?3, deliveries = deliveries + ?4, \
+                 first_delivery_id = coalesce(first_delivery_id, ?5), \
                  last_delivery_id = (SELECT max(id) FROM deliveries) WHERE id = ?1",
                 params![
                     id,
@@ -242,16 +198,28 @@ impl<'c, 'd> PlanWriter<'c, 'd> {
                     self.first_delivery.get()
                 ],
             )?;
+            if self.instant_day.is_some() {
+                // The day's run was paused (its sender blocked): what it takes in waits too.
+                self.db.execute(
+                    "UPDATE deliveries SET next_attempt_us = ?3 WHERE run_id = ?1 AND id >= ?2 \
+                     AND state = 'pending' AND EXISTS \
+                     (SELECT 1 FROM digest_runs r WHERE r.id = ?1 AND r.paused_us IS NOT NULL)",
+                    params![id, self.first_delivery.get(), PAUSED_US],
+                )?;
+            }
         }
         Ok(run_id)
     }
 }
 
-/// When the newest earlier run was planned for (the generic archive version covers what is new since).
+/// When the newest earlier scheduled or asked-for run was planned for (the generic archive
+/// version covers what is new since; the instant runs keep their own).
 pub fn previous_run(db: &Db) -> Result<Option<DateTime<Utc>>> {
-    db.query_row("SELECT max(now_us) FROM digest_runs", &[], |r| {
-        r.get::<Option<i64>>(0)
-    })
+    db.query_row(
+        "SELECT max(now_us) FROM digest_runs WHERE instant_day IS NULL",
+        &[],
+        |r| r.get::<Option<i64>>(0),
+    )
     .map(|v| v.map(from_us))
 }
 

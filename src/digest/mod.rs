@@ -4,6 +4,7 @@
 //! concurrency, a rate limit, retries with backoff for transient failures, and explicit outcomes.
 
 pub mod due;
+mod instant;
 pub mod ledger;
 pub mod plan;
 mod preview;
@@ -16,7 +17,7 @@ use self::render::BodyCache;
 pub use self::render::{PersonalLinks, RenderedDigest};
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
@@ -35,7 +36,7 @@ use crate::mail::{Failure, Mailer};
 use crate::store::{instance_id, Db, Store};
 use crate::subscribers::store;
 use crate::subscribers::tokens::Purpose;
-use crate::subscribers::{Status, Subscriber};
+use crate::subscribers::{Cadence, Status, Subscriber};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
@@ -58,6 +59,15 @@ pub struct RunOptions {
     pub force: bool,
     /// Plan and report, change and send nothing.
     pub dry_run: bool,
+}
+
+/// What planned a run: the schedule (or an admin asking), or the instant trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunKind {
+    /// Daily and weekly subscribers whose slot is due (everyone when forced), in a run of its own.
+    Scheduled,
+    /// Instant subscribers whose delay is over, in the run of the UTC day.
+    Instant,
 }
 
 /// What a run did.
@@ -120,8 +130,11 @@ pub struct Digests {
     pub mailer: Arc<Mailer>,
     pub templates: Arc<Templates>,
     pub metrics: crate::metrics::Metrics,
-    /// One run at a time per process; a trigger while one runs is a no-op.
+    /// One run at a time per process; a scheduler tick while one runs is a no-op (but waits
+    /// for an instant run, which is short and would otherwise make it skip a slot).
     running: tokio::sync::Mutex<()>,
+    /// The run going on (holding `running`) is an instant one.
+    instant_running: AtomicBool,
     /// Stop taking new deliveries (SIGTERM).
     pub stop: CancellationToken,
     /// How long the stop may take (`server.shutdown_seconds`): a send still going near it is
@@ -173,6 +186,7 @@ impl Digests {
             templates,
             metrics: crate::metrics::Metrics::new(),
             running: tokio::sync::Mutex::new(()),
+            instant_running: AtomicBool::new(false),
             deadline,
             stop,
             leases: Mutex::new(std::collections::HashMap::new()),
@@ -276,16 +290,29 @@ impl Digests {
 
     /// A scheduler tick: run now unless a run is already going.
     pub async fn tick(self: &Arc<Self>) {
-        let Ok(guard) = self.running.try_lock() else {
-            tracing::info!("digest tick while a run is going: nothing to do");
-            return;
+        let guard = match self.running.try_lock() {
+            Ok(guard) => guard,
+            Err(_) if self.instant_running.load(Ordering::Acquire) => {
+                let guard = self.running.lock().await;
+                if self.stop.is_cancelled() {
+                    return;
+                }
+                guard
+            }
+            Err(_) => {
+                tracing::info!("digest tick while a run is going: nothing to do");
+                return;
+            }
         };
         let opts = RunOptions {
             now: Utc::now(),
             force: false,
             dry_run: false,
         };
-        match self.run_locked(opts, None, None, None).await {
+        match self
+            .run_locked(RunKind::Scheduled, opts, None, None, None)
+            .await
+        {
             Ok(r) if r.planned + r.resumed > 0 => tracing::info!(
                 run = ?r.run_id, planned = r.planned, resumed = r.resumed, sent = r.sent,
                 failed = r.failed, retried = r.retried, waiting = r.waiting, "digest run done"
@@ -303,7 +330,8 @@ impl Digests {
         progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
     ) -> Result<RunReport, DigestError> {
         let _guard = self.running.lock().await;
-        self.run_locked(opts, progress, None, None).await
+        self.run_locked(RunKind::Scheduled, opts, progress, None, None)
+            .await
     }
 
     /// A run that says what it planned as soon as it has (`planned` gets the report so far,
@@ -315,7 +343,8 @@ impl Digests {
         planned: tokio::sync::oneshot::Sender<RunReport>,
     ) -> Result<RunReport, DigestError> {
         let _guard = self.running.lock().await;
-        self.run_locked(opts, None, None, Some(planned)).await
+        self.run_locked(RunKind::Scheduled, opts, None, None, Some(planned))
+            .await
     }
 
     /// A dry run that hands each planned digest to `each` as it is planned instead of keeping
@@ -328,7 +357,8 @@ impl Digests {
     ) -> Result<RunReport, DigestError> {
         opts.dry_run = true;
         let _guard = self.running.lock().await;
-        self.run_locked(opts, progress, Some(each), None).await
+        self.run_locked(RunKind::Scheduled, opts, progress, Some(each), None)
+            .await
     }
 }
 

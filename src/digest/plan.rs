@@ -69,6 +69,27 @@ pub fn is_new(
         && article.published_at.with_timezone(&Utc) >= now - max_age
 }
 
+/// When an instant reader's digest is due: `delay` after the first article they follow that
+/// entered the catalog after `reader.window_start` (and is recent), or `None` when there is
+/// none. Articles added later do not push it back.
+pub fn instant_due(
+    reader: &Reader<'_>,
+    articles: &[Article],
+    now: DateTime<Utc>,
+    max_age: Duration,
+    delay: Duration,
+) -> Option<DateTime<Utc>> {
+    let follows = |a: &Article| {
+        reader.tags.is_empty() || a.tags.iter().any(|t| reader.tags.contains(&t.slug))
+    };
+    articles
+        .iter()
+        .filter(|a| is_new(a, reader.window_start, now, max_age) && follows(a))
+        .map(|a| a.added_at)
+        .min()
+        .map(|first| first + delay)
+}
+
 /// The digest for `reader` from `articles` at `now`, or `None` when nothing is new.
 ///
 /// Each article appears once, under the first of its own tags (in the article's order) that the
@@ -289,6 +310,64 @@ mod tests {
         )
         .expect("plan");
         assert_eq!(slugs(&p), vec![("AI".into(), vec!["late".into()])]);
+    }
+
+    #[test]
+    fn an_instant_digest_is_due_a_delay_after_the_first_new_article_it_follows() {
+        let articles = vec![
+            article(
+                "second",
+                &["AI"],
+                "2027-01-10T09:01:00Z",
+                "2027-01-10T09:01:00Z",
+            ),
+            article(
+                "first",
+                &["AI"],
+                "2027-01-10T09:00:00Z",
+                "2027-01-10T09:00:00Z",
+            ),
+            article(
+                "earlier-but-other-tag",
+                &["Ethics"],
+                "2027-01-10T08:00:00Z",
+                "2027-01-10T08:00:00Z",
+            ),
+            article(
+                "already-handled",
+                &["AI"],
+                "2027-01-10T07:00:00Z",
+                "2027-01-10T07:00:00Z",
+            ),
+        ];
+        let follows = ["ai".to_string()];
+        let reader = Reader {
+            tags: &follows,
+            window_start: t("2027-01-10T07:30:00Z"),
+        };
+        let delay = Duration::minutes(10);
+        let now = t("2027-01-10T09:02:00Z");
+        assert_eq!(
+            instant_due(&reader, &articles, now, Duration::days(WEEK), delay),
+            Some(t("2027-01-10T09:10:00Z")),
+            "from the first new article it follows; the second does not push it back"
+        );
+        let everything = Reader {
+            tags: &[],
+            window_start: t("2027-01-10T07:30:00Z"),
+        };
+        assert_eq!(
+            instant_due(&everything, &articles, now, Duration::days(WEEK), delay),
+            Some(t("2027-01-10T08:10:00Z"))
+        );
+        let caught_up = Reader {
+            tags: &follows,
+            window_start: t("2027-01-10T09:01:00Z"),
+        };
+        assert_eq!(
+            instant_due(&caught_up, &articles, now, Duration::days(WEEK), delay),
+            None
+        );
     }
 
     #[test]

@@ -54,36 +54,51 @@ impl Digests {
             });
             return Ok(Preview { lines, html: None });
         };
-        let next_slot = due::current_slot(
-            c.cadence,
-            c.zone.0,
-            digest.send_hour,
-            weekly_day,
-            now + Duration::days(if c.cadence == crate::subscribers::Cadence::Weekly {
-                7
-            } else {
-                1
-            }),
-        );
-        if due::is_due(c.last_slot, slot) {
-            lines.push(format!(
-                "due now (slot {} in their time zone)",
-                slot.with_timezone(&c.zone.0).format("%Y-%m-%d %H:%M %Z")
-            ));
+        let articles = crate::catalog::store::added_since(conn, c.window_start, now - max_age)?;
+        if c.cadence == crate::subscribers::Cadence::Instant {
+            lines.push(match self.instant_due_of(&c, &articles, now) {
+                Some(at) if at <= now => format!("due now (instant, since {})", at.to_rfc3339()),
+                Some(at) => format!(
+                    "not due: instant, at {} ({} s after the first article new to them)",
+                    at.to_rfc3339(),
+                    digest.instant_delay_seconds
+                ),
+                None => format!(
+                    "not due: instant, {} s after the next article new to them",
+                    digest.instant_delay_seconds
+                ),
+            });
         } else {
-            lines.push(format!(
-                "not due: this slot was handled; next at {}",
-                next_slot
-                    .with_timezone(&c.zone.0)
-                    .format("%Y-%m-%d %H:%M %Z")
-            ));
+            let next_slot = due::current_slot(
+                c.cadence,
+                c.zone.0,
+                digest.send_hour,
+                weekly_day,
+                now + Duration::days(if c.cadence == crate::subscribers::Cadence::Weekly {
+                    7
+                } else {
+                    1
+                }),
+            );
+            if due::is_due(c.last_slot, slot) {
+                lines.push(format!(
+                    "due now (slot {} in their time zone)",
+                    slot.with_timezone(&c.zone.0).format("%Y-%m-%d %H:%M %Z")
+                ));
+            } else {
+                lines.push(format!(
+                    "not due: this slot was handled; next at {}",
+                    next_slot
+                        .with_timezone(&c.zone.0)
+                        .format("%Y-%m-%d %H:%M %Z")
+                ));
+            }
         }
         lines.push(format!(
             "new means: added after {} and published after {}",
             c.window_start.to_rfc3339(),
             (now - max_age).to_rfc3339()
         ));
-        let articles = crate::catalog::store::added_since(conn, c.window_start, now - max_age)?;
         let everyone = Reader {
             tags: &[],
             window_start: c.window_start,

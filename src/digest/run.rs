@@ -6,6 +6,7 @@ use super::*;
 impl Digests {
     pub(super) async fn run_locked(
         self: &Arc<Self>,
+        kind: RunKind,
         opts: RunOptions,
         progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
         each: Option<PlanSink>,
@@ -21,7 +22,12 @@ impl Digests {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = BodyCache::default();
         let this = self.clone();
-        let mut report = self.write(move |db| this.plan_run(db, opts, each)).await?;
+        let mut report = self
+            .write(move |db| match kind {
+                RunKind::Scheduled => this.plan_run(db, opts, each),
+                RunKind::Instant => this.plan_instant(db, opts.now),
+            })
+            .await?;
         if let Some(planned) = planned {
             let _ = planned.send(report.clone());
         }
@@ -170,7 +176,10 @@ impl Digests {
                 ledger::fold_sent(db)?;
                 let mut finished = finished;
                 finished.waiting = ledger::queue_depth(db)?.max(0) as u64;
-                if finished.run_id.is_some() || finished.resumed > 0 {
+                // The day's instant run says it finished once, when the day is over
+                // (`Digests::close_instant_days`), not after each of its sends.
+                if kind == RunKind::Scheduled && (finished.run_id.is_some() || finished.resumed > 0)
+                {
                     crate::webhook_endpoints::events::digest_run_finished(
                         db,
                         &finished,
@@ -213,51 +222,61 @@ impl Digests {
         // is planned twice.
         let plan = ledger::PlanWriter::begin(db, opts.now, opts.force)?;
         report.resumed = ledger::queue_depth(plan.conn())?.max(0) as u64;
-        let earliest = ledger::earliest_window(plan.conn())?.unwrap_or(opts.now);
+        let earliest =
+            ledger::earliest_window(plan.conn(), ledger::Candidates::All)?.unwrap_or(opts.now);
         let articles =
             crate::catalog::store::added_since(plan.conn(), earliest, opts.now - max_age)?;
         let previous_run = ledger::previous_run(plan.conn())?;
-        ledger::for_each_candidate(plan.conn(), |c| -> Result<(), DigestError> {
-            let slot =
-                due::current_slot(c.cadence, c.zone.0, digest.send_hour, weekly_day, opts.now);
-            if !(opts.force || due::is_due(c.last_slot, slot)) {
-                return Ok(());
-            }
-            report.due += 1;
-            let reader = Reader {
-                tags: &c.tags,
-                window_start: c.window_start,
-            };
-            if let Some(p) = plan::plan(&reader, &articles, opts.now, max_age) {
-                if opts.dry_run {
-                    let planned = PlannedDigest {
-                        email: c.email.clone(),
-                        summary: p.summary(),
-                        articles: p
-                            .sections
-                            .iter()
-                            .flat_map(|s| s.articles.iter().map(|a| a.title.clone()))
-                            .collect(),
-                    };
-                    match &each {
-                        Some(each) => each(planned),
-                        None => report.plans.push(planned),
-                    }
-                } else {
-                    plan.delivery(
-                        c.id,
-                        p.sections
-                            .iter()
-                            .flat_map(|s| s.articles.iter().map(|a| a.id.as_str())),
-                    )?;
+        ledger::for_each_candidate(
+            plan.conn(),
+            ledger::Candidates::All,
+            |c| -> Result<(), DigestError> {
+                // Instant subscribers have their own trigger (`instant.rs`); only a forced run,
+                // which sends everyone what is new now, takes them too.
+                if c.cadence == Cadence::Instant && !opts.force {
+                    return Ok(());
                 }
-                report.planned += 1;
-            }
-            if !opts.force && !opts.dry_run {
-                plan.slot(c.id, slot)?;
-            }
-            Ok(())
-        })?;
+                let slot =
+                    due::current_slot(c.cadence, c.zone.0, digest.send_hour, weekly_day, opts.now);
+                if !(opts.force || due::is_due(c.last_slot, slot)) {
+                    return Ok(());
+                }
+                report.due += 1;
+                let reader = Reader {
+                    tags: &c.tags,
+                    window_start: c.window_start,
+                };
+                if let Some(p) = plan::plan(&reader, &articles, opts.now, max_age) {
+                    if opts.dry_run {
+                        let planned = PlannedDigest {
+                            email: c.email.clone(),
+                            summary: p.summary(),
+                            articles: p
+                                .sections
+                                .iter()
+                                .flat_map(|s| s.articles.iter().map(|a| a.title.clone()))
+                                .collect(),
+                        };
+                        match &each {
+                            Some(each) => each(planned),
+                            None => report.plans.push(planned),
+                        }
+                    } else {
+                        plan.delivery(
+                            c.id,
+                            p.sections
+                                .iter()
+                                .flat_map(|s| s.articles.iter().map(|a| a.id.as_str())),
+                        )?;
+                    }
+                    report.planned += 1;
+                }
+                if !opts.force && !opts.dry_run {
+                    plan.slot(c.id, slot)?;
+                }
+                Ok(())
+            },
+        )?;
         if opts.dry_run {
             // A dry run wrote nothing: no delivery and no slot.
             return Ok(report);

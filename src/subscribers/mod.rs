@@ -97,6 +97,8 @@ impl Status {
 pub enum Cadence {
     Daily,
     Weekly,
+    /// A digest `digest.instant_delay_seconds` after the first article new to them.
+    Instant,
 }
 
 impl Cadence {
@@ -104,6 +106,7 @@ impl Cadence {
         match self {
             Cadence::Daily => "daily",
             Cadence::Weekly => "weekly",
+            Cadence::Instant => "instant",
         }
     }
 
@@ -111,7 +114,11 @@ impl Cadence {
         match s.trim() {
             "daily" => Ok(Cadence::Daily),
             "weekly" => Ok(Cadence::Weekly),
-            other => Err(format!("'{}' must be daily or weekly", shown(other))),
+            "instant" => Ok(Cadence::Instant),
+            other => Err(format!(
+                "'{}' must be daily, weekly or instant",
+                shown(other)
+            )),
         }
     }
 }
@@ -243,6 +250,8 @@ mod tests {
     #[test]
     fn cadence_status_and_time_zone_parse() {
         assert_eq!(Cadence::parse("weekly"), Ok(Cadence::Weekly));
+        assert_eq!(Cadence::parse(" instant "), Ok(Cadence::Instant));
+        assert_eq!(Cadence::Instant.as_str(), "instant");
         assert!(Cadence::parse("hourly").is_err());
         assert_eq!(Status::parse("confirmed"), Ok(Status::Confirmed));
         assert_eq!(

@@ -31,6 +31,7 @@ mod feedback;
 mod feeds;
 mod golden;
 mod history;
+mod instant;
 mod lists;
 mod migrate;
 mod nodes;

@@ -33,6 +33,8 @@ pub struct RunSummary {
     pub at: DateTime<Utc>,
     /// Asked for (`digest run --now`, the API) rather than scheduled.
     pub manual: bool,
+    /// The instant sends of one UTC day (`at` is the day's first), not a scheduled run.
+    pub instant: bool,
     pub state: RunState,
     pub paused_reason: Option<String>,
     /// Digests planned.
@@ -99,6 +101,7 @@ struct RunRow {
     id: i64,
     at: i64,
     manual: bool,
+    instant: bool,
     due: i64,
     paused: bool,
     paused_reason: Option<String>,
@@ -109,7 +112,7 @@ struct RunRow {
 fn run_rows(db: &Db, before: i64, limit: usize) -> Result<Vec<RunRow>> {
     db.query_map(
         "SELECT id, now_us, manual, deliveries, paused_us, paused_reason, first_delivery_id, \
-         last_delivery_id, subject FROM digest_runs WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+         last_delivery_id, subject, instant_day FROM digest_runs WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
         params![before, limit as i64],
         |r| {
             let first: Option<i64> = r.get(6)?;
@@ -118,6 +121,7 @@ fn run_rows(db: &Db, before: i64, limit: usize) -> Result<Vec<RunRow>> {
                 id: r.get(0)?,
                 at: r.get(1)?,
                 manual: r.get(2)?,
+                instant: r.get::<Option<i64>>(9)?.is_some(),
                 due: r.get(3)?,
                 paused: r.get::<Option<i64>>(4)?.is_some(),
                 paused_reason: r.get(5)?,
@@ -168,6 +172,7 @@ fn summarise(db: &Db, rows: &[RunRow]) -> Result<Vec<RunSummary>> {
             id: r.id,
             at: from_us(r.at),
             manual: r.manual,
+            instant: r.instant,
             state: RunState::Done,
             paused_reason: r.paused_reason.clone(),
             due: r.due,
@@ -224,14 +229,28 @@ fn summarise(db: &Db, rows: &[RunRow]) -> Result<Vec<RunSummary>> {
     ) {
         let about = events::about_deliveries(db, lo, hi)?;
         // A run's deliveries lie in its id range (given out in order under the plan lock), so
-        // each event's run is found among these few ranges, with no read per delivery.
-        let run_of = |delivery: i64| {
-            rows.iter()
-                .find(|r| {
-                    r.deliveries
-                        .is_some_and(|(a, b)| a <= delivery && delivery <= b)
-                })
-                .map(|r| r.id)
+        // each event's run is found among these few ranges, with no read per delivery. A day's
+        // instant run is reopened all day: runs planned meanwhile lie inside its range, so the
+        // events that fall in an instant run's range are put down by their row's own run.
+        let in_range = |delivery: i64| {
+            rows.iter().find(|r| {
+                r.deliveries
+                    .is_some_and(|(a, b)| a <= delivery && delivery <= b)
+            })
+        };
+        let shared: Vec<i64> = about
+            .iter()
+            .map(|a| a.delivery_id)
+            .filter(|&d| in_range(d).is_some_and(|r| r.instant))
+            .collect();
+        let owners = if shared.is_empty() {
+            HashMap::new()
+        } else {
+            runs_of(db, &shared)?
+        };
+        let run_of = |delivery: i64| match in_range(delivery) {
+            Some(r) if r.instant => owners.get(&delivery).copied(),
+            found => found.map(|r| r.id),
         };
         let mut seen: HashSet<(i64, Kind)> = HashSet::new();
         for a in about {

@@ -28,6 +28,7 @@ struct RunRow {
     id: i64,
     at: String,
     manual: bool,
+    instant: bool,
     state: &'static str,
     paused_reason: Option<String>,
     due: i64,
@@ -45,6 +46,7 @@ fn row(s: &ledger::RunSummary) -> RunRow {
         id: s.id,
         at: time(s.at.timestamp_micros()),
         manual: s.manual,
+        instant: s.instant,
         state: match s.state {
             ledger::RunState::Running => "running",
             ledger::RunState::Paused => "paused",
