@@ -448,3 +448,69 @@ fn a_host_that_answers_429_slows_only_its_own_sources() {
     let c = follow(&d, &other.url("/c.xml"), serde_json::json!({"name": "c"}));
     assert_eq!(source(&d, c)["entries"], 2);
 }
+
+#[test]
+fn an_instant_reader_gets_a_followed_blogs_new_entry_with_local_articles_but_never_its_back_catalogue(
+) {
+    let sink = SmtpSink::start();
+    let blog = FeedServer::start("127.0.0.2");
+    let mut items = entries("", 0..5);
+    blog.set("/feed.xml", Answer::feed(doc(&items), &[]));
+    let d = Daemon::start_mailing(
+        &sink,
+        &[
+            ALLOW,
+            SLOW,
+            ("TIDINGS_DIGEST_INSTANT_DELAY_SECONDS", "4"),
+            ("TIDINGS_DIGEST_SCHEDULE", "0 0 0 1 1 *"),
+        ],
+    );
+    let body = serde_json::json!({"email": "now@example.com", "status": "confirmed", "cadence": "instant"});
+    let r = d.api("POST", "/api/subscribers", Some(&body.to_string()));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = follow(
+        &d,
+        &blog.url("/feed.xml"),
+        serde_json::json!({"tags": ["Friends"]}),
+    );
+    let local = |slug: &str, title: &str| {
+        d.publish(&crate::helpers::article(
+            slug,
+            title,
+            &["Local"],
+            &chrono::Utc::now().to_rfc3339(),
+        ));
+    };
+    // The back catalogue is in the catalog, but the first instant digest holds only the local news.
+    local("local-one", "Local one");
+    let first = sink.wait_for(1);
+    let text = first[0].text();
+    assert!(text.contains("Local one"), "{text}");
+    assert!(
+        !text.contains("Entry 0"),
+        "the back catalogue was mailed: {text}"
+    );
+
+    items.insert(
+        0,
+        (
+            "guid-fresh".into(),
+            "http://elsewhere.example/posts/fresh".into(),
+            "Entry fresh".into(),
+            hours_ago(0),
+        ),
+    );
+    blog.set("/feed.xml", Answer::feed(doc(&items), &[]));
+    assert_eq!(poll(&d, id)["applied"]["added"], 1);
+    local("local-two", "Local two");
+    let both = sink.wait_for(2);
+    let text = both[1].text();
+    assert!(
+        text.contains("Entry fresh") && text.contains("Local two"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Local one") && !text.contains("Entry 1"),
+        "{text}"
+    );
+}
