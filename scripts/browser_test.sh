@@ -18,9 +18,11 @@
 # Then the console (scripts/browser/console_flow.mjs), with 10,000 subscribers imported and an
 # owner and a viewer added by the CLI: sign in and see the dashboard's three charts; find one
 # subscriber by part of the address, open their timeline and suppress them; edit an article and
-# see it in /feed.xml; a viewer refused every change (403, nothing changed); sign out, and the
-# old cookie opens nothing; every console page at 390px. Screenshots of the dashboard and of a
-# subscriber's page are kept in target/browser-test/ (SCREENSHOTS overrides).
+# see it in /feed.xml; follow a blog (a static feed served by python3 -m http.server on
+# 127.0.0.1, which the daemon is allowed to reach) and poll it now; a viewer refused every change
+# (403, nothing changed); sign out, and the old cookie opens nothing; every console page at 390px.
+# Screenshots of the dashboard, of a subscriber's page and of the Sources page are kept in
+# target/browser-test/ (SCREENSHOTS overrides).
 #
 # Run from anywhere: bash scripts/browser_test.sh
 # Needs Rust, Python 3, Node.js >= 20 with npm, and root (for apt-get) on Debian; installs chromium
@@ -51,8 +53,10 @@ finish() {
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidings-browser.XXXXXX")
 DAEMON_PID=""
+BLOG_PID=""
 cleanup() {
     local status=$?
+    [[ -z "$BLOG_PID" ]] || kill -TERM "$BLOG_PID" 2>/dev/null || true
     if [[ -n "$DAEMON_PID" ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
         kill -TERM "$DAEMON_PID" 2>/dev/null || true
         for _ in $(seq 1 50); do
@@ -114,6 +118,27 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 TOKEN="browser-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+# A blog that lives elsewhere, for the console's Sources page: a static RSS feed.
+mkdir -p "$WORK/blog"
+python3 - "$WORK/blog/feed.xml" <<'PY'
+import sys
+from email.utils import formatdate
+import time
+items = "".join(
+    f"<item><guid isPermaLink=\"false\">elsewhere-{i}</guid>"
+    f"<link>https://elsewhere.example/posts/{i}</link><title>Elsewhere, post {i}</title>"
+    f"<description>Post {i}, the text.</description><pubDate>{formatdate(time.time() - 3600 * (i + 1), usegmt=True)}</pubDate></item>"
+    for i in range(3)
+)
+with open(sys.argv[1], "w") as f:
+    f.write('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Elsewhere</title>'
+            f'<link>https://elsewhere.example/</link><description>A blog that lives elsewhere</description>{items}</channel></rss>\n')
+PY
+BLOG_PORT=$(free_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/blog" "$BLOG_PORT" \
+    >"$WORK/blog.log" 2>&1 </dev/null &
+BLOG_PID=$!
+BLOG_FEED="http://127.0.0.1:$BLOG_PORT/feed.xml"
 mkdir -p "$WORK/outbox" "$WORK/mirror" "$WORK/tmp"
 : >"$WORK/tidings.toml" # an empty config file, so a developer's ./tidings.toml plays no part
 BASE_URL=""
@@ -131,6 +156,7 @@ for attempt in 1 2 3; do
             TIDINGS_CATALOG_SAMPLE_PATH="$REPO/data/sample-articles.json" \
             TIDINGS_MAIL_TRANSPORT="file:$WORK/outbox" \
             TIDINGS_MAIL_TEMPLATES_DIR="$REPO/email_templates" \
+            TIDINGS_SOURCES_ALLOW_PRIVATE=127.0.0.1 \
             exec "$BIN" --config "$WORK/tidings.toml" serve
     ) </dev/null >"$WORK/stdout" 2>"$WORK/stderr" &
     DAEMON_PID=$!
@@ -208,7 +234,7 @@ echo "$VIEWER_PASSWORD" | tidings_cli admin add victor --role viewer 2>/dev/null
 SHOTS=${SCREENSHOTS:-$REPO/target/browser-test}
 mkdir -p "$SHOTS"
 run_flow console_flow.mjs OWNER="olive:$OWNER_PASSWORD" VIEWER="victor:$VIEWER_PASSWORD" \
-    FIND="reader04217@example.org" OUT_DIR="$SHOTS"
+    FIND="reader04217@example.org" BLOG_FEED="$BLOG_FEED" OUT_DIR="$SHOTS"
 echo "screenshots of the console in $SHOTS"
 
 # ---- the daemon stops cleanly ------------------------------------------------------------------

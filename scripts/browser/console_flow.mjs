@@ -1,13 +1,15 @@
 // The admin's console in headless Chromium, as its users would take it: sign in and see the
 // dashboard's charts; find a subscriber among 10,000 by part of the address, open their timeline
-// and suppress them; edit an article and see the change in /feed.xml; a viewer refused every
-// change; sign out, after which the old cookie opens nothing; every page at a phone's width.
+// and suppress them; edit an article and see the change in /feed.xml; follow a blog through the
+// Sources form and poll it now; a viewer refused every change; sign out, after which the old
+// cookie opens nothing; every page at a phone's width.
 // Run by scripts/browser_test.sh, which starts the daemon, imports the subscribers and adds the
 // accounts; reads from the environment:
 //   BASE_URL        the daemon
 //   ADMIN_TOKEN     for the API, to see what the pages changed
 //   OWNER, VIEWER   "name:password" of an owner and a viewer account
 //   FIND            an address among the 10,000 to look for by part of it
+//   BLOG_FEED       a feed the daemon may follow (sources.allow_private lets it reach it)
 //   OUT_DIR         where the screenshots go
 //   RESULTS         file to write "PASSED FAILED" to
 //   CHROMIUM        the browser (default /usr/bin/chromium)
@@ -22,6 +24,7 @@ const ADMIN_TOKEN = need('ADMIN_TOKEN');
 const [OWNER, OWNER_PASSWORD] = need('OWNER').split(':');
 const [VIEWER, VIEWER_PASSWORD] = need('VIEWER').split(':');
 const FIND = need('FIND');
+const BLOG_FEED = need('BLOG_FEED');
 const OUT_DIR = need('OUT_DIR');
 const RESULTS = need('RESULTS');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -116,6 +119,48 @@ async function ownerJourney(context) {
   return title;
 }
 
+/** Follows a blog through the Sources form, waits for its first fetch, and polls it now. */
+async function sourcesJourney(context) {
+  const page = await context.newPage(); // the owner's context: signed in already
+  await page.goto(`${BASE_URL}/admin`);
+  await page.getByRole('link', { name: 'Sources', exact: true }).click();
+  must('the Sources page', (await heading(page)) === 'Sources', await heading(page));
+  check('no source yet: the page says how to follow a blog',
+    (await page.locator('table.sources tbody').textContent())?.includes('To follow a blog'));
+  await checkLabels(page, 'sources');
+  await page.getByLabel('Feed URL').fill('ftp://blog.example/feed.xml');
+  await page.getByRole('button', { name: 'Follow' }).click();
+  await page.waitForLoadState('domcontentloaded');
+  check('a bad URL is refused next to its field', (await page.locator('#url-error').textContent())?.startsWith('url:')
+    && (await page.getByLabel('Feed URL').getAttribute('aria-invalid')) === 'true');
+  await page.getByLabel('Feed URL').fill(BLOG_FEED);
+  await page.getByLabel('Tags').fill('Friends, Elsewhere');
+  await page.getByLabel('Name').fill('A blog elsewhere');
+  await Promise.all([page.waitForURL(/\/admin\/sources\/\d+\?done=added/),
+    page.getByRole('button', { name: 'Follow' }).click()]);
+  must('following it: its page', (await heading(page)) === 'A blog elsewhere', await heading(page));
+  const entries = async () => Number(await page.locator('dt:text-is("Entries") + dd').textContent());
+  let read = 0;
+  for (let i = 0; i < 50 && read === 0; i++) {
+    read = await entries();
+    if (read === 0) {
+      await new Promise((r) => setTimeout(r, 200));
+      await page.reload();
+    }
+  }
+  check('the first fetch read the feed\'s 3 entries', read === 3, `${read} entries`);
+  await page.getByRole('button', { name: 'Poll now' }).click();
+  await page.waitForLoadState('domcontentloaded');
+  const status = await page.getByRole('status').textContent();
+  check('Poll now shows how the poll went', /Polled: (not modified \(304\)|200)/.test(status ?? ''), status);
+  await page.getByRole('link', { name: 'All sources' }).click();
+  const row = await page.locator('table.sources tbody tr').first().textContent();
+  check('the list shows the source, its state and entries', /A blog elsewhere.*active.*3/s.test(row ?? ''), row);
+  await page.screenshot({ path: join(OUT_DIR, 'console-sources.png'), fullPage: true });
+  pass(`screenshot of the Sources page: ${join(OUT_DIR, 'console-sources.png')}`);
+  await page.close();
+}
+
 async function viewerJourney(context, title) {
   const page = await context.newPage();
   await signIn(page, VIEWER, VIEWER_PASSWORD);
@@ -130,18 +175,26 @@ async function viewerJourney(context, title) {
     [`/admin/articles/${slug}/remove`, { csrf }],
     [`/admin/subscribers/${encodeURIComponent(FIND)}`, { csrf, action: 'lift' }],
     ['/admin/runs/1', { csrf, action: 'pause' }],
+    ['/admin/sources', { csrf, url: `${BLOG_FEED}?by-a-viewer` }],
+    ['/admin/sources/1/poll', { csrf }],
+    ['/admin/sources/1/remove', { csrf }],
   ];
+  const sourcesBefore = JSON.stringify(await api('/api/sources'));
   for (const [path, form] of attempts) {
     const r = await page.request.post(`${BASE_URL}${path}`, { form, maxRedirects: 0 });
     check(`a viewer's POST ${path} is refused with 403`, r.status() === 403, `HTTP ${r.status()}`);
   }
   check('nothing the viewer tried changed the feed', (await feed()) === before && before.includes(title));
+  check('nothing the viewer tried changed the sources', JSON.stringify(await api('/api/sources')) === sourcesBefore);
   const still = await api('/api/suppressions');
   check('the suppression the viewer tried to lift stays',
     still.body?.suppressions?.some((s) => s.email === FIND));
   await page.goto(`${BASE_URL}/admin/subscribers/${encodeURIComponent(FIND)}`);
   check('a viewer sees no action buttons', (await page.getByRole('button', { name: /Suppress|Lift|Delete|Unsubscribe/ })
     .count()) === 0);
+  await page.goto(`${BASE_URL}/admin/sources/1`);
+  check('a viewer sees no source actions', (await page.getByRole('button', { name: /Poll now|Follow/ }).count()) === 0
+    && (await page.getByRole('link', { name: /Remove/ }).count()) === 0);
   const settings = await page.goto(`${BASE_URL}/admin/settings`);
   check('a viewer is refused Settings', settings?.status() === 403, `HTTP ${settings?.status()}`);
 
@@ -162,7 +215,8 @@ async function phoneJourney(context) {
   await signIn(page, OWNER, OWNER_PASSWORD);
   const paths = ['/admin', '/admin/subscribers', `/admin/subscribers?q=${FIND.slice(0, 6)}`,
     `/admin/subscribers/${encodeURIComponent(FIND)}`, '/admin/runs', '/admin/articles', '/admin/audience',
-    '/admin/suppressions', '/admin/outbox', '/admin/audit', '/admin/settings'];
+    '/admin/suppressions', '/admin/outbox', '/admin/audit', '/admin/settings', '/admin/sources', '/admin/sources/1',
+    '/admin/sources/1/remove'];
   for (const path of paths) {
     await page.goto(`${BASE_URL}${path}`);
     const sizes = await overflow(page);
@@ -183,6 +237,7 @@ async function main() {
     await journey('an owner: dashboard, search, timeline, suppress, edit an article', async () => {
       title = await ownerJourney(owner);
     });
+    await journey('an owner follows a blog and polls it now', () => sourcesJourney(owner));
     const viewer = await newContext(browser, ORIGIN, { viewport: { width: 1280, height: 900 } });
     await journey('a viewer is refused every change, then signs out', () => viewerJourney(viewer, title));
     const phone = await newContext(browser, ORIGIN, { viewport: PHONE, deviceScaleFactor: 2, isMobile: true,

@@ -149,6 +149,15 @@ pub fn list(db: &Db) -> Result<Vec<Source>> {
     )
 }
 
+/// Up to `limit` sources after id `after`, by id: one page of the console's list.
+pub fn page(db: &Db, after: Option<i64>, limit: usize) -> Result<Vec<Source>> {
+    db.query_map(
+        &format!("SELECT {COLUMNS} FROM sources s WHERE s.id > ?1 ORDER BY s.id LIMIT ?2"),
+        params![after.unwrap_or(i64::MIN), limit as i64],
+        read_source,
+    )
+}
+
 /// Removes a source and what is known of its entries (their articles stay in the catalog).
 pub fn delete(db: &Db, id: i64) -> Result<bool> {
     db.execute(
@@ -475,4 +484,33 @@ pub fn next_renewal(db: &Db) -> Result<Option<i64>> {
         params![],
         |r| r.get(0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_of_sources_starts_after_the_id_given() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let conn = crate::db::open(&dir.path().join("t.db")).expect("db");
+        let db = Db::Lite(&conn);
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let (url, slug) = (format!("https://b{n}.example/feed"), format!("b{n}"));
+            let new = NewSource {
+                url: &url,
+                slug: &slug,
+                name: &slug,
+                tags: &[],
+                interval_s: 900,
+                now_us: 1,
+            };
+            ids.push(insert(&db, &new).expect("insert").expect("new"));
+        }
+        let ids_of = |page: Vec<Source>| page.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids_of(page(&db, None, 2).expect("page")), ids[..2]);
+        assert_eq!(ids_of(page(&db, Some(ids[1]), 2).expect("page")), ids[2..]);
+        assert!(page(&db, Some(ids[2]), 2).expect("page").is_empty());
+    }
 }

@@ -21,6 +21,7 @@ mod cli;
 mod console;
 mod console_client;
 mod console_pages;
+mod console_sources;
 mod console_subscribers;
 mod daemon;
 mod digest;

@@ -12,6 +12,8 @@ mod lists;
 mod login;
 mod runs;
 mod settings;
+mod source;
+mod sources;
 mod subscriber;
 mod subscribers;
 mod webhooks;
@@ -66,6 +68,16 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/admin/webhooks/{id}",
             get(webhooks::one).post(webhooks::act),
         )
+        .route("/admin/sources", get(sources::list).post(sources::add))
+        .route("/admin/sources/{id}", get(source::page))
+        .route(
+            "/admin/sources/{id}/poll",
+            axum::routing::post(source::poll),
+        )
+        .route(
+            "/admin/sources/{id}/remove",
+            get(source::remove_form).post(source::remove),
+        )
         .route("/admin/articles", get(articles::list))
         .route(
             "/admin/articles/new",
@@ -104,6 +116,12 @@ fn templates() -> &'static Environment<'static> {
             ("outbox.html", include_str!("templates/outbox.html")),
             ("webhooks.html", include_str!("templates/webhooks.html")),
             ("webhook.html", include_str!("templates/webhook.html")),
+            ("sources.html", include_str!("templates/sources.html")),
+            ("source.html", include_str!("templates/source.html")),
+            (
+                "source_remove.html",
+                include_str!("templates/source_remove.html"),
+            ),
             (
                 "subscribers.html",
                 include_str!("templates/subscribers.html"),
@@ -221,6 +239,27 @@ pub fn time(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
+}
+
+/// How long before (or after) `now_us` a moment is, in the largest unit that reads well:
+/// "just now", "5 min ago", "3 h ago", "2 days ago", "in 15 min" (rounded to the nearest).
+pub fn relative(us: i64, now_us: i64) -> String {
+    let seconds = (now_us.saturating_sub(us) / 1_000_000).unsigned_abs();
+    let amount = match seconds {
+        s if s < 60 => {
+            return match us <= now_us {
+                true => "just now".into(),
+                false => "in under a minute".into(),
+            }
+        }
+        s if s < 90 * 60 => format!("{} min", (s + 30) / 60),
+        s if s < 48 * 3_600 => format!("{} h", (s + 1_800) / 3_600),
+        s => format!("{} days", (s + 43_200) / 86_400),
+    };
+    match us <= now_us {
+        true => format!("{amount} ago"),
+        false => format!("in {amount}"),
+    }
 }
 
 /// The value of cookie `name` in a request's headers.
@@ -403,4 +442,40 @@ async fn csrf(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_in_the_folder_is_loaded_and_compiles() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web/admin/templates");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("the templates folder") {
+            let name = entry.expect("an entry").file_name();
+            let name = name.to_string_lossy();
+            if let Err(e) = super::templates().get_template(&name) {
+                panic!("{name}: {e}");
+            }
+            seen += 1;
+        }
+        assert!(seen > 20, "{seen} templates");
+    }
+
+    #[test]
+    fn times_read_relative_to_now_in_the_unit_that_fits() {
+        let now = 1_800_000_000_000_000;
+        let s = 1_000_000;
+        assert_eq!(super::relative(now - 5 * s, now), "just now");
+        assert_eq!(super::relative(now + 5 * s, now), "in under a minute");
+        assert_eq!(super::relative(now - 300 * s, now), "5 min ago");
+        assert_eq!(super::relative(now + 900 * s, now), "in 15 min");
+        assert_eq!(super::relative(now - 80 * 60 * s, now), "80 min ago");
+        assert_eq!(super::relative(now - 3 * 3_600 * s, now), "3 h ago");
+        assert_eq!(super::relative(now + 24 * 3_600 * s, now), "in 24 h");
+        assert_eq!(super::relative(now - 3 * 86_400 * s, now), "3 days ago");
+        assert_eq!(
+            super::relative(now + 10 * 3_600 * s - 2 * s, now),
+            "in 10 h"
+        );
+    }
 }
