@@ -345,6 +345,7 @@ mod tests {
             hub: None,
             websub_state: "none".into(),
             websub_lease_until_us: None,
+            websub_renew_us: None,
             entries: 0,
         };
         let v = view(&s, now);
