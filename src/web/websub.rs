@@ -9,17 +9,38 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use http::{HeaderMap, StatusCode};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use crate::sources::hub::{Pushed, Verification};
 
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/websub/{id}", get(verify).post(push))
+/// The callback's routes, as the OpenAPI document describes them.
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(verify, push))
 }
 
+pub fn router() -> axum::Router<Arc<AppState>> {
+    let (router, _) = routes().split_for_parts();
+    router
+}
+
+/// A hub's verification of intent for tidings' subscription (or unsubscription) to a followed
+/// blog's feed. Not for programs of yours: only a hub tidings asked answers correctly.
+#[utoipa::path(get, path = "/websub/{source_id}", tag = "websub",
+    security(()),
+    params(
+        ("source_id" = String, Path, description = "The followed source's id", example = "1"),
+        ("hub.mode" = String, Query, description = "subscribe, unsubscribe or denied"),
+        ("hub.topic" = String, Query, description = "The feed's URL"),
+        ("hub.challenge" = Option<String>, Query, description = "Echoed when the mode and topic are what tidings asked for"),
+        ("hub.lease_seconds" = Option<i64>, Query, description = "The lease the hub grants"),
+    ),
+    responses(
+        (status = 200, description = "The challenge, echoed (or a denial taken note of)", body = String, content_type = "text/plain"),
+        (status = 404, description = "Not a mode and topic tidings asked for"),
+    ))]
 async fn verify(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -54,6 +75,22 @@ async fn verify(
     }
 }
 
+/// A hub's push of a followed blog's feed, checked against `X-Hub-Signature` (HMAC with the
+/// subscription's secret: sha1, sha256, sha384 or sha512). Answered `202` whether or not the
+/// signature holds; only a valid one makes tidings poll the feed (the body is not used as
+/// content).
+#[utoipa::path(post, path = "/websub/{source_id}", tag = "websub",
+    security(()),
+    params(
+        ("source_id" = String, Path, description = "The followed source's id", example = "1"),
+        ("X-Hub-Signature" = Option<String>, Header, description = "`sha256=<hex>`"),
+    ),
+    request_body(content = String, description = "The feed, as the hub pushes it", content_type = "application/xml"),
+    responses(
+        (status = 202, description = "Received"),
+        (status = 410, description = "No such source: the hub may stop"),
+        (status = 413, description = "Larger than `sources.max_bytes`"),
+    ))]
 async fn push(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

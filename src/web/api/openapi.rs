@@ -26,7 +26,7 @@ use crate::web::AppState;
 #[openapi(
     info(
         title = "tidings",
-        description = "The admin API of tidings: articles, subscribers, suppressions, digests, the feed audience and outgoing webhook endpoints. Every `/api` route but this document needs `Authorization: Bearer <token>` (an API token from `tidings token add NAME --role R`, or `admin.token`); each operation says the least role it needs (`x-min-role`). Errors are `{\"error\": \"...\", \"field\": \"...\"}`; a body is at most 1 MiB.",
+        description = "The admin API of tidings: articles, subscribers, suppressions, digests, the feed audience, outgoing webhook endpoints and followed blogs (sources). Every `/api` route but this document needs `Authorization: Bearer <token>` (an API token from `tidings token add NAME --role R`, or `admin.token`); each operation says the least role it needs (`x-min-role`). Errors are `{\"error\": \"...\", \"field\": \"...\"}`; a body is at most 1 MiB.",
         license(name = "MIT", identifier = "MIT")
     ),
     components(schemas(ErrorBody))
@@ -39,6 +39,7 @@ pub fn document() -> serde_json::Value {
         .nest("/api", super::routes())
         .routes(routes!(openapi_json))
         .merge(crate::web::webhooks::routes())
+        .merge(crate::web::websub::routes())
         .split_for_parts();
     let mut doc = serde_json::to_value(finish(doc)).unwrap_or_default();
     rules_between_fields(&mut doc);
