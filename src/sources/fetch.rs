@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use url::Url;
 
 use super::guard::Allowed;
@@ -115,13 +116,19 @@ async fn follow(
     Err(FetchError::TooManyRedirects)
 }
 
-async fn get(
+/// A new connection to the first of `url`'s addresses (each checked by the guard) that answers,
+/// with the request target and `Host` for it. Feeds and hubs are reached this way.
+pub(super) struct Opened {
+    pub sender: SendRequest<Full<Bytes>>,
+    pub path: String,
+    pub authority: String,
+}
+
+pub(super) async fn open(
     client: &Client,
     allowed: &Allowed,
     url: &Url,
-    ask: &Ask,
-    limits: &Limits,
-) -> Result<http::Response<hyper::body::Incoming>, FetchError> {
+) -> Result<Opened, FetchError> {
     let addrs = allowed
         .resolve(url)
         .await
@@ -129,25 +136,39 @@ async fn get(
     let https = url.scheme() == "https";
     let host = url.host_str().unwrap_or_default().to_string();
     let mut last = String::from("no address");
-    let mut sender = None;
     for addr in &addrs {
         match client.connect(https, &host, *addr).await {
-            Ok(s) => {
-                sender = Some(s);
-                break;
+            Ok(sender) => {
+                return Ok(Opened {
+                    sender,
+                    path: match url.query() {
+                        Some(q) => format!("{}?{q}", url.path()),
+                        None => url.path().to_string(),
+                    },
+                    authority: match url.port() {
+                        Some(p) => format!("{host}:{p}"),
+                        None => host,
+                    },
+                })
             }
             Err(e) => last = e,
         }
     }
-    let mut sender = sender.ok_or(FetchError::Http(last))?;
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let authority = match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.clone(),
-    };
+    Err(FetchError::Http(last))
+}
+
+async fn get(
+    client: &Client,
+    allowed: &Allowed,
+    url: &Url,
+    ask: &Ask,
+    limits: &Limits,
+) -> Result<http::Response<hyper::body::Incoming>, FetchError> {
+    let Opened {
+        mut sender,
+        path,
+        authority,
+    } = open(client, allowed, url).await?;
     let mut request = http::Request::get(path)
         .header(http::header::HOST, authority)
         .header(http::header::USER_AGENT, &limits.user_agent)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::guard::Allowed;
-use super::{store, websub, Sources};
+use super::{store, websub, Sources, NEVER};
 
 /// How long before asking a hub again when it did not answer or verify.
 const RETRY: Duration = Duration::from_secs(3600);
@@ -37,6 +37,14 @@ impl Sources {
         format!("{}/websub/{id}", self.base_url)
     }
 
+    /// Back to polling alone; the hub is asked again at `retry_us` (`NEVER`: not again).
+    async fn polling_alone(&self, id: i64, retry_us: i64) {
+        let _ = self
+            .store
+            .write(move |db| store::websub_ended(db, id, retry_us))
+            .await;
+    }
+
     fn retry_us() -> i64 {
         Utc::now().timestamp_micros() + RETRY.as_micros() as i64
     }
@@ -58,21 +66,14 @@ impl Sources {
                 source = id,
                 "the feed names a hub that is not an http(s) URL"
             );
-            let _ = self
-                .store
-                .write(move |db| store::websub_ended(db, id, i64::MAX / 2))
-                .await;
+            self.polling_alone(id, NEVER).await;
             return;
         };
         let addrs = match self.allowed.resolve(&hub_url).await {
             Ok(addrs) => addrs,
             Err(e) => {
                 tracing::info!(source = id, reason = %e, "not subscribing to the feed's hub");
-                let retry = Self::retry_us();
-                let _ = self
-                    .store
-                    .write(move |db| store::websub_ended(db, id, retry))
-                    .await;
+                self.polling_alone(id, Self::retry_us()).await;
                 return;
             }
         };
@@ -81,10 +82,7 @@ impl Sources {
                 source = id,
                 "not subscribing to the feed's hub: site.base_url is not an address it can reach"
             );
-            let _ = self
-                .store
-                .write(move |db| store::websub_ended(db, id, i64::MAX / 2))
-                .await;
+            self.polling_alone(id, NEVER).await;
             return;
         }
         let secret = hub.secret.clone().unwrap_or_else(websub::new_secret);
@@ -222,11 +220,7 @@ impl Sources {
 
     /// The hub said it will not (or no longer) deliver: polling alone, ask again later.
     pub async fn denied(&self, id: i64) {
-        let retry = Self::retry_us();
-        let _ = self
-            .store
-            .write(move |db| store::websub_ended(db, id, retry))
-            .await;
+        self.polling_alone(id, Self::retry_us()).await;
     }
 
     /// A push: with a valid `X-Hub-Signature`, the source is polled at once.

@@ -36,6 +36,8 @@ pub use store::Source;
 const IN_FLIGHT: usize = 64;
 /// A claimed source is this node's to fetch until then (a node that died lets go by itself).
 const LEASE: Duration = Duration::from_secs(600);
+/// A time that never comes: the next poll of a gone source, a hub not to be asked again.
+const NEVER: i64 = i64::MAX / 2;
 
 /// Why a source could not be added, found or polled.
 #[derive(Debug, thiserror::Error)]
@@ -452,7 +454,7 @@ impl Sources {
                     status: Some(status),
                     error: Some("the server says the feed is gone (410): no more polls".into()),
                     gone: true,
-                    next_fetch_us: i64::MAX / 2,
+                    next_fetch_us: NEVER,
                     ..store::Outcome::default()
                 },
                 None,

@@ -56,32 +56,16 @@ pub async fn request(
     timeout: Duration,
 ) -> Result<u16, String> {
     let send = async {
-        let addrs = allowed.resolve(hub).await.map_err(|e| e.0)?;
-        let https = hub.scheme() == "https";
-        let host = hub.host_str().unwrap_or_default().to_string();
-        let mut last = String::from("no address");
-        let mut sender = None;
-        for addr in &addrs {
-            match client.connect(https, &host, *addr).await {
-                Ok(s) => {
-                    sender = Some(s);
-                    break;
-                }
-                Err(e) => last = e,
-            }
-        }
-        let mut sender = sender.ok_or(last)?;
+        let super::fetch::Opened {
+            mut sender,
+            path,
+            authority,
+        } = super::fetch::open(client, allowed, hub)
+            .await
+            .map_err(|e| e.to_string())?;
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let path = match hub.query() {
-            Some(q) => format!("{}?{q}", hub.path()),
-            None => hub.path().to_string(),
-        };
-        let authority = match hub.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
-        };
         let request = http::Request::post(path)
             .header(http::header::HOST, authority)
             .header(http::header::USER_AGENT, user_agent)

@@ -222,6 +222,23 @@ pub fn notice(
     )
 }
 
+/// Records a console action in the audit log; a failure to write it is logged, and the action
+/// (already done) stands.
+pub async fn audit(state: &AppState, who: &Signed, action: &str, target: &str, detail: &str) {
+    if let Err(e) = state
+        .console
+        .audit(
+            &who.actor(),
+            action,
+            Some(target.to_string()),
+            Some(detail.to_string()),
+        )
+        .await
+    {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
+}
+
 /// The page for a database that did not answer: logged, and nothing was changed.
 pub fn db_error(state: &AppState, who: &Signed, e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console: a database operation failed");

@@ -124,18 +124,14 @@ pub async fn poll(
         }
     };
     let said = outcome(&report);
-    if let Err(e) = state
-        .console
-        .audit(
-            &who.actor(),
-            "source.poll",
-            Some(format!("source {}", source.id)),
-            Some(super::sources::shorten(&said, 500)),
-        )
-        .await
-    {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
+    super::audit(
+        &state,
+        &who,
+        "source.poll",
+        &format!("source {}", source.id),
+        &super::sources::shorten(&said, 500),
+    )
+    .await;
     let done: String = url::form_urlencoded::byte_serialize(said.as_bytes()).collect();
     Redirect::to(&format!("/admin/sources/{}?done={done}", source.id)).into_response()
 }
@@ -176,18 +172,14 @@ pub async fn remove(
     };
     match state.sources.remove(source.id).await {
         Ok(removed) => {
-            if let Err(e) = state
-                .console
-                .audit(
-                    &who.actor(),
-                    "source.remove",
-                    Some(format!("source {}", removed.id)),
-                    Some(removed.url.clone()),
-                )
-                .await
-            {
-                tracing::error!(error = %e, "cannot write the audit log");
-            }
+            super::audit(
+                &state,
+                &who,
+                "source.remove",
+                &format!("source {}", removed.id),
+                &removed.url,
+            )
+            .await;
             Redirect::to("/admin/sources?removed=1").into_response()
         }
         Err(SourceError::NotFound(_)) => no_such(&state, &who, &id),

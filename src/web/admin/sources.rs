@@ -249,18 +249,14 @@ pub async fn add(
         .await;
     let (status, error) = match added {
         Ok(source) => {
-            if let Err(e) = state
-                .console
-                .audit(
-                    &who.actor(),
-                    "source.add",
-                    Some(source.url.clone()),
-                    Some(format!("source {}", source.id)),
-                )
-                .await
-            {
-                tracing::error!(error = %e, "cannot write the audit log");
-            }
+            super::audit(
+                &state,
+                &who,
+                "source.add",
+                &source.url,
+                &format!("source {}", source.id),
+            )
+            .await;
             return Redirect::to(&format!("/admin/sources/{}?done=added", source.id))
                 .into_response();
         }

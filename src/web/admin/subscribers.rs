@@ -13,7 +13,7 @@ use minijinja::value::Serde;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::{notice, render, Owner, Signed, Viewer};
+use super::{audit, notice, render, Owner, Signed, Viewer};
 use crate::subscribers::bulk::{self, Action};
 use crate::subscribers::search::{self, Filter, SearchQuery};
 use crate::web::AppState;
@@ -274,21 +274,6 @@ fn describe(q: &ListQuery) -> String {
         "everyone".into()
     } else {
         parts.join(" ")
-    }
-}
-
-async fn audit(state: &AppState, who: &Signed, action: &str, target: &str, detail: &str) {
-    if let Err(e) = state
-        .console
-        .audit(
-            &who.actor(),
-            action,
-            Some(target.to_string()),
-            Some(detail.to_string()),
-        )
-        .await
-    {
-        tracing::error!(error = %e, "cannot write the audit log");
     }
 }
 
