@@ -266,3 +266,44 @@ fn instant_is_a_default_cadence_and_its_delay_is_checked() {
         .to_string();
     assert!(e.contains("digest.instant_delay_seconds"), "{e}");
 }
+
+#[test]
+fn source_settings_default_take_a_list_and_are_checked() {
+    let c = load("", &[]).expect("defaults load");
+    let s = &c.sources;
+    assert_eq!(
+        (s.min_interval_minutes, s.max_interval_minutes, s.per_host),
+        (15, 1440, 2)
+    );
+    assert_eq!(
+        (s.timeout_seconds, s.max_bytes, s.max_entries),
+        (20, 10 * 1024 * 1024, 500)
+    );
+    assert!(s.allow_private.is_empty());
+    let env = load(
+        "",
+        &[("TIDINGS_SOURCES_ALLOW_PRIVATE", "127.0.0.2, 10.0.0.0/8")],
+    )
+    .unwrap();
+    assert_eq!(env.sources.allow_private, ["127.0.0.2", "10.0.0.0/8"]);
+    let toml = load("[sources]\nallow_private = [\"::1\"]\n", &[]).unwrap();
+    assert_eq!(toml.sources.allow_private, ["::1"]);
+    for (env, bad, key) in [
+        (
+            "TIDINGS_SOURCES_ALLOW_PRIVATE",
+            "localhost",
+            "sources.allow_private",
+        ),
+        ("TIDINGS_SOURCES_PER_HOST", "0", "sources.per_host"),
+        (
+            "TIDINGS_SOURCES_MAX_INTERVAL_MINUTES",
+            "5",
+            "sources.max_interval_minutes",
+        ),
+        ("TIDINGS_SOURCES_MAX_BYTES", "10", "sources.max_bytes"),
+        ("TIDINGS_SOURCES_MAX_ENTRIES", "0", "sources.max_entries"),
+    ] {
+        let e = load("", &[(env, bad)]).unwrap_err().to_string();
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+}

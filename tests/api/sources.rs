@@ -277,15 +277,23 @@ fn the_first_fetch_of_50_entries_mails_nobody_and_a_later_entry_is_mailed_once()
             hours_ago(0),
         ),
     );
+    // First seen now, but dated long before digest.max_age_days: never new for a digest.
+    items.push((
+        "guid-ancient".into(),
+        "http://elsewhere.example/posts/ancient".into(),
+        "Entry ancient".into(),
+        hours_ago(30 * 24),
+    ));
     blog.set("/feed.xml", Answer::feed(doc(&items), &[]));
     let report = poll(&d, id);
-    assert_eq!(report["applied"]["added"], 1, "{report}");
-    assert_eq!(report["applied"]["quiet"], 0, "{report}");
+    assert_eq!(report["applied"]["added"], 2, "{report}");
+    assert_eq!(report["applied"]["quiet"], 1, "{report}");
     let report = run_digest(&d);
     assert_eq!(report["sent"], 1, "{report}");
     let mails = sink.wait_for(1);
     let text = mails[0].text();
     assert!(text.contains("Entry new"), "{text}");
+    assert!(!text.contains("Entry ancient"), "{text}");
     assert!(!text.contains("Entry 49"), "{text}");
     // Polled again, nothing is new.
     poll(&d, id);
