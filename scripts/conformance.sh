@@ -15,7 +15,8 @@
 #
 # Run from the repository root: bash scripts/conformance.sh
 # Needs Rust, Python 3 and root (for apt-get) on Debian; installs jing, libxml2-utils and feedparser
-# when missing. The Atom schema is looked for in ../shared/schemas (override: TIDINGS_SCHEMA_DIR).
+# when missing. The Atom schema is RFC 4287's (Appendix B), in scripts/schemas (override:
+# TIDINGS_SCHEMA_DIR), so the check runs wherever the repository is cloned.
 # Prints PASS/FAIL per check and ends with "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
 
@@ -79,7 +80,7 @@ if ! "$PYTHON" -c 'import feedparser' 2>/dev/null; then
         "$PYTHON" -m pip install "${pip_args[@]}" --break-system-packages
 fi
 
-SCHEMA_DIR=${TIDINGS_SCHEMA_DIR:-$REPO/../shared/schemas}
+SCHEMA_DIR=${TIDINGS_SCHEMA_DIR:-$REPO/scripts/schemas}
 if [[ ! -f "$SCHEMA_DIR/atom.rnc" && ! -f "$SCHEMA_DIR/atom.rng" ]]; then
     echo "conformance: no atom.rnc or atom.rng in $SCHEMA_DIR (set TIDINGS_SCHEMA_DIR)" >&2
     exit 2
