@@ -147,12 +147,25 @@ pub fn connect_error(e: &tokio_postgres::Error) -> String {
     text.replace(['\n', '\r'], " ")
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user@host/db`.
+/// `postgres://user:secret@host/db?password=secret` → `postgres://user@host/db`: the password is
+/// dropped wherever libpq lets it be written, in the user part or as a parameter.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(None);
+            }
+            if u.query_pairs().any(|(k, _)| k == "password") {
+                let kept: Vec<(String, String)> = u
+                    .query_pairs()
+                    .filter(|(k, _)| k != "password")
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                if kept.is_empty() {
+                    u.set_query(None);
+                } else {
+                    u.query_pairs_mut().clear().extend_pairs(kept);
+                }
             }
             u.to_string()
         }
@@ -434,5 +447,31 @@ pub async fn listen(
             _ = shutdown.cancelled() => return,
         }
         wait = (wait * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn the_password_is_dropped_from_the_user_part_and_from_the_parameters() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db.example/tidings"),
+            "postgres://app@db.example/tidings"
+        );
+        assert_eq!(
+            redact("postgres://app@db.example/tidings?password=s3cret"),
+            "postgres://app@db.example/tidings"
+        );
+        let kept = redact(
+            "postgres://app@db.example/tidings?sslmode=verify-full&password=s3cret&sslrootcert=%2Fca.pem",
+        );
+        assert!(!kept.contains("s3cret"), "{kept}");
+        assert!(
+            kept.contains("sslmode=verify-full") && kept.contains("sslrootcert="),
+            "{kept}"
+        );
+        assert_eq!(redact("not a url s3cret"), "postgres://…");
     }
 }
