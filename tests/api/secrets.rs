@@ -3,6 +3,10 @@
 //! provider webhook, and turns away an API request with a wrong token; then neither the log nor
 //! what the commands printed holds any secret, as it is, in base64, or as the `AUTH PLAIN`
 //! string (`\0user\0password` in base64) lettre would log at debug level.
+//!
+//! Secrets that belong to one feature are checked the same way (`assert_no_secret`) where that
+//! feature is driven: a webhook endpoint's signing secrets (`webhook_endpoints.rs`) and the
+//! WebSub secret tidings gives a hub (`sources_websub.rs`).
 
 use base64::Engine;
 
@@ -36,7 +40,7 @@ fn forms(secret: &str) -> Vec<String> {
     all
 }
 
-fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
+pub(crate) fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
     for secret in secrets {
         for form in forms(secret) {
             assert!(

@@ -72,6 +72,7 @@ fn a_hub_push_brings_the_entry_at_once_and_the_subscription_is_verified_renewed_
         ("TIDINGS_SOURCES_MAX_INTERVAL_MINUTES", "1440"),
         ("TIDINGS_SERVER_BIND", &bind),
         ("TIDINGS_SITE_BASE_URL", &base),
+        ("RUST_LOG", "trace"),
     ]);
     let body = serde_json::json!({"url": blog.url("/feed.xml")}).to_string();
     let r = d.api("POST", "/api/sources", Some(&body));
@@ -209,4 +210,10 @@ fn a_hub_push_brings_the_entry_at_once_and_the_subscription_is_verified_renewed_
         Some(b"x"),
     );
     assert_eq!(late.status, 410, "a push for a removed source: gone");
+    // Through subscribing, pushes, renewal and removal, the log (at trace) never held the secret.
+    assert!(
+        d.log().contains("TRACE") || d.log().contains("DEBUG"),
+        "the log is verbose"
+    );
+    crate::secrets::assert_no_secret("the daemon's log", &d.log(), &[secret]);
 }
