@@ -139,6 +139,10 @@ struct Shared {
     replying: RwLock<()>,
     /// Set by `stop`: commands still buffered on a cut connection are not processed.
     down: AtomicBool,
+    /// While `hold_replies` is on: a message is kept, but its `250` waits for `release` (so a
+    /// client killed meanwhile never learns it was delivered). The number held so far.
+    holding: Mutex<(bool, usize)>,
+    released: Condvar,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,6 +187,8 @@ impl SmtpSink {
             open: Mutex::new(Vec::new()),
             replying: RwLock::new(()),
             down: AtomicBool::new(false),
+            holding: Mutex::new((false, 0)),
+            released: Condvar::new(),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the sink");
         let port = listener.local_addr().expect("sink address").port();
@@ -222,8 +228,26 @@ impl SmtpSink {
         self.running = Some((stopping, thread));
     }
 
+    /// From now on, every message is kept but its `250` is held back until `release`: the
+    /// client cannot tell it was delivered.
+    pub fn hold_replies(&self) {
+        lock(&self.shared.holding).0 = true;
+    }
+
+    /// How many messages have had their `250` held back so far.
+    pub fn held(&self) -> usize {
+        lock(&self.shared.holding).1
+    }
+
+    /// Sends the held `250`s (to whoever is still there) and holds no more.
+    pub fn release(&self) {
+        lock(&self.shared.holding).0 = false;
+        self.shared.released.notify_all();
+    }
+
     /// Stops listening and cuts every open connection (connections are refused until `restart`).
     pub fn stop(&mut self) {
+        self.release();
         if let Some((stopping, thread)) = self.running.take() {
             stopping.store(true, Ordering::SeqCst);
             let _ = TcpStream::connect(("127.0.0.1", self.port));
@@ -498,6 +522,20 @@ impl mailin::Handler for Handler {
         };
         lock(&self.shared.mails).push(received);
         self.shared.arrived.notify_all();
+        let mut holding = lock(&self.shared.holding);
+        if holding.0 {
+            holding.1 += 1;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while holding.0 && Instant::now() < deadline {
+                holding = self
+                    .shared
+                    .released
+                    .wait_timeout(holding, Duration::from_millis(200))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+        drop(holding);
         mailin::Response::custom(250, "2.0.0 Message accepted".into())
     }
 
