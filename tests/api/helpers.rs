@@ -96,6 +96,20 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Whether a connection of the ledger's kind (`Store::dedicated`, opened by the daemon's own
+    /// code from the same `database.url`) is encrypted, read from `pg_stat_ssl`.
+    pub fn dedicated_connection_uses_tls(&self) -> bool {
+        let own = self.store.dedicated().expect("a dedicated connection");
+        own.run(tidings::store::Mode::Read, |db| {
+            db.query_row(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+                |r| r.get::<bool>(0),
+            )
+        })
+        .expect("pg_stat_ssl")
+    }
+
     pub fn query_row<T>(
         &self,
         sql: &str,

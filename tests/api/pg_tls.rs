@@ -123,6 +123,8 @@ fn verify_full_with_the_right_ca_connects_and_every_connection_is_tls() {
     assert_eq!(stored, 1);
     let (tls, all) = tls_connections(&d);
     assert_eq!(tls, all, "every connection is TLS ({tls} of {all})");
+    // The ledger's own connection is made by the same rules.
+    assert!(d.db().dedicated_connection_uses_tls());
 }
 
 #[test]
