@@ -304,34 +304,54 @@ fn one_subscribers_page_shows_their_timeline_and_an_owner_suppresses_and_lifts()
 #[test]
 fn an_address_holding_markup_comes_out_escaped_on_every_page() {
     let d = Daemon::start();
-    let odd = "o'neil&<b>x</b>@example.org";
-    let _ = d.api(
-        "POST",
-        "/api/suppressions",
-        Some(&serde_json::json!({"email": odd}).to_string()),
-    );
+    // Quoted local parts may hold `<`, `>` and `&` (RFC 5321), so such addresses are real.
     let quoted = "\"<script>alert(1)</script>\"@example.org";
     let r = d.api(
         "POST",
         "/api/subscribers",
         Some(&serde_json::json!({"email": quoted}).to_string()),
     );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let suppressed = "\"o'neil&<b>x</b>\"@example.org";
+    let r = d.api(
+        "POST",
+        "/api/suppressions",
+        Some(&serde_json::json!({"email": suppressed}).to_string()),
+    );
+    assert!(r.status < 300, "{} {}", r.status, r.text());
     add_account(&d, "ann", "owner", PASSWORD);
     let mut ann = Console::signed_in(&d, "ann", PASSWORD);
-    let mut pages = vec![
-        "/admin".to_string(),
-        "/admin/subscribers".to_string(),
-        "/admin/subscribers?q=script".to_string(),
-        "/admin/suppressions".to_string(),
-        "/admin/audit".to_string(),
-        "/admin/outbox".to_string(),
-        "/admin/subscribers/%3Cscript%3Ealert(1)%3C%2Fscript%3E".to_string(),
+    let subscriber_page = format!("/admin/subscribers/{}", urlencoding(quoted));
+    let shown = [
+        (
+            "/admin/subscribers",
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+        ),
+        (
+            "/admin/subscribers?q=script",
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+        ),
+        (
+            subscriber_page.as_str(),
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+        ),
+        ("/admin/suppressions", "&lt;b&gt;x&lt;/b&gt;"),
     ];
-    if r.status == 201 {
-        pages.push(format!("/admin/subscribers/{}", urlencoding(quoted)));
+    for (path, escaped) in shown {
+        let text = ann.get(path).text();
+        assert!(text.contains(escaped), "{path} does not show {escaped}");
     }
-    for path in pages {
-        let text = ann.get(&path).text();
+    for path in [
+        "/admin",
+        "/admin/subscribers",
+        "/admin/subscribers?q=script",
+        "/admin/suppressions",
+        "/admin/audit",
+        "/admin/outbox",
+        "/admin/subscribers/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        subscriber_page.as_str(),
+    ] {
+        let text = ann.get(path).text();
         assert!(!text.contains("<script>alert"), "{path} holds raw markup");
         assert!(!text.contains("<b>x</b>"), "{path} holds raw markup");
     }

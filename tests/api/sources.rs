@@ -302,13 +302,15 @@ fn the_first_fetch_of_50_entries_mails_nobody_and_a_later_entry_is_mailed_once()
 
 #[test]
 fn a_feed_that_repeats_a_guid_is_known_by_its_links() {
+    let sink = SmtpSink::start();
     let blog = FeedServer::start("127.0.0.2");
     let items: Vec<_> = entries("", 0..3)
         .into_iter()
         .map(|(_, l, t, d)| ("same".to_string(), l, t, d))
         .collect();
     blog.set("/feed.xml", Answer::feed(doc(&items), &[]));
-    let d = Daemon::start_with(&[ALLOW, SLOW]);
+    let d = Daemon::start_mailing(&sink, &[ALLOW, SLOW]);
+    confirmed_reader(&d, "reader@example.com");
     let id = follow(&d, &blog.url("/feed.xml"), serde_json::json!({}));
     assert_eq!(titles(&d), ["Entry 0", "Entry 1", "Entry 2"]);
     let s = source(&d, id);
@@ -322,6 +324,32 @@ fn a_feed_that_repeats_a_guid_is_known_by_its_links() {
     let report = poll(&d, id);
     assert_eq!(report["applied"]["added"], 0, "{report}");
     assert_eq!(titles(&d).len(), 3);
+
+    // A new entry that reuses the guid is new by its link: added, and mailed once.
+    let mut more = items.clone();
+    more.insert(
+        0,
+        (
+            "same".into(),
+            "http://elsewhere.example/posts/new".into(),
+            "Entry new".into(),
+            hours_ago(0),
+        ),
+    );
+    blog.set("/feed.xml", Answer::feed(doc(&more), &[]));
+    let report = poll(&d, id);
+    assert_eq!(report["applied"]["added"], 1, "{report}");
+    assert_eq!(titles(&d).len(), 4);
+    assert_eq!(run_digest(&d)["sent"], 1);
+    let mails = sink.wait_for(1);
+    let text = mails[0].text();
+    assert!(text.contains("Entry new"), "{text}");
+    assert!(
+        !text.contains("Entry 1"),
+        "the seeded entries stay quiet: {text}"
+    );
+    poll(&d, id);
+    assert_eq!(run_digest(&d)["planned"], 0, "nothing mailed twice");
 }
 
 #[test]

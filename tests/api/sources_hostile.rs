@@ -162,6 +162,17 @@ fn a_hostile_server_gets_its_errors_recorded_while_tidings_serves_and_polls_the_
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(slowest < Duration::from_secs(1), "a feed took {slowest:?}");
+    // The good source, added last, was read while the hanging and trickling ones still held
+    // their connections: one host's stalls do not hold up the others.
+    let good_at = source(&d, good_id)["last_fetch_us"].as_i64().unwrap();
+    for stalled in [2, 8] {
+        let s = source(&d, ids[stalled]);
+        assert!(
+            good_at < s["last_fetch_us"].as_i64().unwrap(),
+            "the good source waited for {}: {s}",
+            cases[stalled].0
+        );
+    }
     assert_eq!(source(&d, good_id)["entries"], 2);
     assert_eq!(source(&d, good_id)["last_error"], serde_json::Value::Null);
 
