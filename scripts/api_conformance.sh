@@ -113,8 +113,13 @@ done
 # A webhook endpoint (id 1) for the /api/webhook-endpoints/{id} routes.
 "$BIN" webhook-endpoint add http://127.0.0.1:9/conformance --event article.published >/dev/null
 "$BIN" source add http://127.0.0.1:9/conformance.xml --name conformance >/dev/null
-# A finished run (digests to the file outbox), so /api/digests/runs/{id} has one to show.
-"$BIN" digest run --now >/dev/null 2>&1
+# A finished run (digests to the file outbox), so /api/digests/runs/{id} has one to show (run 1):
+# an article published after the readers subscribed, so that they have something new.
+"$BIN" article add --title "Conformance new" --url "https://blog.example/conformance-new" --tag AI >/dev/null
+"$BIN" digest run --now >"$WORK/digest-run.out" 2>"$WORK/digest-run.log" \
+    || { echo "api_conformance: tidings digest run failed" >&2; cat "$WORK/digest-run.log" >&2; exit 1; }
+grep -q ' [1-9][0-9]* sent' "$WORK/digest-run.out" \
+    || { echo "api_conformance: the digest run sent nothing, so there is no run 1" >&2; cat "$WORK/digest-run.out" >&2; exit 1; }
 
 "$BIN" serve >"$WORK/stdout" 2>"$WORK/daemon.log" &
 DAEMON_PID=$!

@@ -24,6 +24,8 @@ const ADMIN_TOKEN = need('ADMIN_TOKEN');
 const [OWNER, OWNER_PASSWORD] = need('OWNER').split(':');
 const [VIEWER, VIEWER_PASSWORD] = need('VIEWER').split(':');
 const FIND = need('FIND');
+// Another of the 10,000, confirmed, that no one acts on: the viewer's attempts must leave it as it is.
+const OTHER = 'reader00007@example.org';
 const BLOG_FEED = need('BLOG_FEED');
 const OUT_DIR = need('OUT_DIR');
 const RESULTS = need('RESULTS');
@@ -178,14 +180,24 @@ async function viewerJourney(context, title) {
     ['/admin/sources', { csrf, url: `${BLOG_FEED}?by-a-viewer` }],
     ['/admin/sources/1/poll', { csrf }],
     ['/admin/sources/1/remove', { csrf }],
+    ...['suppress', 'unsubscribe', 'resend'].map((action) =>
+      [`/admin/subscribers/${encodeURIComponent(OTHER)}`, { csrf, action }]),
+    [`/admin/subscribers/${encodeURIComponent(OTHER)}`, { csrf, action: 'delete', confirmed: 'yes' }],
+    ['/admin/subscribers/bulk', { csrf, action: 'unsubscribe', q: 'reader0000', confirmed: 'yes' }],
+    ['/admin/subscribers/bulk', { csrf, action: 'delete', q: 'reader0000', confirmed: 'yes' }],
+    ['/admin/webhooks/1', { csrf, action: 'ping' }],
   ];
   const sourcesBefore = JSON.stringify(await api('/api/sources'));
+  const otherBefore = JSON.stringify(await api(`/api/subscribers/${encodeURIComponent(OTHER)}`));
   for (const [path, form] of attempts) {
     const r = await page.request.post(`${BASE_URL}${path}`, { form, maxRedirects: 0 });
-    check(`a viewer's POST ${path} is refused with 403`, r.status() === 403, `HTTP ${r.status()}`);
+    check(`a viewer's POST ${path}${form.action ? ` (${form.action})` : ''} is refused with 403`, r.status() === 403, `HTTP ${r.status()}`);
   }
   check('nothing the viewer tried changed the feed', (await feed()) === before && before.includes(title));
   check('nothing the viewer tried changed the sources', JSON.stringify(await api('/api/sources')) === sourcesBefore);
+  const otherAfter = JSON.stringify(await api(`/api/subscribers/${encodeURIComponent(OTHER)}`));
+  check('nothing the viewer tried changed a subscriber', otherAfter === otherBefore && otherBefore.includes('confirmed'),
+    otherAfter);
   const still = await api('/api/suppressions');
   check('the suppression the viewer tried to lift stays',
     still.body?.suppressions?.some((s) => s.email === FIND));
