@@ -156,3 +156,28 @@ fn ca_certificates(
     }
     lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|_| invalid())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_written_in_mail_transport_never_shows_in_its_errors() {
+        for spec in [
+            "smtp://relay:topsecret-9f@/",
+            "smtp://relay:topsecret-9f@[::1",
+            "smtq://relay:topsecret-9f@mail.example:25",
+        ] {
+            let env = |name: &str| (name == "TIDINGS_MAIL_TRANSPORT").then(|| spec.to_string());
+            let message = match Config::load_with_env(None, env) {
+                Err(e) => e.to_string(),
+                Ok(config) => match transport(&config) {
+                    Err(e) => e.to_string(),
+                    Ok(_) => panic!("{spec} was accepted"),
+                },
+            };
+            assert!(message.contains("mail.transport"), "{spec}: {message}");
+            assert!(!message.contains("topsecret"), "{spec}: {message}");
+        }
+    }
+}
