@@ -247,7 +247,17 @@ fn a_kill_9_during_an_instant_run_loses_nobody() {
     wait_until("the instant run to be sending", 60, || {
         sink.messages().len() >= 100
     });
-    d.kill_and_restart();
+    // Killed while the sink holds back its `250`s: mid-run, with digests delivered that the
+    // daemon cannot know were.
+    sink.hold_replies();
+    wait_until("a delivered digest not yet acknowledged", 60, || {
+        sink.held() >= 1
+    });
+    let at_kill = sink.messages().len();
+    assert!(at_kill < N, "the kill comes mid-run: {at_kill} of {N} sent");
+    d.kill();
+    sink.release();
+    d.start_again();
     wait_until("every instant subscriber's digest", 120, || {
         received(&sink).len() >= N
     });
@@ -261,6 +271,7 @@ fn a_kill_9_during_an_instant_run_loses_nobody() {
     );
     let repeats = crate::helpers::assert_one_message_id_per_recipient(&sink);
     assert_eq!(repeats, doubled);
+    assert!(doubled >= 1, "the unacknowledged digests went again");
     assert_eq!(crate::helpers::unfinished_deliveries(&d), 0);
     let runs: i64 = d
         .db()
