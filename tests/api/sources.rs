@@ -242,6 +242,20 @@ fn a_410_stops_the_source() {
     assert_eq!(s["last_status"], 410);
     let out = d.cli(&["source", "list"]);
     assert!(stdout(&out).contains("never (gone)"), "{}", stdout(&out));
+
+    // Even once due, a gone source is not polled: another source added (which wakes the poller
+    // and is polled in its pass over what is due) is read, and the gone feed is not asked again.
+    d.db()
+        .execute("UPDATE sources SET next_fetch_us = 0 WHERE id = ?1", &[&id])
+        .expect("make it due");
+    blog.set("/other.xml", Answer::feed(doc(&entries("o", 0..1)), &[]));
+    follow(&d, &blog.url("/other.xml"), serde_json::json!({}));
+    assert_eq!(
+        blog.requests_to("/feed.xml").len(),
+        1,
+        "a gone feed was polled"
+    );
+    assert_eq!(source(&d, id)["state"], "gone");
 }
 
 #[test]
