@@ -5,6 +5,7 @@
 use crate::console_client::{add_account, field, Console};
 use crate::feed_server::{rss, Answer, FeedServer};
 use crate::helpers::Daemon;
+use crate::sources_client::{first_poll, source};
 
 const PASSWORD: &str = "correct horse battery staple";
 const ALLOW: (&str, &str) = ("TIDINGS_SOURCES_ALLOW_PRIVATE", "127.0.0.2");
@@ -36,37 +37,9 @@ fn feed(n: usize) -> String {
     rss(&refs)
 }
 
-fn source(d: &Daemon, id: i64) -> serde_json::Value {
-    let r = d.api("GET", &format!("/api/sources/{id}"), None);
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
-}
-
-/// Waits for the daemon's first poll of source `id`.
-fn first_poll(d: &Daemon, id: i64) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let s = source(d, id);
-        if !s["last_fetch_us"].is_null() {
-            return s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "source {id} was never polled: {s}\n{}",
-            d.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// Follows `url` through the API and waits for its first poll.
 fn follow(d: &Daemon, url: &str, name: &str) -> i64 {
-    let body = serde_json::json!({ "url": url, "name": name });
-    let r = d.api("POST", "/api/sources", Some(&body.to_string()));
-    assert_eq!(r.status, 201, "{}", r.text());
-    let id = r.json()["id"].as_i64().expect("id");
-    first_poll(d, id);
-    id
+    crate::sources_client::follow(d, serde_json::json!({ "url": url, "name": name }))
 }
 
 fn count(d: &Daemon, sql: &str) -> i64 {

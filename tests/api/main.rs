@@ -42,6 +42,7 @@ mod postfix_relay;
 mod reliability;
 mod secrets;
 mod sources;
+mod sources_client;
 mod sources_hostile;
 mod sources_websub;
 mod stopping;

@@ -5,6 +5,7 @@
 
 use crate::feed_server::{rss, Answer, FeedServer};
 use crate::helpers::{stdout, Daemon, SmtpSink};
+use crate::sources_client::source;
 
 const ALLOW: (&str, &str) = ("TIDINGS_SOURCES_ALLOW_PRIVATE", "127.0.0.2");
 /// Polls come from the test (`tidings source poll`), not from the daemon's schedule.
@@ -43,28 +44,7 @@ fn follow(d: &Daemon, url: &str, extra: serde_json::Value) -> i64 {
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
-    let r = d.api("POST", "/api/sources", Some(&body.to_string()));
-    assert_eq!(r.status, 201, "{}", r.text());
-    let id = r.json()["id"].as_i64().expect("id");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let s = source(d, id);
-        if !s["last_fetch_us"].is_null() {
-            return id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "source {id} was never polled: {s}\n{}",
-            d.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-fn source(d: &Daemon, id: i64) -> serde_json::Value {
-    let r = d.api("GET", &format!("/api/sources/{id}"), None);
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    crate::sources_client::follow(d, body)
 }
 
 /// `tidings source poll ID`: its report.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::feed_server::{rss, Answer, FeedServer};
 use crate::helpers::Daemon;
+use crate::sources_client::source;
 
 /// A gzip stream that inflates to 1 GiB of zeros (about 1 MB), made by Python's zlib.
 fn gzip_bomb() -> Vec<u8> {
@@ -46,10 +47,6 @@ fn many(n: usize) -> Vec<u8> {
     }
     s.push_str("</channel></rss>");
     s.into_bytes()
-}
-
-fn source(d: &Daemon, id: i64) -> serde_json::Value {
-    d.api("GET", &format!("/api/sources/{id}"), None).json()
 }
 
 #[test]

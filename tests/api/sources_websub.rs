@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use crate::feed_server::{rss, Answer, FeedServer};
-use crate::helpers::Daemon;
+use crate::helpers::{wait_until, Daemon};
+use crate::sources_client::source;
 
 fn feed(blog: &FeedServer, items: &[(&str, &str, &str, &str)]) -> Answer {
     let links = format!(
@@ -15,18 +16,6 @@ fn feed(blog: &FeedServer, items: &[(&str, &str, &str, &str)]) -> Answer {
         blog.url("/feed.xml")
     );
     Answer::feed(rss(items), &[("Link", &links)])
-}
-
-fn source(d: &Daemon, id: i64) -> serde_json::Value {
-    d.api("GET", &format!("/api/sources/{id}"), None).json()
-}
-
-fn wait(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -79,7 +68,7 @@ fn a_hub_push_brings_the_entry_at_once_and_the_subscription_is_verified_renewed_
     assert_eq!(r.status, 201, "{}", r.text());
     let id = r.json()["id"].as_i64().unwrap();
 
-    wait("the subscription request", 20, || {
+    wait_until("the subscription request", 20, || {
         !blog.requests_to("/hub").is_empty()
     });
     let asked = blog.requests_to("/hub")[0].form();
@@ -173,13 +162,13 @@ fn a_hub_push_brings_the_entry_at_once_and_the_subscription_is_verified_renewed_
         Some(b"anything"),
     );
     assert_eq!(good.status, 202);
-    wait("the pushed entry in /feed.xml", 10, || {
+    wait_until("the pushed entry in /feed.xml", 10, || {
         d.get("/feed.xml").text().contains("Entry two")
     });
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 
     // The 4-second lease is renewed (halfway), with the same secret.
-    wait("the renewal", 20, || blog.requests_to("/hub").len() >= 2);
+    wait_until("the renewal", 20, || blog.requests_to("/hub").len() >= 2);
     let renewal = blog.requests_to("/hub")[1].form();
     assert_eq!(renewal["hub.mode"], "subscribe");
     assert_eq!(renewal["hub.secret"], secret);
